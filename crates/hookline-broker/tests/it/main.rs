@@ -1,0 +1,100 @@
+//! The broker crate against a real RabbitMQ, one namespace per test.
+
+use std::time::Duration;
+
+use futures_util::StreamExt;
+use hookline_broker::{AmqpSettings, Consumed, DeliveryMessage, Error, EventMessage, Publisher, Topology, connect};
+use hookline_core::DeliveryId;
+use hookline_testkit::TestBroker;
+
+async fn setup() -> (TestBroker, hookline_broker::lapin::Connection, Topology) {
+    let broker = TestBroker::new().await;
+    let settings = AmqpSettings {
+        url: broker.url().to_owned(),
+        namespace: broker.namespace().to_owned(),
+        queue_expires: Some(Duration::from_secs(60)),
+    };
+    let connection = connect(&settings, "broker-it").await.expect("connect");
+    let topology = Topology::from_settings(&settings);
+    let channel = connection.create_channel().await.expect("channel");
+    topology.declare(&channel).await.expect("declare");
+    topology.declare(&channel).await.expect("declaring twice is harmless");
+    (broker, connection, topology)
+}
+
+/// An event published with confirms lands in the dispatch queue, persistent,
+/// with its id as message id.
+#[tokio::test]
+async fn published_event_reaches_dispatch_queue() {
+    let (_broker, connection, topology) = setup().await;
+    let publisher = Publisher::open(&connection, topology.clone()).await.expect("publisher");
+    let event = EventMessage {
+        event: "license.created".into(),
+        data: serde_json::json!({"k": 1}),
+        id: Some("e-1".into()),
+        triggered_at: None,
+        tenant: None,
+    };
+    publisher.publish_event(&event).await.expect("confirmed");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer =
+        hookline_broker::consumer::consume(&channel, &topology.dispatch_queue(), "t", 1).await.expect("consume");
+    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        .await
+        .expect("a message in time")
+        .expect("stream open")
+        .expect("delivery");
+    let Consumed { message, mut ack } = Consumed::from(delivery);
+    assert_eq!(EventMessage::decode(&message.body).expect("decode"), event);
+    assert_eq!(message.routing_key, "license.created");
+    assert_eq!(message.properties.delivery_mode(), &Some(2));
+    assert_eq!(message.properties.message_id().as_ref().map(|s| s.as_str()), Some("e-1"));
+    ack.ack().await.expect("ack");
+    assert!(matches!(ack.ack().await, Err(Error::AlreadySettled)), "a message is settled once");
+}
+
+/// Delivery messages are confirmed and consumable in order.
+#[tokio::test]
+async fn delivery_messages_round_trip() {
+    let (_broker, connection, topology) = setup().await;
+    let publisher = Publisher::open(&connection, topology.clone()).await.expect("publisher");
+    let ids: Vec<DeliveryId> = (0..5).map(|_| DeliveryId::from_uuid(uuid::Uuid::now_v7())).collect();
+    publisher.publish_deliveries(&ids).await.expect("confirmed");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer =
+        hookline_broker::consumer::consume(&channel, &topology.deliveries_queue(), "t", 10).await.expect("consume");
+    for expected in &ids {
+        let delivery = consumer.next().await.expect("open").expect("delivery");
+        let Consumed { message, mut ack } = Consumed::from(delivery);
+        assert_eq!(
+            DeliveryMessage::decode(&message.body).expect("decode"),
+            DeliveryMessage::V1 { delivery_id: expected.as_uuid() }
+        );
+        ack.ack().await.expect("ack");
+    }
+}
+
+/// A publish that no queue takes is an error, never a silent success.
+#[tokio::test]
+async fn unroutable_publish_is_an_error() {
+    let (broker, connection, _topology) = setup().await;
+    // A topology whose queues were never declared: its exchange does not
+    // exist either, so declare just the exchange of a fresh namespace.
+    let lonely = Topology::new(format!("{}x", broker.namespace()));
+    let channel = connection.create_channel().await.expect("channel");
+    channel
+        .exchange_declare(
+            lonely.events_exchange().into(),
+            hookline_broker::lapin::ExchangeKind::Topic,
+            hookline_broker::lapin::options::ExchangeDeclareOptions { auto_delete: true, ..Default::default() },
+            Default::default(),
+        )
+        .await
+        .expect("exchange");
+    let publisher = Publisher::open(&connection, lonely.clone()).await.expect("publisher");
+    let event =
+        EventMessage { event: "a.b".into(), data: serde_json::json!({}), id: None, triggered_at: None, tenant: None };
+    let err = publisher.publish_event(&event).await.expect_err("no queue is bound");
+    assert!(matches!(err, Error::Unroutable(_)), "{err}");
+    let _ = channel.exchange_delete(lonely.events_exchange().into(), Default::default()).await;
+}

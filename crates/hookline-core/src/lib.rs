@@ -1,0 +1,39 @@
+//! Hookline's domain: the rules, with no I/O.
+//!
+//! Nothing here touches the network, the disk, the clock or a random number
+//! generator: `now` and fresh UUIDs are parameters. That keeps every rule
+//! testable fast and exhaustively, and makes this crate the boundary every
+//! other crate builds on. Values are made only through validating `parse`
+//! constructors, so holding one means it is valid.
+//!
+//! # Layout
+//! - [`id`]: `WebhookId`, `DeliveryId`, `AttemptId`.
+//! - [`event`]: `EventType`, `EventId`, `TenantId`, and `Event`, the signed
+//!   envelope with its canonical bytes.
+//! - [`filter`]: subscription patterns (`license.created`, `license.*`, `*`).
+//! - [`webhook`]: a webhook's fields (`WebhookName`, `WebhookUrl`,
+//!   `SigningToken`) and states (`HealthStatus`, `DeliveryState`).
+//! - [`signature`]: `Webhook-Signature` signing and verifying.
+//! - [`outcome`]: how the result of an HTTP attempt is classified.
+//! - [`config`]: reading settings from a map of environment variables.
+
+pub mod config;
+pub mod event;
+pub mod filter;
+pub mod id;
+pub mod outcome;
+pub mod signature;
+pub mod webhook;
+
+pub use event::{
+    Event, EventId, EventType, InvalidEventData, InvalidEventId, InvalidEventType, InvalidTenantId, InvalidTimestamp,
+    TenantId, format_timestamp, parse_timestamp, validate_data,
+};
+pub use filter::{EventFilter, EventFilters, InvalidEventFilter, InvalidEventFilters};
+pub use id::{AttemptId, DeliveryId, InvalidId, WebhookId};
+pub use outcome::{AttemptOutcome, TransportErrorKind, classify_status};
+pub use signature::{sign, verify};
+pub use webhook::{
+    DeliveryState, HealthStatus, InvalidSigningToken, InvalidWebhookName, InvalidWebhookUrl, SigningToken,
+    UnknownState, WebhookName, WebhookUrl,
+};

@@ -1,0 +1,22 @@
+//! The producer: Hookline's HTTP API.
+//!
+//! It manages webhooks, takes events (answering `202` only once RabbitMQ has
+//! confirmed the publish) and serves the event log. It never delivers
+//! anything itself; workers do.
+//!
+//! # Layout
+//! - [`settings`]: [`Settings`], loaded from `HOOKLINE_*` variables.
+//! - [`startup`]: [`build`] binds the listener and connects; [`Producer::run_until_stopped`].
+//! - `routes`: one module per resource, each with its own `router()`.
+//! - [`error`]: [`ApiError`], answered as `application/problem+json`.
+//! - `json`: the JSON extractor that routes rejections through [`ApiError`].
+
+pub mod error;
+mod json;
+mod routes;
+pub mod settings;
+pub mod startup;
+
+pub use error::ApiError;
+pub use settings::Settings;
+pub use startup::{Producer, build, run};

@@ -1,0 +1,54 @@
+//! Cursor pagination shared by the list routes.
+
+use serde::{Deserialize, Serialize};
+
+use crate::ApiError;
+
+/// Default and maximum page sizes.
+const DEFAULT_LIMIT: i64 = 50;
+const MAX_LIMIT: i64 = 100;
+
+/// `?limit=&cursor=` on every list route.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PageQuery {
+    pub(crate) limit: Option<i64>,
+    pub(crate) cursor: Option<String>,
+    pub(crate) tenant: Option<String>,
+}
+
+impl PageQuery {
+    /// The requested page size, validated.
+    pub(crate) fn limit(&self) -> Result<i64, ApiError> {
+        match self.limit {
+            None => Ok(DEFAULT_LIMIT),
+            Some(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
+            Some(_) => Err(ApiError::invalid_field("limit", format!("must be between 1 and {MAX_LIMIT}"))),
+        }
+    }
+
+    /// The cursor parsed as an id.
+    pub(crate) fn cursor<T: std::str::FromStr>(&self) -> Result<Option<T>, ApiError> {
+        self.cursor
+            .as_deref()
+            .map(|c| c.parse().map_err(|_| ApiError::invalid_field("cursor", "is not a cursor from a previous page")))
+            .transpose()
+    }
+}
+
+/// A page of results; `nextCursor` is absent on the last page.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Page<T> {
+    pub(crate) data: Vec<T>,
+    pub(crate) next_cursor: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// A page from a result fetched with `limit`; a full page has a next cursor.
+    pub(crate) fn new(data: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
+        let full = usize::try_from(limit).is_ok_and(|l| data.len() == l);
+        let next_cursor = if full { data.last().map(cursor_of) } else { None };
+        Self { data, next_cursor }
+    }
+}

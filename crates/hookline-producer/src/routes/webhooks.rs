@@ -1,0 +1,182 @@
+//! `/v1/webhooks`: create, list, read, update, delete.
+
+use axum::{
+    Router,
+    extract::{Path, Query},
+    http::StatusCode,
+    routing::get,
+};
+use hookline_core::{EventFilters, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl, format_timestamp};
+use hookline_store::{NewWebhook, Webhook, WebhookPatch};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    State,
+    page::{Page, PageQuery},
+};
+use crate::{ApiError, json::AppJson};
+
+pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
+    Router::new()
+        .route("/webhooks", get(list).post(create))
+        .route("/webhooks/{id}", get(read).patch(update).delete(remove))
+}
+
+/// `POST /v1/webhooks` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct CreateWebhook {
+    name: String,
+    url: String,
+    token: String,
+    events: Vec<String>,
+    #[serde(default = "active_by_default")]
+    active: bool,
+    tenant: Option<String>,
+}
+
+fn active_by_default() -> bool {
+    true
+}
+
+/// `PATCH /v1/webhooks/{id}` body: every field optional.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct UpdateWebhook {
+    name: Option<String>,
+    url: Option<String>,
+    token: Option<String>,
+    events: Option<Vec<String>>,
+    active: Option<bool>,
+}
+
+/// A webhook as the API shows it: the token only masked.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct WebhookDto {
+    id: String,
+    tenant: String,
+    name: String,
+    url: String,
+    token: String,
+    events: Vec<String>,
+    active: bool,
+    status: &'static str,
+    consecutive_failures: i32,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<Webhook> for WebhookDto {
+    fn from(w: Webhook) -> Self {
+        Self {
+            id: w.id.to_string(),
+            tenant: w.tenant.to_string(),
+            name: w.name.as_str().to_owned(),
+            url: w.url.as_str().to_owned(),
+            token: w.token.masked(),
+            events: w.events.as_strings(),
+            active: w.active,
+            status: w.status.as_str(),
+            consecutive_failures: w.consecutive_failures,
+            created_at: format_timestamp(w.created_at),
+            updated_at: format_timestamp(w.updated_at),
+        }
+    }
+}
+
+fn name(raw: &str) -> Result<WebhookName, ApiError> {
+    WebhookName::parse(raw).map_err(|e| ApiError::invalid_field("name", e))
+}
+fn url(raw: &str) -> Result<WebhookUrl, ApiError> {
+    WebhookUrl::parse(raw).map_err(|e| ApiError::invalid_field("url", e))
+}
+fn token(raw: &str) -> Result<SigningToken, ApiError> {
+    SigningToken::parse(raw).map_err(|e| ApiError::invalid_field("token", e))
+}
+fn events(raw: &[String]) -> Result<EventFilters, ApiError> {
+    EventFilters::parse(raw).map_err(|e| ApiError::invalid_field("events", e))
+}
+pub(super) fn tenant(raw: Option<&str>) -> Result<Option<TenantId>, ApiError> {
+    raw.map(|t| TenantId::parse(t).map_err(|e| ApiError::invalid_field("tenant", e))).transpose()
+}
+pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("webhook"))
+}
+
+impl TryFrom<CreateWebhook> for NewWebhook {
+    type Error = ApiError;
+
+    fn try_from(body: CreateWebhook) -> Result<Self, ApiError> {
+        Ok(Self {
+            tenant: tenant(body.tenant.as_deref())?.unwrap_or_default(),
+            name: name(&body.name)?,
+            url: url(&body.url)?,
+            token: token(&body.token)?,
+            events: events(&body.events)?,
+            active: body.active,
+        })
+    }
+}
+
+impl TryFrom<UpdateWebhook> for WebhookPatch {
+    type Error = ApiError;
+
+    fn try_from(body: UpdateWebhook) -> Result<Self, ApiError> {
+        Ok(Self {
+            name: body.name.as_deref().map(name).transpose()?,
+            url: body.url.as_deref().map(url).transpose()?,
+            token: body.token.as_deref().map(token).transpose()?,
+            events: body.events.as_deref().map(events).transpose()?,
+            active: body.active,
+        })
+    }
+}
+
+async fn create(
+    state: State,
+    AppJson(body): AppJson<CreateWebhook>,
+) -> Result<(StatusCode, AppJson<WebhookDto>), ApiError> {
+    let new = NewWebhook::try_from(body)?;
+    let id = WebhookId::from_uuid(uuid::Uuid::now_v7());
+    let webhook = state.store.create_webhook(id, &new, time::OffsetDateTime::now_utc()).await?;
+    tracing::info!(webhook_id = %webhook.id, tenant = %webhook.tenant, "webhook created");
+    Ok((StatusCode::CREATED, AppJson(webhook.into())))
+}
+
+async fn list(state: State, Query(query): Query<PageQuery>) -> Result<AppJson<Page<WebhookDto>>, ApiError> {
+    let limit = query.limit()?;
+    let tenant = tenant(query.tenant.as_deref())?;
+    let webhooks = state.store.list_webhooks(tenant.as_ref(), query.cursor()?, limit).await?;
+    let page = Page::new(webhooks.into_iter().map(WebhookDto::from).collect(), limit, |w| w.id.clone());
+    Ok(AppJson(page))
+}
+
+async fn read(state: State, Path(id): Path<String>) -> Result<AppJson<WebhookDto>, ApiError> {
+    let webhook =
+        state.store.get_webhook(webhook_id(&id)?, None).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+    Ok(AppJson(webhook.into()))
+}
+
+async fn update(
+    state: State,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<UpdateWebhook>,
+) -> Result<AppJson<WebhookDto>, ApiError> {
+    let id = webhook_id(&id)?;
+    let patch = WebhookPatch::try_from(body)?;
+    let webhook = state
+        .store
+        .update_webhook(id, None, &patch, time::OffsetDateTime::now_utc())
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    Ok(AppJson(webhook.into()))
+}
+
+async fn remove(state: State, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.store.delete_webhook(webhook_id(&id)?, None).await? {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found("webhook"))
+    }
+}

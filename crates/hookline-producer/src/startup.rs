@@ -1,0 +1,102 @@
+//! Assembling the producer: connect, migrate, declare, bind, serve.
+
+use std::{net::SocketAddr, time::Duration};
+
+use backon::{ExponentialBuilder, Retryable};
+use hookline_broker::{Publisher, Topology, lapin::Connection};
+use hookline_store::Store;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    Settings,
+    routes::{AppState, router},
+};
+
+/// Start-up failed; the message says which step.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// The database could not be reached or migrated.
+    #[error("database: {0}")]
+    Store(#[from] hookline_store::Error),
+    /// The broker could not be reached or the topology declared.
+    #[error("broker: {0}")]
+    Broker(#[from] hookline_broker::Error),
+    /// The listen address could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Retries a start-up step while its error is transient: a service that
+/// starts alongside Postgres or RabbitMQ waits for them instead of failing.
+fn startup_backoff() -> ExponentialBuilder {
+    ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(200))
+        .with_max_delay(Duration::from_secs(5))
+        .with_max_times(10)
+        .with_jitter()
+}
+
+/// A producer that is connected and bound, not yet serving.
+#[derive(Debug)]
+pub struct Producer {
+    listener: TcpListener,
+    state: AppState,
+    connection: Connection,
+    max_body_bytes: usize,
+}
+
+/// Connects to Postgres (creating and migrating the schema) and RabbitMQ
+/// (declaring the topology), and binds the listener.
+pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
+    let store = (|| Store::connect(&settings.pg))
+        .retry(startup_backoff())
+        .when(hookline_store::Error::is_transient)
+        .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "database not ready"))
+        .await?;
+    let connection = (|| hookline_broker::connect(&settings.amqp, "hookline-producer"))
+        .retry(startup_backoff())
+        .when(hookline_broker::Error::is_transient)
+        .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "broker not ready"))
+        .await?;
+    let topology = Topology::from_settings(&settings.amqp);
+    let channel = connection.create_channel().await.map_err(hookline_broker::Error::from)?;
+    topology.declare(&channel).await?;
+    let _ = channel.close(200, "topology declared".into()).await;
+    let publisher = Publisher::open(&connection, topology).await?;
+    let listener = TcpListener::bind(settings.listen_addr)
+        .await
+        .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
+    Ok(Producer { listener, state: AppState { store, publisher }, connection, max_body_bytes: settings.max_body_bytes })
+}
+
+impl Producer {
+    /// The bound address (useful with port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound TCP listener has a local address")
+    }
+
+    /// Serves until `shutdown` is cancelled, then finishes in-flight requests
+    /// and closes the broker connection.
+    pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
+        let addr = self.local_addr();
+        let app = router(self.state, self.max_body_bytes);
+        tracing::info!(%addr, "producer listening");
+        let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        let _ = self.connection.close(200, "producer stopping".into()).await;
+        tracing::info!("producer stopped");
+        result
+    }
+}
+
+/// `build` then `run_until_stopped`.
+pub async fn run(settings: &Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let producer = build(settings).await?;
+    producer.run_until_stopped(shutdown).await?;
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The store's error type.
+
+/// Everything that can go wrong talking to Postgres.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No connection could be taken from the pool.
+    #[error("database pool: {0}")]
+    Pool(#[from] deadpool_postgres::PoolError),
+    /// The pool could not be built from the settings.
+    #[error("database pool configuration: {0}")]
+    PoolConfig(#[from] deadpool_postgres::BuildError),
+    /// A query or the connection failed.
+    #[error("database: {0}")]
+    Db(#[from] tokio_postgres::Error),
+    /// A migration failed.
+    #[error("migration: {0}")]
+    Migration(#[from] refinery::Error),
+    /// The connection URL is not valid.
+    #[error("invalid database URL: {0}")]
+    InvalidUrl(String),
+    /// A row holds a value the domain types reject.
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt {
+        /// The table the row came from.
+        table: &'static str,
+        /// What was wrong with it.
+        detail: String,
+    },
+}
+
+/// The store's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// True when trying again later may succeed (the database is unreachable
+    /// or restarting, a serialization conflict), false when it will not.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Pool(_) => true,
+            Self::Db(e) => {
+                if e.is_closed() {
+                    return true;
+                }
+                match e.code() {
+                    // No SQLSTATE: the connection itself failed.
+                    None => true,
+                    Some(code) => {
+                        let class = &code.code()[..2];
+                        // 08 connection exception, 40 transaction rollback,
+                        // 53 insufficient resources, 57 operator intervention.
+                        matches!(class, "08" | "40" | "53" | "57")
+                    }
+                }
+            }
+            Self::PoolConfig(_) | Self::Migration(_) | Self::InvalidUrl(_) | Self::Corrupt { .. } => false,
+        }
+    }
+
+    pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Self {
+        Self::Corrupt { table, detail: detail.to_string() }
+    }
+}

@@ -1,0 +1,154 @@
+//! Recording an event and fanning it out into one delivery per subscribed,
+//! active webhook of the event's tenant.
+//!
+//! Idempotent: an event id seen before creates no second set of deliveries.
+//! `events.dispatched_at` tells a duplicate (already published) from a
+//! redelivery after a crash between commit and publish (still to publish).
+
+use hookline_core::{DeliveryId, DeliveryState, EventFilters, EventId, EventType, HealthStatus, TenantId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{Error, Result, Store};
+
+/// An event about to be recorded.
+#[derive(Clone, Debug)]
+pub struct NewEvent {
+    /// The account it belongs to.
+    pub tenant: TenantId,
+    /// Its id: client-chosen, or generated at ingestion.
+    pub id: EventId,
+    /// Its type, which webhooks subscribe to.
+    pub event_type: EventType,
+    /// The exact bytes to POST and sign.
+    pub body: Vec<u8>,
+    /// When the producer says it happened.
+    pub triggered_at: OffsetDateTime,
+}
+
+/// What the caller must publish after [`Store::record_event`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Dispatch {
+    /// Publish one delivery message for each of these (possibly none), then
+    /// call [`Store::mark_dispatched`].
+    Publish(Vec<DeliveryId>),
+    /// The event was recorded and published before: nothing to do.
+    Duplicate,
+    /// Another dispatch of the same event started less than `in_progress_for`
+    /// ago and has not finished publishing: check again shortly. (When it
+    /// crashed, the event counts as abandoned after that and is published.)
+    InProgress,
+}
+
+impl Store {
+    /// Records the event and its deliveries in one transaction and says which
+    /// deliveries still need a message. `new_id` supplies delivery ids.
+    pub async fn record_event(
+        &self,
+        event: &NewEvent,
+        mut new_id: impl FnMut() -> DeliveryId,
+        now: OffsetDateTime,
+        in_progress_for: time::Duration,
+    ) -> Result<Dispatch> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let inserted = tx
+            .execute(
+                "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at)
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, id) DO NOTHING",
+                &[
+                    &event.tenant.as_str(),
+                    &event.id.as_str(),
+                    &event.event_type.as_str(),
+                    &event.body,
+                    &event.triggered_at,
+                    &now,
+                ],
+            )
+            .await?;
+
+        if inserted == 0 {
+            let row = tx
+                .query_one(
+                    "SELECT dispatched_at IS NOT NULL AS dispatched, received_at FROM events
+                     WHERE tenant = $1 AND id = $2",
+                    &[&event.tenant.as_str(), &event.id.as_str()],
+                )
+                .await?;
+            if row.try_get::<_, bool>("dispatched")? {
+                return Ok(Dispatch::Duplicate);
+            }
+            let received_at: OffsetDateTime = row.try_get("received_at")?;
+            if received_at > now - in_progress_for {
+                return Ok(Dispatch::InProgress);
+            }
+            let rows = tx
+                .query(
+                    "SELECT id FROM deliveries WHERE tenant = $1 AND event_id = $2 AND state = 'pending' ORDER BY id",
+                    &[&event.tenant.as_str(), &event.id.as_str()],
+                )
+                .await?;
+            tx.commit().await?;
+            let ids = rows.iter().map(|r| r.try_get("id").map(DeliveryId::from_uuid)).collect::<Result<_, _>>()?;
+            return Ok(Dispatch::Publish(ids));
+        }
+
+        let rows = tx
+            .query("SELECT id, events, status FROM webhooks WHERE tenant = $1 AND active", &[&event.tenant.as_str()])
+            .await?;
+        let mut ids: Vec<Uuid> = Vec::new();
+        let mut webhooks: Vec<Uuid> = Vec::new();
+        let mut states: Vec<&'static str> = Vec::new();
+        let mut to_publish = Vec::new();
+        for row in &rows {
+            let events: Vec<String> = row.try_get("events")?;
+            let filters = EventFilters::parse(&events).map_err(|e| Error::corrupt("webhooks", e))?;
+            if !filters.matches(&event.event_type) {
+                continue;
+            }
+            let status = HealthStatus::parse(row.try_get("status")?).map_err(|e| Error::corrupt("webhooks", e))?;
+            let id = new_id();
+            let state = if status == HealthStatus::Suspended {
+                DeliveryState::Suspended
+            } else {
+                to_publish.push(id);
+                DeliveryState::Pending
+            };
+            ids.push(id.as_uuid());
+            webhooks.push(row.try_get("id")?);
+            states.push(state.as_str());
+        }
+        if !ids.is_empty() {
+            tx.execute(
+                "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
+                 SELECT d.id, $4, $5, d.webhook_id, $6, d.state, $7, $7
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS d (id, webhook_id, state)",
+                &[
+                    &ids,
+                    &webhooks,
+                    &states,
+                    &event.tenant.as_str(),
+                    &event.id.as_str(),
+                    &event.event_type.as_str(),
+                    &now,
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(Dispatch::Publish(to_publish))
+    }
+
+    /// Notes that every delivery message of the event has been confirmed by
+    /// the broker, so a redelivered copy of the event is a duplicate.
+    pub async fn mark_dispatched(&self, tenant: &TenantId, id: &EventId, now: OffsetDateTime) -> Result<()> {
+        let client = self.pool.get().await?;
+        client
+            .execute(
+                "UPDATE events SET dispatched_at = $3 WHERE tenant = $1 AND id = $2 AND dispatched_at IS NULL",
+                &[&tenant.as_str(), &id.as_str(), &now],
+            )
+            .await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,64 @@
+//! Postgres, the system of record: webhooks, events, deliveries, attempts.
+//!
+//! The store knows nothing of RabbitMQ or HTTP. It maps rows to the validated
+//! types of `hookline-core` (rebuilding them with their `parse` constructors,
+//! so a corrupt row is an error rather than a bad value) and keeps every
+//! multi-row change in one transaction.
+//!
+//! # Layout
+//! - [`settings`]: [`PgSettings`], from which the pool is built.
+//! - [`migrate`]: creates the database if missing and runs the numbered
+//!   migrations under an advisory lock (producer and worker both migrate).
+//! - [`webhook`]: webhook CRUD.
+//! - [`event`]: recording an event and fanning it out into deliveries.
+//! - [`delivery`]: loading a delivery for an attempt, recording the attempt,
+//!   and the event log.
+//! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
+
+pub mod delivery;
+pub mod error;
+pub mod event;
+pub mod migrate;
+pub mod settings;
+pub mod webhook;
+
+pub use delivery::{Attempt, Delivery, DeliveryJob, NewAttempt};
+pub use error::{Error, Result};
+pub use event::{Dispatch, NewEvent};
+pub use settings::PgSettings;
+pub use webhook::{NewWebhook, Webhook, WebhookPatch};
+
+use deadpool_postgres::Pool;
+
+/// A handle on the database: a connection pool plus the queries.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Creates the database if it is missing, runs the migrations and returns
+    /// a store over a fresh pool.
+    pub async fn connect(settings: &PgSettings) -> Result<Self> {
+        migrate::ensure_database(settings).await?;
+        migrate::run(settings).await?;
+        Ok(Self { pool: settings.pool()? })
+    }
+
+    /// A store over an existing pool (the schema must already be migrated).
+    pub fn from_pool(pool: Pool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Checks that a connection can be had and answers.
+    pub async fn ping(&self) -> Result<()> {
+        let client = self.pool.get().await?;
+        client.simple_query("SELECT 1").await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! Webhooks: create, read, list, update, delete.
+
+use hookline_core::{EventFilters, HealthStatus, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl};
+use time::OffsetDateTime;
+use tokio_postgres::Row;
+
+use crate::{Error, Result, Store};
+
+/// A webhook as stored.
+#[derive(Clone, Debug)]
+pub struct Webhook {
+    /// Its id.
+    pub id: WebhookId,
+    /// The account it belongs to; it only ever sees this tenant's events.
+    pub tenant: TenantId,
+    /// Human label.
+    pub name: WebhookName,
+    /// Where deliveries are POSTed.
+    pub url: WebhookUrl,
+    /// The signing secret.
+    pub token: SigningToken,
+    /// Event types and patterns it subscribes to.
+    pub events: EventFilters,
+    /// When false, nothing is sent and nothing is logged for it.
+    pub active: bool,
+    /// Health, derived from recent attempts.
+    pub status: HealthStatus,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: i32,
+    /// When it was created.
+    pub created_at: OffsetDateTime,
+    /// When it was last changed.
+    pub updated_at: OffsetDateTime,
+}
+
+/// What it takes to create a webhook.
+#[derive(Clone, Debug)]
+pub struct NewWebhook {
+    /// The account it belongs to.
+    pub tenant: TenantId,
+    /// Human label.
+    pub name: WebhookName,
+    /// Where deliveries are POSTed.
+    pub url: WebhookUrl,
+    /// The signing secret.
+    pub token: SigningToken,
+    /// Event types and patterns it subscribes to.
+    pub events: EventFilters,
+    /// Whether it receives events.
+    pub active: bool,
+}
+
+/// A partial update: `None` leaves a field as it is.
+#[derive(Clone, Debug, Default)]
+pub struct WebhookPatch {
+    /// New label.
+    pub name: Option<WebhookName>,
+    /// New URL.
+    pub url: Option<WebhookUrl>,
+    /// New signing secret.
+    pub token: Option<SigningToken>,
+    /// New subscriptions.
+    pub events: Option<EventFilters>,
+    /// New active flag.
+    pub active: Option<bool>,
+}
+
+const COLUMNS: &str =
+    "id, tenant, name, url, token, events, active, status, consecutive_failures, created_at, updated_at";
+
+pub(crate) fn from_row(row: &Row) -> Result<Webhook> {
+    let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
+    let events: Vec<String> = row.try_get("events")?;
+    Ok(Webhook {
+        id: WebhookId::from_uuid(row.try_get("id")?),
+        tenant: TenantId::parse(row.try_get("tenant")?).map_err(|e| bad(&e))?,
+        name: WebhookName::parse(row.try_get("name")?).map_err(|e| bad(&e))?,
+        url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| bad(&e))?,
+        token: SigningToken::parse(row.try_get("token")?).map_err(|e| bad(&e))?,
+        events: EventFilters::parse(&events).map_err(|e| bad(&e))?,
+        active: row.try_get("active")?,
+        status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
+        consecutive_failures: row.try_get("consecutive_failures")?,
+        created_at: row.try_get("created_at")?,
+        updated_at: row.try_get("updated_at")?,
+    })
+}
+
+impl Store {
+    /// Inserts a new webhook, healthy, with the given id and creation time.
+    pub async fn create_webhook(&self, id: WebhookId, new: &NewWebhook, now: OffsetDateTime) -> Result<Webhook> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                &format!(
+                    "INSERT INTO webhooks (id, tenant, name, url, token, events, active, created_at, updated_at)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
+                ),
+                &[
+                    &id.as_uuid(),
+                    &new.tenant.as_str(),
+                    &new.name.as_str(),
+                    &new.url.as_str(),
+                    &new.token.expose(),
+                    &new.events.as_strings(),
+                    &new.active,
+                    &now,
+                ],
+            )
+            .await?;
+        from_row(&row)
+    }
+
+    /// One webhook, if it exists (and belongs to `tenant`, when given).
+    pub async fn get_webhook(&self, id: WebhookId, tenant: Option<&TenantId>) -> Result<Option<Webhook>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)"),
+                &[&id.as_uuid(), &tenant.map(TenantId::as_str)],
+            )
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// A page of webhooks in creation order, after the cursor `after`.
+    pub async fn list_webhooks(
+        &self,
+        tenant: Option<&TenantId>,
+        after: Option<WebhookId>,
+        limit: i64,
+    ) -> Result<Vec<Webhook>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM webhooks
+                     WHERE ($1::text IS NULL OR tenant = $1) AND ($2::uuid IS NULL OR id > $2)
+                     ORDER BY id LIMIT $3"
+                ),
+                &[&tenant.map(TenantId::as_str), &after.map(|id| id.as_uuid()), &limit],
+            )
+            .await?;
+        rows.iter().map(from_row).collect()
+    }
+
+    /// Applies `patch`; `None` when the webhook does not exist (or belongs to
+    /// another tenant than `tenant`).
+    pub async fn update_webhook(
+        &self,
+        id: WebhookId,
+        tenant: Option<&TenantId>,
+        patch: &WebhookPatch,
+        now: OffsetDateTime,
+    ) -> Result<Option<Webhook>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE webhooks SET
+                        name = COALESCE($3, name),
+                        url = COALESCE($4, url),
+                        token = COALESCE($5, token),
+                        events = COALESCE($6, events),
+                        active = COALESCE($7, active),
+                        updated_at = $8
+                     WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
+                     RETURNING {COLUMNS}"
+                ),
+                &[
+                    &id.as_uuid(),
+                    &tenant.map(TenantId::as_str),
+                    &patch.name.as_ref().map(WebhookName::as_str),
+                    &patch.url.as_ref().map(WebhookUrl::as_str),
+                    &patch.token.as_ref().map(SigningToken::expose),
+                    &patch.events.as_ref().map(EventFilters::as_strings),
+                    &patch.active,
+                    &now,
+                ],
+            )
+            .await?;
+        row.as_ref().map(from_row).transpose()
+    }
+
+    /// Deletes a webhook and its event log; false when it did not exist.
+    pub async fn delete_webhook(&self, id: WebhookId, tenant: Option<&TenantId>) -> Result<bool> {
+        let client = self.pool.get().await?;
+        let n = client
+            .execute(
+                "DELETE FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)",
+                &[&id.as_uuid(), &tenant.map(TenantId::as_str)],
+            )
+            .await?;
+        Ok(n > 0)
+    }
+}

@@ -1,0 +1,123 @@
+//! An in-process webhook receiver that records every request it gets.
+//!
+//! The raw body bytes are kept as received so tests can verify signatures.
+//! The status it answers with can be changed while a test runs.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU16, Ordering},
+    },
+};
+
+use axum::{
+    Router,
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode, Uri},
+};
+use tokio::sync::Notify;
+
+/// One request as the receiver saw it.
+#[derive(Debug, Clone)]
+pub struct Received {
+    /// Path and query of the request.
+    pub uri: String,
+    /// Every header, as sent.
+    pub headers: HeaderMap,
+    /// The body bytes exactly as received.
+    pub body: Vec<u8>,
+    /// When the request arrived.
+    pub at: time::OffsetDateTime,
+}
+
+impl Received {
+    /// The value of a header as text, if present.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    requests: Mutex<Vec<Received>>,
+    status: AtomicU16,
+    notify: Notify,
+}
+
+/// An HTTP endpoint on `127.0.0.1:0`. It stops when dropped.
+#[derive(Debug)]
+pub struct Receiver {
+    addr: SocketAddr,
+    shared: Arc<Shared>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+    let received = Received { uri: uri.to_string(), headers, body: body.to_vec(), at: time::OffsetDateTime::now_utc() };
+    shared.requests.lock().expect("receiver lock is never poisoned: no code panics while holding it").push(received);
+    shared.notify.notify_waiters();
+    StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK)
+}
+
+impl Receiver {
+    /// Starts a receiver that answers `200 OK` to every POST on any path.
+    pub async fn start() -> Self {
+        let shared =
+            Arc::new(Shared { requests: Mutex::new(Vec::new()), status: AtomicU16::new(200), notify: Notify::new() });
+        let app = Router::new().fallback(record).with_state(shared.clone());
+        let listener =
+            tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0 works on loopback");
+        let addr = listener.local_addr().expect("a bound listener has an address");
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self { addr, shared, task }
+    }
+
+    /// The base URL, e.g. `http://127.0.0.1:41234`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A URL on this receiver with the given path (which should start with `/`).
+    pub fn url_for(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// Sets the status code answered from now on.
+    pub fn set_status(&self, status: u16) {
+        self.shared.status.store(status, Ordering::Relaxed);
+    }
+
+    /// Everything received so far, in arrival order.
+    pub fn requests(&self) -> Vec<Received> {
+        self.shared.requests.lock().expect("receiver lock is never poisoned").clone()
+    }
+
+    /// Waits until at least `n` requests have arrived, or panics after `timeout`.
+    pub async fn wait_for(&self, n: usize, timeout: std::time::Duration) -> Vec<Received> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.shared.notify.notified();
+            let got = self.requests();
+            if got.len() >= n {
+                return got;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let got = self.requests();
+                if got.len() >= n {
+                    return got;
+                }
+                panic!("receiver got {} of {n} expected requests within {timeout:?}", got.len());
+            }
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

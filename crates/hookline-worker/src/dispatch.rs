@@ -1,0 +1,106 @@
+//! Fan-out: an event message becomes one delivery per subscribed, active
+//! webhook of its tenant, recorded in Postgres, then one delivery message each.
+//!
+//! Order matters for durability: record (commit) → publish the delivery
+//! messages (confirmed) → mark the event dispatched → ack. A crash anywhere
+//! redelivers the event message, and the store's idempotency turns the
+//! repeat into "publish what is still pending" or "nothing to do".
+
+use hookline_broker::{EventMessage, Message};
+use hookline_core::{
+    DeliveryId, Event, EventId, EventType, InvalidEventType, TenantId, parse_timestamp, validate_data,
+};
+use hookline_store::{Dispatch, NewEvent};
+use time::OffsetDateTime;
+
+use crate::{consume::Settle, startup::Context};
+
+/// How long a dispatch of one event may take (record, publish, mark) before a
+/// second copy of the event treats it as abandoned and publishes itself.
+/// Until then a second copy waits, so two concurrent copies of one event
+/// produce one request per webhook, not two.
+pub const DISPATCH_LEASE: time::Duration = time::Duration::seconds(30);
+
+/// Why an event message can never be dispatched.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidEvent {
+    /// The body is not an event envelope.
+    #[error("not an event envelope: {0}")]
+    Envelope(#[from] hookline_broker::Error),
+    /// `event` is not a valid event type.
+    #[error("event: {0}")]
+    EventType(#[from] InvalidEventType),
+    /// Another field is invalid.
+    #[error("{field}: {detail}")]
+    Field {
+        /// The field.
+        field: &'static str,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+fn field(field: &'static str) -> impl Fn(&dyn std::fmt::Display) -> InvalidEvent {
+    move |e| InvalidEvent::Field { field, detail: e.to_string() }
+}
+
+/// Turns a message (from the producer or published directly) into the event
+/// to record: validated, with id, time and tenant filled in.
+pub fn parse(message: &Message, now: OffsetDateTime) -> Result<NewEvent, InvalidEvent> {
+    let envelope = EventMessage::decode(&message.body)?;
+    let event_type = EventType::parse(&envelope.event)?;
+    validate_data(&envelope.data).map_err(|e| field("data")(&e))?;
+    let id = match envelope.id.as_deref().or(message.properties.message_id().as_ref().map(|id| id.as_str())) {
+        Some(raw) => EventId::parse(raw).map_err(|e| field("id")(&e))?,
+        None => EventId::generate(uuid::Uuid::now_v7()),
+    };
+    let triggered_at = match envelope.triggered_at.as_deref() {
+        Some(raw) => parse_timestamp(raw).map_err(|e| field("triggeredAt")(&e))?,
+        None => now,
+    };
+    let tenant = match envelope.tenant.as_deref() {
+        Some(raw) => TenantId::parse(raw).map_err(|e| field("tenant")(&e))?,
+        None => TenantId::default(),
+    };
+    let body = Event::new(event_type.clone(), envelope.data, triggered_at).to_body();
+    Ok(NewEvent { tenant, id, event_type, body, triggered_at })
+}
+
+/// Handles one event message.
+#[tracing::instrument(skip_all, fields(event_id = tracing::field::Empty, event_type = tracing::field::Empty))]
+pub async fn handle(ctx: &Context, message: Message) -> Settle {
+    let now = OffsetDateTime::now_utc();
+    let event = match parse(&message, now) {
+        Ok(event) => event,
+        Err(e) => {
+            tracing::warn!(error.message = %e, routing_key = %message.routing_key, "rejecting invalid event message");
+            return Settle::Reject;
+        }
+    };
+    let span = tracing::Span::current();
+    span.record("event_id", tracing::field::display(&event.id));
+    span.record("event_type", tracing::field::display(&event.event_type));
+
+    let new_id = || DeliveryId::from_uuid(uuid::Uuid::now_v7());
+    let ids = match ctx.store.record_event(&event, new_id, now, DISPATCH_LEASE).await {
+        Ok(Dispatch::Duplicate) => {
+            tracing::debug!("duplicate event; already dispatched");
+            return Settle::Ack;
+        }
+        Ok(Dispatch::InProgress) => {
+            tracing::debug!("another copy of this event is being dispatched; checking again shortly");
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            return Settle::Requeue;
+        }
+        Ok(Dispatch::Publish(ids)) => ids,
+        Err(e) => return ctx.infrastructure_fault("recording event", &e).await,
+    };
+    if let Err(e) = ctx.publisher.publish_deliveries(&ids).await {
+        return ctx.infrastructure_fault("publishing deliveries", &e).await;
+    }
+    if let Err(e) = ctx.store.mark_dispatched(&event.tenant, &event.id, OffsetDateTime::now_utc()).await {
+        return ctx.infrastructure_fault("marking event dispatched", &e).await;
+    }
+    tracing::debug!(deliveries = ids.len(), "event dispatched");
+    Settle::Ack
+}

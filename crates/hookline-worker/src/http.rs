@@ -1,0 +1,131 @@
+//! The outbound HTTP client and one delivery attempt over it.
+//!
+//! Redirects are never followed (a 3xx is recorded as a failure): following
+//! them would send signed payloads to places the webhook's owner never named.
+
+use std::time::Instant;
+
+use hookline_core::{AttemptOutcome, DeliveryId, SigningToken, TransportErrorKind, classify_status, sign};
+use reqwest::{Client, header};
+use time::OffsetDateTime;
+
+use crate::Settings;
+
+/// Builds the client every delivery goes through.
+pub fn client(settings: &Settings) -> reqwest::Result<Client> {
+    Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(settings.request_timeout)
+        .connect_timeout(settings.connect_timeout)
+        .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
+        .pool_max_idle_per_host(32)
+        .build()
+}
+
+/// What to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Request<'a> {
+    /// Target URL.
+    pub url: &'a str,
+    /// Sent as `Webhook-Id`; stable across retries of one delivery.
+    pub delivery_id: DeliveryId,
+    /// The signing secret.
+    pub token: &'a SigningToken,
+    /// The exact body bytes.
+    pub body: &'a [u8],
+}
+
+/// What happened, ready to be recorded.
+#[derive(Debug, Clone)]
+pub struct Attempted {
+    /// The classified result.
+    pub outcome: AttemptOutcome,
+    /// When the request was sent.
+    pub sent_at: OffsetDateTime,
+    /// When the response (its head) arrived.
+    pub received_at: Option<OffsetDateTime>,
+    /// Whole milliseconds from sending to the response or the error.
+    pub duration_ms: i32,
+    /// The start of the response body, lossily decoded.
+    pub response_excerpt: Option<String>,
+    /// The transport error's message, when there was no response.
+    pub error_message: Option<String>,
+}
+
+fn transport_kind(e: &reqwest::Error) -> AttemptOutcome {
+    if e.is_timeout() {
+        AttemptOutcome::TimedOut
+    } else if e.is_connect() {
+        AttemptOutcome::Transport { kind: TransportErrorKind::Connect }
+    } else if e.is_body() || e.is_decode() {
+        AttemptOutcome::Transport { kind: TransportErrorKind::Body }
+    } else if e.is_request() {
+        AttemptOutcome::Transport { kind: TransportErrorKind::Request }
+    } else {
+        AttemptOutcome::Transport { kind: TransportErrorKind::Other }
+    }
+}
+
+/// The error and its causes on one line (reqwest's own message is terse).
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Reads at most `limit` bytes of the body and stops there.
+async fn excerpt(response: &mut reqwest::Response, limit: usize) -> Option<String> {
+    let mut bytes = Vec::new();
+    while bytes.len() < limit {
+        match response.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk[..chunk.len().min(limit - bytes.len())]),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    if bytes.is_empty() { None } else { Some(String::from_utf8_lossy(&bytes).into_owned()) }
+}
+
+/// Signs and POSTs once. Never fails: every result is an outcome to record.
+pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize) -> Attempted {
+    let sent_at = OffsetDateTime::now_utc();
+    let started = Instant::now();
+    let result = client
+        .post(request.url)
+        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
+        .header("Webhook-Signature", sign(request.token, request.body))
+        .header("Webhook-Id", request.delivery_id.to_string())
+        .header("Webhook-Timestamp", sent_at.unix_timestamp().to_string())
+        .body(request.body.to_vec())
+        .send()
+        .await;
+    let elapsed = |started: Instant| i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
+    match result {
+        Ok(mut response) => {
+            let received_at = OffsetDateTime::now_utc();
+            let duration_ms = elapsed(started);
+            let outcome = classify_status(response.status().as_u16());
+            let response_excerpt = excerpt(&mut response, excerpt_limit).await;
+            Attempted {
+                outcome,
+                sent_at,
+                received_at: Some(received_at),
+                duration_ms,
+                response_excerpt,
+                error_message: None,
+            }
+        }
+        Err(e) => Attempted {
+            outcome: transport_kind(&e),
+            sent_at,
+            received_at: None,
+            duration_ms: elapsed(started),
+            response_excerpt: None,
+            error_message: Some(error_chain(&e)),
+        },
+    }
+}

@@ -1,0 +1,28 @@
+//! The worker: consumes events, fans them out into deliveries, and delivers.
+//!
+//! Any number of workers run side by side as competing consumers; nothing in
+//! one worker's memory is needed by another. A message is acked only after its
+//! outcome is committed in Postgres, so a killed worker loses nothing
+//! (delivery is at-least-once; `Webhook-Id` lets receivers deduplicate).
+//!
+//! Start reading at [`deliver::handle`].
+//!
+//! # Layout
+//! - [`settings`]: [`Settings`], loaded from `HOOKLINE_*` variables.
+//! - [`startup`]: [`build`] connects and declares; [`Worker::run_until_stopped`]
+//!   consumes until cancelled, then drains.
+//! - [`dispatch`]: an event message → deliveries in Postgres → one delivery
+//!   message each.
+//! - [`deliver`]: a delivery message → sign, POST, record the attempt.
+//! - [`http`]: the outbound HTTP client and one attempt over it.
+//! - `consume`: the bounded consume loop and the one place messages are settled.
+
+mod consume;
+pub mod deliver;
+pub mod dispatch;
+pub mod http;
+pub mod settings;
+pub mod startup;
+
+pub use settings::Settings;
+pub use startup::{Worker, build, run};

@@ -1,0 +1,122 @@
+//! The worker's settings.
+
+use std::{net::SocketAddr, time::Duration};
+
+use hookline_broker::AmqpSettings;
+use hookline_core::config::{ConfigError, Vars};
+use hookline_store::PgSettings;
+use hookline_telemetry::TelemetrySettings;
+
+/// Everything a worker is configured with.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Where `/healthz` and `/readyz` are served (`HOOKLINE_WORKER_LISTEN_ADDR`).
+    pub listen_addr: SocketAddr,
+    /// The database.
+    pub pg: PgSettings,
+    /// The broker.
+    pub amqp: AmqpSettings,
+    /// Deliveries in flight at once (`HOOKLINE_WORKER_CONCURRENCY`); also the
+    /// broker prefetch, so the worker never holds messages it cannot start.
+    pub concurrency: usize,
+    /// Events fanned out at once (`HOOKLINE_DISPATCH_CONCURRENCY`).
+    pub dispatch_concurrency: usize,
+    /// Limit on one whole request, connect to last body byte read
+    /// (`HOOKLINE_REQUEST_TIMEOUT_MS`).
+    pub request_timeout: Duration,
+    /// Limit on establishing the connection (`HOOKLINE_CONNECT_TIMEOUT_MS`).
+    pub connect_timeout: Duration,
+    /// Bytes of the response body kept in the log (`HOOKLINE_RESPONSE_EXCERPT_BYTES`).
+    pub response_excerpt_bytes: usize,
+    /// How long in-flight deliveries may take to finish on shutdown before
+    /// they are handed back to the broker (`HOOKLINE_DRAIN_TIMEOUT_MS`).
+    pub drain_timeout: Duration,
+    /// Logging.
+    pub telemetry: TelemetrySettings,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen_addr: SocketAddr::from(([127, 0, 0, 1], 8081)),
+            pg: PgSettings::default(),
+            amqp: AmqpSettings::default(),
+            concurrency: 128,
+            dispatch_concurrency: 16,
+            request_timeout: Duration::from_secs(15),
+            connect_timeout: Duration::from_secs(5),
+            response_excerpt_bytes: 1024,
+            drain_timeout: Duration::from_secs(20),
+            telemetry: TelemetrySettings::default(),
+        }
+    }
+}
+
+impl Settings {
+    /// Loads the settings from variables; every unset one takes its default.
+    pub fn from_vars(vars: &Vars) -> Result<Self, ConfigError> {
+        let d = Self::default();
+        let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        let settings = Self {
+            listen_addr: vars.parse("HOOKLINE_WORKER_LISTEN_ADDR", d.listen_addr)?,
+            pg: PgSettings::from_vars(vars)?,
+            amqp: AmqpSettings::from_vars(vars)?,
+            concurrency: vars.positive("HOOKLINE_WORKER_CONCURRENCY", d.concurrency)?,
+            dispatch_concurrency: vars.positive("HOOKLINE_DISPATCH_CONCURRENCY", d.dispatch_concurrency)?,
+            request_timeout: vars.millis("HOOKLINE_REQUEST_TIMEOUT_MS", ms(d.request_timeout))?,
+            connect_timeout: vars.millis("HOOKLINE_CONNECT_TIMEOUT_MS", ms(d.connect_timeout))?,
+            response_excerpt_bytes: vars.parse("HOOKLINE_RESPONSE_EXCERPT_BYTES", d.response_excerpt_bytes)?,
+            drain_timeout: vars.millis("HOOKLINE_DRAIN_TIMEOUT_MS", ms(d.drain_timeout))?,
+            telemetry: telemetry_from_vars(vars)?,
+        };
+        if settings.concurrency > usize::from(u16::MAX) {
+            return Err(ConfigError::new("HOOKLINE_WORKER_CONCURRENCY", "must be at most 65535"));
+        }
+        if settings.request_timeout.is_zero() {
+            return Err(ConfigError::new("HOOKLINE_REQUEST_TIMEOUT_MS", "must be greater than zero"));
+        }
+        if settings.connect_timeout.is_zero() {
+            return Err(ConfigError::new("HOOKLINE_CONNECT_TIMEOUT_MS", "must be greater than zero"));
+        }
+        Ok(settings)
+    }
+
+    /// Loads the settings from the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(&std::env::vars().collect())
+    }
+}
+
+fn telemetry_from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
+    TelemetrySettings::from_values(vars.get("HOOKLINE_LOG_FORMAT"), vars.get("RUST_LOG"))
+        .map_err(|e| ConfigError::new("HOOKLINE_LOG_FORMAT", e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// With no variables set, the worker targets the local services.
+    #[test]
+    fn defaults_point_at_local_services() {
+        let s = Settings::from_vars(&Vars::default()).expect("defaults are valid");
+        assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8081");
+        assert_eq!(s.amqp.namespace, "hookline");
+        assert_eq!(s.concurrency, 128);
+    }
+
+    /// Zero or nonsense values stop start-up, naming the variable.
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (var, value) in [
+            ("HOOKLINE_WORKER_CONCURRENCY", "0"),
+            ("HOOKLINE_WORKER_CONCURRENCY", "70000"),
+            ("HOOKLINE_REQUEST_TIMEOUT_MS", "0"),
+            ("HOOKLINE_REQUEST_TIMEOUT_MS", "soon"),
+            ("HOOKLINE_DATABASE_POOL_SIZE", "0"),
+        ] {
+            let vars: Vars = [(var, value)].into_iter().collect();
+            assert_eq!(Settings::from_vars(&vars).expect_err(value).var, var, "{var}={value}");
+        }
+    }
+}

@@ -1,0 +1,13 @@
+//! Smoke test of the `hookline-worker` binary.
+
+/// The binary starts on a fresh database and namespace, serves `/healthz`,
+/// and exits 0 on SIGTERM.
+#[tokio::test]
+async fn binary_starts_serves_health_and_exits_on_sigterm() {
+    hookline_testkit::smoke::start_health_stop(
+        env!("CARGO_BIN_EXE_hookline-worker"),
+        "HOOKLINE_WORKER_LISTEN_ADDR",
+        std::time::Duration::from_secs(30),
+    )
+    .await;
+}

@@ -1,0 +1,158 @@
+//! The webhooks API: shapes, validation, paging, and errors as problem+json.
+
+use hookline_e2e::{TestApp, webhook};
+use serde_json::json;
+
+/// Create returns 201 with every field and a masked token; read, patch
+/// (token included) and delete behave; a deleted webhook is 404.
+#[tokio::test]
+async fn webhook_crud() {
+    let app = TestApp::spawn().await;
+    let created = app.post("/v1/webhooks", &webhook("crm", "https://example.com/hooks", &["license.created"])).await;
+    assert_eq!(created.status, 201);
+    let w = &created.body;
+    for field in ["id", "name", "url", "events", "active", "status", "createdAt", "updatedAt"] {
+        assert!(!w[field].is_null(), "field {field} in {w}");
+    }
+    assert_eq!(w["status"], "healthy");
+    assert_eq!(w["tenant"], "default");
+    assert_eq!(w["token"], "****cdef", "the token is only ever shown masked");
+    let id = w["id"].as_str().expect("id");
+
+    let read = app.get(&format!("/v1/webhooks/{id}")).await;
+    assert_eq!(read.status, 200);
+    assert_eq!(read.body["name"], "crm");
+
+    let patched = app
+        .patch(
+            &format!("/v1/webhooks/{id}"),
+            &json!({"name": "crm-2", "events": ["license.*", "activation.created"], "active": false, "token": "a-brand-new-token-9876"}),
+        )
+        .await;
+    assert_eq!(patched.status, 200, "{:?}", patched.body);
+    assert_eq!(patched.body["name"], "crm-2");
+    assert_eq!(patched.body["events"], json!(["license.*", "activation.created"]));
+    assert_eq!(patched.body["active"], false);
+    assert_eq!(patched.body["token"], "****9876");
+    assert_eq!(patched.body["url"], "https://example.com/hooks", "fields not in the patch are kept");
+
+    assert_eq!(app.delete(&format!("/v1/webhooks/{id}")).await.status, 204);
+    let gone = app.get(&format!("/v1/webhooks/{id}")).await;
+    assert_eq!(gone.status, 404);
+    assert_eq!(gone.content_type, "application/problem+json");
+    assert_eq!(gone.body["code"], "not_found");
+    assert_eq!(app.delete(&format!("/v1/webhooks/{id}")).await.status, 404);
+    app.stop().await;
+}
+
+/// Invalid input is refused with problem+json, a stable code and the field's
+/// name; nothing is created.
+#[tokio::test]
+async fn webhook_validation() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (json!({"url": "ftp://example.com"}), "url"),
+        (json!({"url": "/relative"}), "url"),
+        (json!({"token": "short"}), "token"),
+        (json!({"events": []}), "events"),
+        (json!({"events": ["license..created"]}), "events"),
+        (json!({"events": ["lic*"]}), "events"),
+        (json!({"name": "   "}), "name"),
+    ];
+    for (change, field) in cases {
+        let mut body = webhook("v", "https://example.com/h", &["license.created"]);
+        for (k, v) in change.as_object().expect("object") {
+            body[k] = v.clone();
+        }
+        let response = app.post("/v1/webhooks", &body).await;
+        assert_eq!(response.status, 422, "{body} → {:?}", response.body);
+        assert_eq!(response.content_type, "application/problem+json");
+        assert_eq!(response.body["code"], "invalid_field");
+        assert_eq!(response.body["field"], field);
+        assert!(response.body["detail"].as_str().expect("detail").starts_with(field));
+    }
+
+    let unknown = app.post("/v1/webhooks", &json!({"name": "x", "url": "https://e.com", "token": "0123456789abcdef", "events": ["*"], "colour": "red"})).await;
+    assert_eq!(unknown.status, 422);
+    assert_eq!(unknown.body["code"], "invalid_body");
+    assert!(unknown.body["detail"].as_str().expect("detail").contains("colour"));
+
+    let missing = app.post("/v1/webhooks", &json!({"name": "x"})).await;
+    assert_eq!(missing.status, 422);
+    assert!(missing.body["detail"].as_str().expect("detail").contains("url"));
+
+    let malformed = app.post_raw("/v1/webhooks", "application/json", "{not json").await;
+    assert_eq!(malformed.status, 400);
+    assert_eq!(malformed.body["code"], "malformed_json");
+    assert_eq!(malformed.content_type, "application/problem+json");
+
+    let listed = app.get("/v1/webhooks").await;
+    assert_eq!(listed.body["data"], json!([]), "nothing was created");
+    app.stop().await;
+}
+
+/// Event types are validated (camelCase and dashes allowed); data must be an
+/// object or array; a bad `triggeredAt` is refused.
+#[tokio::test]
+async fn event_validation() {
+    let app = TestApp::spawn().await;
+    for event in ["license.expiresAt.updated", "license.expiring-soon", "activation.created"] {
+        app.post_event(&json!({"event": event, "data": {}})).await;
+    }
+    let cases = [
+        (json!({"event": "license..x", "data": {}}), "event"),
+        (json!({"event": "license.*", "data": {}}), "event"),
+        (json!({"event": "license.created", "data": 5}), "data"),
+        (json!({"event": "license.created", "data": {}, "triggeredAt": "yesterday"}), "triggeredAt"),
+        (json!({"event": "license.created", "data": {}, "id": "has spaces"}), "id"),
+    ];
+    for (body, field) in cases {
+        let response = app.post("/v1/events", &body).await;
+        assert_eq!(response.status, 422, "{body}");
+        assert_eq!(response.body["field"], field, "{body}");
+    }
+    app.stop().await;
+}
+
+/// Lists page with a cursor: every webhook once, in creation order.
+#[tokio::test]
+async fn webhooks_are_paginated() {
+    let app = TestApp::spawn().await;
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(app.create_webhook(&webhook(&format!("w{i}"), "https://example.com/h", &["*"])).await);
+    }
+    let mut seen = Vec::new();
+    let mut path = "/v1/webhooks?limit=2".to_owned();
+    loop {
+        let page = app.get(&path).await;
+        assert_eq!(page.status, 200);
+        for w in page.body["data"].as_array().expect("data") {
+            seen.push(w["id"].as_str().expect("id").to_owned());
+        }
+        match page.body["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/v1/webhooks?limit=2&cursor={cursor}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen, ids);
+    assert_eq!(app.get("/v1/webhooks?limit=0").await.status, 422);
+    assert_eq!(app.get("/v1/webhooks?cursor=nope").await.status, 422);
+    app.stop().await;
+}
+
+/// Health endpoints answer; an unknown route is a problem+json 404.
+#[tokio::test]
+async fn health_and_unknown_routes() {
+    let app = TestApp::spawn().await;
+    assert_eq!(app.get("/healthz").await.status, 200);
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body, json!({"database": true, "broker": true}));
+    let missing = app.get("/v2/nothing").await;
+    assert_eq!(missing.status, 404);
+    assert_eq!(missing.content_type, "application/problem+json");
+    let worker = reqwest::get(format!("http://{}/healthz", app.worker_addr)).await.expect("worker health");
+    assert_eq!(worker.status(), 200);
+    app.stop().await;
+}

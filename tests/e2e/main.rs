@@ -1,0 +1,6 @@
+//! End-to-end tests: producer and worker in-process over the real Postgres
+//! and RabbitMQ, with a local receiver. One binary (matklad's "one
+//! integration test binary per crate").
+
+mod api;
+mod pipeline;

@@ -1,0 +1,207 @@
+//! The end-to-end harness: a producer and a worker running in-process
+//! against the real Postgres and RabbitMQ, each test in its own database and
+//! broker namespace, plus typed helpers for the API.
+
+use std::{net::SocketAddr, time::Duration};
+
+use hookline_broker::AmqpSettings;
+use hookline_store::PgSettings;
+use hookline_testkit::{TestBroker, TestDb};
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+pub use hookline_testkit::{Receiver, eventually};
+
+/// How long a test waits for something asynchronous to happen.
+pub const WAIT: Duration = Duration::from_secs(20);
+
+/// A running producer + worker pair and their private database and namespace.
+#[derive(Debug)]
+pub struct TestApp {
+    /// The producer's address.
+    pub addr: SocketAddr,
+    /// The worker's health address.
+    pub worker_addr: SocketAddr,
+    /// This test's database.
+    pub db: TestDb,
+    /// This test's broker namespace.
+    pub broker: TestBroker,
+    /// Stops both services.
+    pub shutdown: CancellationToken,
+    /// An HTTP client for the API.
+    pub http: reqwest::Client,
+    tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A JSON response: status and body.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The HTTP status.
+    pub status: u16,
+    /// The `Content-Type` header.
+    pub content_type: String,
+    /// The body, parsed (Null when empty).
+    pub body: Value,
+}
+
+/// Settings of both services for this test's database and namespace.
+pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Settings, hookline_worker::Settings) {
+    let pg = PgSettings { url: db.url().to_owned(), pool_size: 4 };
+    let amqp = AmqpSettings {
+        url: broker.url().to_owned(),
+        namespace: broker.namespace().to_owned(),
+        // Whatever a failed test leaves on the broker deletes itself.
+        queue_expires: Some(Duration::from_secs(120)),
+    };
+    let producer = hookline_producer::Settings {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        pg: pg.clone(),
+        amqp: amqp.clone(),
+        ..Default::default()
+    };
+    let worker = hookline_worker::Settings {
+        listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        pg,
+        amqp,
+        concurrency: 16,
+        request_timeout: Duration::from_secs(5),
+        drain_timeout: Duration::from_secs(5),
+        ..Default::default()
+    };
+    (producer, worker)
+}
+
+impl TestApp {
+    /// Starts a producer and a worker on a fresh database and namespace.
+    pub async fn spawn() -> Self {
+        hookline_telemetry::init_for_tests();
+        let db = TestDb::new().await;
+        let broker = TestBroker::new().await;
+        let (producer_settings, worker_settings) = settings(&db, &broker);
+        let shutdown = CancellationToken::new();
+        let (producer, worker) =
+            tokio::join!(hookline_producer::build(&producer_settings), hookline_worker::build(&worker_settings));
+        let producer = producer.expect("producer starts");
+        let worker = worker.expect("worker starts");
+        let addr = producer.local_addr();
+        let worker_addr = worker.local_addr();
+        let tasks = vec![
+            tokio::spawn({
+                let shutdown = shutdown.clone();
+                async move { Ok(producer.run_until_stopped(shutdown).await?) }
+            }),
+            tokio::spawn(worker.run_until_stopped(shutdown.clone())),
+        ];
+        Self { addr, worker_addr, db, broker, shutdown, http: reqwest::Client::new(), tasks }
+    }
+
+    /// The API URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn send(&self, request: reqwest::RequestBuilder) -> Response {
+        let response = request.send().await.expect("the producer answers");
+        let status = response.status().as_u16();
+        let content_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let bytes = response.bytes().await.expect("a body");
+        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("a JSON body") };
+        Response { status, content_type, body }
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Response {
+        self.send(self.http.get(self.url(path))).await
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post(&self, path: &str, body: &Value) -> Response {
+        self.send(self.http.post(self.url(path)).json(body)).await
+    }
+
+    /// `POST path` with a raw body and content type.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: &str) -> Response {
+        self.send(self.http.post(self.url(path)).header("content-type", content_type).body(body.to_owned())).await
+    }
+
+    /// `PATCH path` with a JSON body.
+    pub async fn patch(&self, path: &str, body: &Value) -> Response {
+        self.send(self.http.patch(self.url(path)).json(body)).await
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.send(self.http.delete(self.url(path))).await
+    }
+
+    /// Creates a webhook and returns its id; panics unless the API says 201.
+    pub async fn create_webhook(&self, body: &Value) -> String {
+        let response = self.post("/v1/webhooks", body).await;
+        assert_eq!(response.status, 201, "create webhook: {:?}", response.body);
+        response.body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// Posts an event; panics unless the API says 202. Returns the event id.
+    pub async fn post_event(&self, body: &Value) -> String {
+        let response = self.post("/v1/events", body).await;
+        assert_eq!(response.status, 202, "post event: {:?}", response.body);
+        response.body["id"].as_str().expect("an id").to_owned()
+    }
+
+    /// A webhook's deliveries, newest first (first page).
+    pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
+        let response = self.get(&format!("/v1/webhooks/{webhook_id}/deliveries")).await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        response.body["data"].as_array().expect("a data array").clone()
+    }
+
+    /// Waits until the webhook has `n` deliveries in a final state, and
+    /// returns each one's detail (with attempts), newest first.
+    pub async fn settled_deliveries(&self, webhook_id: &str, n: usize) -> Vec<Value> {
+        eventually(WAIT, || async {
+            let list = self.deliveries(webhook_id).await;
+            let settled = list.iter().filter(|d| d["state"] != "pending").count();
+            if list.len() == n && settled == n {
+                let mut details = Vec::new();
+                for d in &list {
+                    let id = d["id"].as_str().expect("an id");
+                    details.push(self.get(&format!("/v1/deliveries/{id}")).await.body);
+                }
+                Ok(details)
+            } else {
+                Err(format!("{} deliveries, {settled} settled, want {n}: {list:?}", list.len()))
+            }
+        })
+        .await
+    }
+
+    /// Stops both services and waits for them to exit cleanly.
+    pub async fn stop(mut self) {
+        self.shutdown.cancel();
+        for task in self.tasks.drain(..) {
+            task.await.expect("service task does not panic").expect("service exits cleanly");
+        }
+    }
+}
+
+impl Drop for TestApp {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+/// A valid webhook body pointing at `url`, subscribed to `events`.
+pub fn webhook(name: &str, url: &str, events: &[&str]) -> Value {
+    serde_json::json!({
+        "name": name,
+        "url": url,
+        "token": format!("whsec-{name}-0123456789abcdef"),
+        "events": events,
+        "active": true,
+    })
+}
