@@ -45,6 +45,17 @@ impl Publisher {
         Ok(Self { channel, topology })
     }
 
+    /// Declares the topology on this publisher's channel (idempotent).
+    pub async fn declare_topology(&self) -> Result<()> {
+        self.topology.declare(&self.channel).await
+    }
+
+    /// Closes the channel (before closing the connection, so the broker sees
+    /// an orderly shutdown).
+    pub async fn close(&self) -> Result<()> {
+        Ok(self.channel.close(200, "closing".into()).await?)
+    }
+
     /// The topology this publisher targets.
     pub fn topology(&self) -> &Topology {
         &self.topology

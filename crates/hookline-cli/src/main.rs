@@ -3,6 +3,8 @@
 //! - `hookline run`: producer and worker in one process, for local use.
 //! - `hookline verify --token T --signature S < body`: checks a
 //!   `Webhook-Signature` the way a receiver would (exit status 0 or 1).
+//! - `hookline receive --port P [--token T]`: a throwaway receiver that
+//!   prints every delivery (and checks its signature), for trying Hookline out.
 
 use std::{io::Read, process::ExitCode};
 
@@ -32,19 +34,34 @@ enum Command {
         #[arg(long)]
         signature: String,
     },
+    /// Listens on 127.0.0.1:PORT, answers every POST with 200 and prints it;
+    /// with --token, also says whether its signature is valid.
+    Receive {
+        /// The port to listen on.
+        #[arg(long, default_value_t = 9000)]
+        port: u16,
+        /// The webhook's signing token, to check signatures.
+        #[arg(long, env = "HOOKLINE_VERIFY_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Verify { token, signature } => verify(&token, &signature),
-        Command::Run => match run() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("hookline: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
+        Command::Run => report(run()),
+        Command::Receive { port, token } => report(receive(port, token)),
+    }
+}
+
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("hookline: {e:#}");
+            ExitCode::FAILURE
+        }
     }
 }
 
@@ -88,4 +105,35 @@ async fn run() -> anyhow::Result<()> {
     );
     p.context("producer failed")?;
     w.context("worker failed")
+}
+
+#[tokio::main]
+async fn receive(port: u16, token: Option<String>) -> anyhow::Result<()> {
+    use axum::{body::Bytes, http::HeaderMap};
+    let handler = move |headers: HeaderMap, body: Bytes| {
+        let token = token.clone();
+        async move {
+            let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("-").to_owned();
+            let signature = header("webhook-signature");
+            let verdict = match &token {
+                Some(token) if hookline_core::verify(token, &body, &signature) => "signature valid",
+                Some(_) => "SIGNATURE INVALID",
+                None => "signature not checked (no --token)",
+            };
+            println!(
+                "Webhook-Id: {}  Webhook-Timestamp: {}  {verdict}\n{}\n",
+                header("webhook-id"),
+                header("webhook-timestamp"),
+                String::from_utf8_lossy(&body)
+            );
+            "ok"
+        }
+    };
+    let app = axum::Router::new().fallback(handler);
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.context("binding the port")?;
+    println!("receiving on http://127.0.0.1:{port}/ (Ctrl-C stops)");
+    let shutdown = CancellationToken::new();
+    tokio::spawn(hookline_telemetry::cancel_on_signal(shutdown.clone()));
+    axum::serve(listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await?;
+    Ok(())
 }

@@ -14,6 +14,7 @@
 //! - [`webhook`]: a webhook's fields (`WebhookName`, `WebhookUrl`,
 //!   `SigningToken`) and states (`HealthStatus`, `DeliveryState`).
 //! - [`signature`]: `Webhook-Signature` signing and verifying.
+//! - [`tenant_token`]: short-lived tokens that scope API access to one tenant.
 //! - [`outcome`]: how the result of an HTTP attempt is classified.
 //! - [`config`]: reading settings from a map of environment variables.
 
@@ -23,6 +24,7 @@ pub mod filter;
 pub mod id;
 pub mod outcome;
 pub mod signature;
+pub mod tenant_token;
 pub mod webhook;
 
 pub use event::{
@@ -33,6 +35,7 @@ pub use filter::{EventFilter, EventFilters, InvalidEventFilter, InvalidEventFilt
 pub use id::{AttemptId, DeliveryId, InvalidId, WebhookId};
 pub use outcome::{AttemptOutcome, TransportErrorKind, classify_status};
 pub use signature::{sign, verify};
+pub use tenant_token::{InvalidTenantToken, TokenSecret, WeakTokenSecret};
 pub use webhook::{
     DeliveryState, HealthStatus, InvalidSigningToken, InvalidWebhookName, InvalidWebhookUrl, SigningToken,
     UnknownState, WebhookName, WebhookUrl,

@@ -17,10 +17,10 @@ use crate::{
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The database could not be reached or migrated.
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] hookline_store::Error),
     /// The broker could not be reached or the topology declared.
-    #[error("broker: {0}")]
+    #[error(transparent)]
     Broker(#[from] hookline_broker::Error),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
@@ -65,10 +65,8 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
         .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "broker not ready"))
         .await?;
     let topology = Topology::from_settings(&settings.amqp);
-    let channel = connection.create_channel().await.map_err(hookline_broker::Error::from)?;
-    topology.declare(&channel).await?;
-    let _ = channel.close(200, "topology declared".into()).await;
     let publisher = Publisher::open(&connection, topology).await?;
+    publisher.declare_topology().await?;
     let listener = TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
@@ -85,9 +83,11 @@ impl Producer {
     /// and closes the broker connection.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let addr = self.local_addr();
+        let publisher = self.state.publisher.clone();
         let app = router(self.state, self.max_body_bytes);
         tracing::info!(%addr, "producer listening");
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
+        let _ = publisher.close().await;
         let _ = self.connection.close(200, "producer stopping".into()).await;
         tracing::info!("producer stopped");
         result

@@ -56,6 +56,11 @@ impl Error {
         }
     }
 
+    /// A stored event body that is not JSON (it always is when written).
+    pub fn corrupt_body(delivery: impl std::fmt::Display) -> Self {
+        Self::corrupt("events", format!("the body of delivery {delivery}'s event is not JSON"))
+    }
+
     pub(crate) fn corrupt(table: &'static str, detail: impl std::fmt::Display) -> Self {
         Self::Corrupt { table, detail: detail.to_string() }
     }

@@ -42,8 +42,12 @@ pub async fn ensure_database(settings: &PgSettings) -> Result<()> {
             tracing::info!(database = %name, "created database");
             Ok(())
         }
-        // Another service created it at the same moment.
-        Err(e) if e.code() == Some(&SqlState::DUPLICATE_DATABASE) => Ok(()),
+        // Another service created it at the same moment: depending on timing
+        // Postgres reports that as a duplicate database or as a unique
+        // violation in its catalogue.
+        Err(e) if matches!(e.code(), Some(c) if *c == SqlState::DUPLICATE_DATABASE || *c == SqlState::UNIQUE_VIOLATION) => {
+            Ok(())
+        }
         Err(e) => Err(e.into()),
     }
 }

@@ -5,22 +5,30 @@ use std::{process::Stdio, time::Duration};
 
 use crate::{TestBroker, TestDb};
 
-/// Runs `binary` with its `HOOKLINE_*` variables pointing at `db` and
-/// `broker`, its listen address in `listen_var`, and asserts it serves
-/// `/healthz` and exits 0 within `stop_within` of SIGTERM.
-pub async fn start_health_stop(binary: &str, listen_var: &str, stop_within: Duration) {
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
+}
+
+/// Runs `binary args…` with its `HOOKLINE_*` variables pointing at a fresh
+/// test database and namespace and each of `listen_vars` set to a free
+/// loopback port; asserts that every one of them serves `/healthz` and that
+/// the process exits 0 within `stop_within` of SIGTERM.
+pub async fn start_health_stop(binary: &str, args: &[&str], listen_vars: &[&str], stop_within: Duration) {
     let db = TestDb::new().await;
     let broker = TestBroker::new().await;
-    let port =
-        std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port();
-    let mut child = tokio::process::Command::new(binary)
-        .env_clear()
+    let ports: Vec<u16> = listen_vars.iter().map(|_| free_port()).collect();
+    let mut command = tokio::process::Command::new(binary);
+    command.env_clear();
+    for (var, port) in listen_vars.iter().zip(&ports) {
+        command.env(var, format!("127.0.0.1:{port}"));
+    }
+    let mut child = command
+        .args(args)
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOOKLINE_DATABASE_URL", db.url())
         .env("HOOKLINE_AMQP_URL", broker.url())
         .env("HOOKLINE_NAMESPACE", broker.namespace())
         .env("HOOKLINE_QUEUE_EXPIRES_MS", "120000")
-        .env(listen_var, format!("127.0.0.1:{port}"))
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
@@ -29,14 +37,18 @@ pub async fn start_health_stop(binary: &str, listen_var: &str, stop_within: Dura
         .unwrap_or_else(|e| panic!("cannot start {binary}: {e}"));
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            panic!("{binary} exited early with {status}");
-        }
-        match probe(port).await {
-            Ok(()) => break,
-            Err(e) if tokio::time::Instant::now() > deadline => panic!("{binary} never served /healthz: {e}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+    for port in ports {
+        loop {
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("{binary} exited early with {status}");
+            }
+            match probe(port).await {
+                Ok(()) => break,
+                Err(e) if tokio::time::Instant::now() > deadline => {
+                    panic!("{binary} never served /healthz on port {port}: {e}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
         }
     }
 

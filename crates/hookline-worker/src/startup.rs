@@ -46,10 +46,10 @@ impl Context {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// The database could not be reached or migrated.
-    #[error("database: {0}")]
+    #[error(transparent)]
     Store(#[from] hookline_store::Error),
     /// The broker could not be reached or the topology declared.
-    #[error("broker: {0}")]
+    #[error(transparent)]
     Broker(#[from] hookline_broker::Error),
     /// The HTTP client could not be built.
     #[error("http client: {0}")]
@@ -96,10 +96,8 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "broker not ready"))
         .await?;
     let topology = Topology::from_settings(&settings.amqp);
-    let channel = connection.create_channel().await.map_err(hookline_broker::Error::from)?;
-    topology.declare(&channel).await?;
-    let _ = channel.close(200, "topology declared".into()).await;
     let publisher = Publisher::open(&connection, topology.clone()).await?;
+    publisher.declare_topology().await?;
     let client = http::client(settings)?;
     let listener = TcpListener::bind(settings.listen_addr)
         .await

@@ -95,8 +95,8 @@ impl From<Attempt> for AttemptDto {
 struct DeliveryDetailDto {
     #[serde(flatten)]
     delivery: DeliveryDto,
-    /// The exact body that was (or will be) POSTed.
-    payload: serde_json::Value,
+    /// The exact body that was (or will be) POSTed, byte for byte.
+    payload: Box<serde_json::value::RawValue>,
     attempts: Vec<AttemptDto>,
 }
 
@@ -119,8 +119,10 @@ async fn read(state: State, Path(id): Path<String>) -> Result<AppJson<DeliveryDe
     let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
     let (delivery, body, attempts) =
         state.store.get_delivery(id, None).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
-    let payload = serde_json::from_slice(&body)
-        .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&body).into_owned()));
+    let payload = String::from_utf8(body)
+        .ok()
+        .and_then(|text| serde_json::value::RawValue::from_string(text).ok())
+        .ok_or_else(|| ApiError::internal(&hookline_store::Error::corrupt_body(id)))?;
     Ok(AppJson(DeliveryDetailDto {
         delivery: delivery.into(),
         payload,

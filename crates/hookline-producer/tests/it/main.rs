@@ -6,7 +6,8 @@
 async fn binary_starts_serves_health_and_exits_on_sigterm() {
     hookline_testkit::smoke::start_health_stop(
         env!("CARGO_BIN_EXE_hookline-producer"),
-        "HOOKLINE_LISTEN_ADDR",
+        &[],
+        &["HOOKLINE_LISTEN_ADDR"],
         std::time::Duration::from_secs(30),
     )
     .await;

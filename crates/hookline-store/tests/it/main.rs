@@ -61,14 +61,16 @@ async fn migrations_run_from_empty_and_concurrently() {
     assert_eq!(n, 1);
 }
 
-/// A missing database is created at start.
+/// A missing database is created at start, also when several services
+/// start at the same moment and race to create it.
 #[tokio::test]
 async fn missing_database_is_created() {
     let db = TestDb::new().await;
-    let url = format!("{}_created", db.url());
-    let store = Store::connect(&PgSettings { url: url.clone(), pool_size: 1 }).await.expect("creates the database");
-    store.ping().await.expect("usable");
-    drop(store);
+    let settings = PgSettings { url: format!("{}_created", db.url()), pool_size: 1 };
+    let (a, b, c) = tokio::join!(Store::connect(&settings), Store::connect(&settings), Store::connect(&settings));
+    for store in [a, b, c] {
+        store.expect("creates the database or finds it created").ping().await.expect("usable");
+    }
     let admin = db.client().await;
     admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}_created WITH (FORCE)", db.name())).await.expect("cleanup");
 }
