@@ -156,3 +156,33 @@ async fn health_and_unknown_routes() {
     assert_eq!(worker.status(), 200);
     app.stop().await;
 }
+
+/// Every `/v1` route refuses a request without credentials, whatever the
+/// method, before looking at the request any further.
+#[tokio::test]
+async fn every_v1_route_needs_credentials() {
+    use reqwest::Method;
+    let app = TestApp::spawn().await;
+    let id = app.create_webhook(&webhook("w", "https://example.com/h", &["*"])).await;
+    let routes = [
+        (Method::GET, "/v1/webhooks".to_owned()),
+        (Method::POST, "/v1/webhooks".to_owned()),
+        (Method::GET, format!("/v1/webhooks/{id}")),
+        (Method::PATCH, format!("/v1/webhooks/{id}")),
+        (Method::DELETE, format!("/v1/webhooks/{id}")),
+        (Method::GET, format!("/v1/webhooks/{id}/deliveries")),
+        (Method::POST, "/v1/events".to_owned()),
+        (Method::GET, "/v1/deliveries".to_owned()),
+        (Method::GET, format!("/v1/deliveries/{id}")),
+        (Method::GET, "/v1/tenants".to_owned()),
+        (Method::DELETE, "/v1/tenants/default".to_owned()),
+        (Method::POST, "/v1/tenants/default/tokens".to_owned()),
+    ];
+    for (method, path) in routes {
+        let response = app.call(method.clone(), &path, Some(&json!({})), None).await;
+        assert_eq!(response.status, 401, "{method} {path}");
+        assert_eq!(response.body["code"], "unauthorized");
+    }
+    assert_eq!(app.get(&format!("/v1/webhooks/{id}")).await.status, 200, "still there");
+    app.stop().await;
+}

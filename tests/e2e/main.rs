@@ -4,4 +4,5 @@
 
 mod api;
 mod pipeline;
+mod tenants;
 mod tidy;

@@ -5,12 +5,20 @@
 use std::{net::SocketAddr, time::Duration};
 
 use hookline_broker::AmqpSettings;
+use hookline_producer::settings::Secret;
 use hookline_store::PgSettings;
 use hookline_testkit::{TestBroker, TestDb};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 pub use hookline_testkit::{Receiver, eventually};
+
+/// The admin API key every test app accepts.
+pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
+
+/// The secret that signs tenant tokens in tests (so tests can mint their own,
+/// expired ones included).
+pub const TOKEN_SECRET: &str = "test-tenant-token-secret-0123456789";
 
 /// How long a test waits for something asynchronous to happen.
 pub const WAIT: Duration = Duration::from_secs(20);
@@ -57,6 +65,8 @@ pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Setting
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         pg: pg.clone(),
         amqp: amqp.clone(),
+        api_keys: vec![Secret::new(ADMIN_KEY.to_owned())],
+        tenant_token_secret: Some(Secret::new(TOKEN_SECRET.to_owned())),
         ..Default::default()
     };
     let worker = hookline_worker::Settings {
@@ -74,10 +84,18 @@ pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Setting
 impl TestApp {
     /// Starts a producer and a worker on a fresh database and namespace.
     pub async fn spawn() -> Self {
+        Self::spawn_with(|_, _| {}).await
+    }
+
+    /// Like [`TestApp::spawn`], with the settings adjusted by `adjust` first.
+    pub async fn spawn_with(
+        adjust: impl FnOnce(&mut hookline_producer::Settings, &mut hookline_worker::Settings),
+    ) -> Self {
         hookline_telemetry::init_for_tests();
         let db = TestDb::new().await;
         let broker = TestBroker::new().await;
-        let (producer_settings, worker_settings) = settings(&db, &broker);
+        let (mut producer_settings, mut worker_settings) = settings(&db, &broker);
+        adjust(&mut producer_settings, &mut worker_settings);
         let shutdown = CancellationToken::new();
         let (producer, worker) =
             tokio::join!(hookline_producer::build(&producer_settings), hookline_worker::build(&worker_settings));
@@ -101,7 +119,29 @@ impl TestApp {
     }
 
     async fn send(&self, request: reqwest::RequestBuilder) -> Response {
-        let response = request.send().await.expect("the producer answers");
+        Self::read(request.bearer_auth(ADMIN_KEY).send().await.expect("the producer answers")).await
+    }
+
+    /// Sends `method path` with an optional JSON body and the given bearer
+    /// credential (none when `None`), as a tenant or an intruder would.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<&Value>,
+        bearer: Option<&str>,
+    ) -> Response {
+        let mut request = self.http.request(method, self.url(path));
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        Self::read(request.send().await.expect("the producer answers")).await
+    }
+
+    async fn read(response: reqwest::Response) -> Response {
         let status = response.status().as_u16();
         let content_type = response
             .headers()

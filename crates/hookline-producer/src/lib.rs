@@ -8,9 +8,11 @@
 //! - [`settings`]: [`Settings`], loaded from `HOOKLINE_*` variables.
 //! - [`startup`]: [`build`] binds the listener and connects; [`Producer::run_until_stopped`].
 //! - `routes`: one module per resource, each with its own `router()`.
+//! - `auth`: the `Caller` extractor: an admin API key or a tenant token.
 //! - [`error`]: [`ApiError`], answered as `application/problem+json`.
 //! - `json`: the JSON extractor that routes rejections through [`ApiError`].
 
+mod auth;
 pub mod error;
 mod json;
 mod routes;

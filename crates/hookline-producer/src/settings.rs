@@ -7,6 +7,31 @@ use hookline_core::config::{ConfigError, Vars};
 use hookline_store::PgSettings;
 use hookline_telemetry::TelemetrySettings;
 
+/// A secret setting (API key, token secret): never printed by `Debug`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret.
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    /// The secret itself.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(****)")
+    }
+}
+
+/// Shortest accepted API key or token secret.
+const MIN_SECRET_LEN: usize = 16;
+
 /// Everything the producer is configured with.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -18,6 +43,14 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     /// Largest accepted request body, in bytes (`HOOKLINE_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Admin API keys (`HOOKLINE_API_KEYS`, comma-separated). When empty, the
+    /// producer only starts on a loopback address, with a generated key.
+    pub api_keys: Vec<Secret>,
+    /// Signs tenant tokens (`HOOKLINE_TENANT_TOKEN_SECRET`); derived from the
+    /// API keys when unset, so producers sharing keys accept each other's tokens.
+    pub tenant_token_secret: Option<Secret>,
+    /// Most webhooks one tenant may have (`HOOKLINE_MAX_WEBHOOKS_PER_TENANT`).
+    pub max_webhooks_per_tenant: i64,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -29,12 +62,33 @@ impl Default for Settings {
             pg: PgSettings::default(),
             amqp: AmqpSettings::default(),
             max_body_bytes: 256 * 1024,
+            api_keys: Vec::new(),
+            tenant_token_secret: None,
+            max_webhooks_per_tenant: 100,
             telemetry: TelemetrySettings::default(),
         }
     }
 }
 
 /// Reads `HOOKLINE_LOG_FORMAT` and `RUST_LOG`.
+fn api_keys(vars: &Vars) -> Result<Vec<Secret>, ConfigError> {
+    let Some(raw) = vars.get("HOOKLINE_API_KEYS") else { return Ok(Vec::new()) };
+    raw.split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|k| {
+            if k.len() < MIN_SECRET_LEN {
+                Err(ConfigError::new(
+                    "HOOKLINE_API_KEYS",
+                    format!("each key must be at least {MIN_SECRET_LEN} characters"),
+                ))
+            } else {
+                Ok(Secret(k.to_owned()))
+            }
+        })
+        .collect()
+}
+
 fn telemetry_from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
     TelemetrySettings::from_values(vars.get("HOOKLINE_LOG_FORMAT"), vars.get("RUST_LOG"))
         .map_err(|e| ConfigError::new("HOOKLINE_LOG_FORMAT", e))
@@ -49,6 +103,18 @@ impl Settings {
             pg: PgSettings::from_vars(vars)?,
             amqp: AmqpSettings::from_vars(vars)?,
             max_body_bytes: vars.positive("HOOKLINE_MAX_BODY_BYTES", default.max_body_bytes)?,
+            api_keys: api_keys(vars)?,
+            tenant_token_secret: match vars.get("HOOKLINE_TENANT_TOKEN_SECRET") {
+                Some(s) if s.len() < MIN_SECRET_LEN => {
+                    return Err(ConfigError::new(
+                        "HOOKLINE_TENANT_TOKEN_SECRET",
+                        format!("must be at least {MIN_SECRET_LEN} characters"),
+                    ));
+                }
+                other => other.map(|s| Secret(s.to_owned())),
+            },
+            max_webhooks_per_tenant: vars
+                .positive("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", default.max_webhooks_per_tenant)?,
             telemetry: telemetry_from_vars(vars)?,
         })
     }
@@ -82,5 +148,19 @@ mod tests {
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_NAMESPACE");
         let vars: Vars = [("HOOKLINE_LOG_FORMAT", "xml")].into_iter().collect();
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_LOG_FORMAT");
+        let vars: Vars = [("HOOKLINE_API_KEYS", "long-enough-key-123, short")].into_iter().collect();
+        assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_API_KEYS");
+    }
+
+    /// API keys are a comma-separated list and never show in `Debug`.
+    #[test]
+    fn api_keys_are_listed_and_redacted() {
+        let vars: Vars = [("HOOKLINE_API_KEYS", " key-one-0123456789 ,key-two-0123456789,")].into_iter().collect();
+        let s = Settings::from_vars(&vars).expect("valid");
+        assert_eq!(
+            s.api_keys.iter().map(Secret::expose).collect::<Vec<_>>(),
+            ["key-one-0123456789", "key-two-0123456789"]
+        );
+        assert!(!format!("{s:?}").contains("key-one"));
     }
 }

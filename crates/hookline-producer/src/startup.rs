@@ -8,9 +8,13 @@ use hookline_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use hookline_core::TokenSecret;
+
 use crate::{
     Settings,
+    auth::{ApiKeys, Auth, derived_token_secret},
     routes::{AppState, router},
+    settings::Secret,
 };
 
 /// Start-up failed; the message says which step.
@@ -22,6 +26,12 @@ pub enum StartupError {
     /// The broker could not be reached or the topology declared.
     #[error(transparent)]
     Broker(#[from] hookline_broker::Error),
+    /// No API key is configured and the address is not loopback: refusing
+    /// to serve an open API.
+    #[error(
+        "HOOKLINE_API_KEYS is not set and {0} is not a loopback address: refusing to start an open API (set HOOKLINE_API_KEYS)"
+    )]
+    NoApiKeys(SocketAddr),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -42,6 +52,26 @@ fn startup_backoff() -> ExponentialBuilder {
         .with_jitter()
 }
 
+/// The API keys and tenant-token secret. Without configured keys (allowed
+/// only on loopback) a key is generated and printed once.
+fn auth(settings: &Settings) -> Result<Auth, StartupError> {
+    let mut keys = settings.api_keys.clone();
+    if keys.is_empty() {
+        if !settings.listen_addr.ip().is_loopback() {
+            return Err(StartupError::NoApiKeys(settings.listen_addr));
+        }
+        let key = format!("hk_{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple());
+        tracing::warn!("HOOKLINE_API_KEYS is not set; generated an API key for this run (printed on standard error)");
+        eprintln!("\nhookline: no HOOKLINE_API_KEYS set; for this run the API key is:\n\n    {key}\n");
+        keys.push(Secret::new(key));
+    }
+    let tokens = match &settings.tenant_token_secret {
+        Some(secret) => TokenSecret::new(secret.expose().as_bytes().to_vec()).expect("settings validated its length"),
+        None => derived_token_secret(&keys),
+    };
+    Ok(Auth { keys: ApiKeys::new(&keys), tokens })
+}
+
 /// A producer that is connected and bound, not yet serving.
 #[derive(Debug)]
 pub struct Producer {
@@ -54,6 +84,7 @@ pub struct Producer {
 /// Connects to Postgres (creating and migrating the schema) and RabbitMQ
 /// (declaring the topology), and binds the listener.
 pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
+    let auth = auth(settings)?;
     let store = (|| Store::connect(&settings.pg))
         .retry(startup_backoff())
         .when(hookline_store::Error::is_transient)
@@ -70,7 +101,12 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
     let listener = TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
-    Ok(Producer { listener, state: AppState { store, publisher }, connection, max_body_bytes: settings.max_body_bytes })
+    Ok(Producer {
+        listener,
+        state: AppState { store, publisher, auth, max_webhooks_per_tenant: settings.max_webhooks_per_tenant },
+        connection,
+        max_body_bytes: settings.max_body_bytes,
+    })
 }
 
 impl Producer {

@@ -119,6 +119,19 @@ pub struct NewAttempt {
     pub new_state: DeliveryState,
 }
 
+/// Which deliveries a listing returns; `None` fields do not filter.
+#[derive(Clone, Debug, Default)]
+pub struct DeliveryFilter {
+    /// Only this tenant's.
+    pub tenant: Option<TenantId>,
+    /// Only this webhook's.
+    pub webhook: Option<WebhookId>,
+    /// Only those in this state.
+    pub state: Option<DeliveryState>,
+    /// Only those of this event type.
+    pub event_type: Option<String>,
+}
+
 fn corrupt(table: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     move |e| Error::corrupt(table, e)
 }
@@ -252,10 +265,10 @@ impl Store {
         Ok(())
     }
 
-    /// A webhook's deliveries, newest first, before the cursor `before`.
+    /// Deliveries matching `filter`, newest first, before the cursor `before`.
     pub async fn list_deliveries(
         &self,
-        webhook: WebhookId,
+        filter: &DeliveryFilter,
         before: Option<DeliveryId>,
         limit: i64,
     ) -> Result<Vec<Delivery>> {
@@ -264,10 +277,21 @@ impl Store {
             .query(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS} FROM deliveries d
-                     WHERE d.webhook_id = $1 AND ($2::uuid IS NULL OR d.id < $2)
-                     ORDER BY d.id DESC LIMIT $3"
+                     WHERE ($1::uuid IS NULL OR d.webhook_id = $1)
+                       AND ($2::text IS NULL OR d.tenant = $2)
+                       AND ($3::text IS NULL OR d.state = $3)
+                       AND ($4::text IS NULL OR d.event_type = $4)
+                       AND ($5::uuid IS NULL OR d.id < $5)
+                     ORDER BY d.id DESC LIMIT $6"
                 ),
-                &[&webhook.as_uuid(), &before.map(|id| id.as_uuid()), &limit],
+                &[
+                    &filter.webhook.map(|id| id.as_uuid()),
+                    &filter.tenant.as_ref().map(TenantId::as_str),
+                    &filter.state.map(DeliveryState::as_str),
+                    &filter.event_type,
+                    &before.map(|id| id.as_uuid()),
+                    &limit,
+                ],
             )
             .await?;
         rows.iter().map(delivery_from_row).collect()

@@ -13,6 +13,7 @@
 //! - [`event`]: recording an event and fanning it out into deliveries.
 //! - [`delivery`]: loading a delivery for an attempt, recording the attempt,
 //!   and the event log.
+//! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
 pub mod delivery;
@@ -20,13 +21,15 @@ pub mod error;
 pub mod event;
 pub mod migrate;
 pub mod settings;
+pub mod tenant;
 pub mod webhook;
 
-pub use delivery::{Attempt, Delivery, DeliveryJob, NewAttempt};
+pub use delivery::{Attempt, Delivery, DeliveryFilter, DeliveryJob, NewAttempt};
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};
 pub use settings::PgSettings;
-pub use webhook::{NewWebhook, Webhook, WebhookPatch};
+pub use tenant::{TenantDeletion, TenantSummary};
+pub use webhook::{Created, NewWebhook, Webhook, WebhookPatch};
 
 use deadpool_postgres::Pool;
 

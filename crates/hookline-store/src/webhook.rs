@@ -65,6 +65,15 @@ pub struct WebhookPatch {
     pub active: Option<bool>,
 }
 
+/// The result of [`Store::create_webhook`].
+#[derive(Clone, Debug)]
+pub enum Created {
+    /// The new webhook.
+    Webhook(Box<Webhook>),
+    /// The tenant already has the maximum number of webhooks.
+    LimitReached,
+}
+
 const COLUMNS: &str =
     "id, tenant, name, url, token, events, active, status, consecutive_failures, created_at, updated_at";
 
@@ -87,10 +96,27 @@ pub(crate) fn from_row(row: &Row) -> Result<Webhook> {
 }
 
 impl Store {
-    /// Inserts a new webhook, healthy, with the given id and creation time.
-    pub async fn create_webhook(&self, id: WebhookId, new: &NewWebhook, now: OffsetDateTime) -> Result<Webhook> {
-        let client = self.pool.get().await?;
-        let row = client
+    /// Inserts a new webhook, healthy, with the given id and creation time,
+    /// unless its tenant already has `max_per_tenant` webhooks. The count is
+    /// exact under concurrent creates (a per-tenant transaction lock).
+    pub async fn create_webhook(
+        &self,
+        id: WebhookId,
+        new: &NewWebhook,
+        now: OffsetDateTime,
+        max_per_tenant: i64,
+    ) -> Result<Created> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext('webhooks:' || $1))", &[&new.tenant.as_str()]).await?;
+        let count: i64 = tx
+            .query_one("SELECT count(*) FROM webhooks WHERE tenant = $1", &[&new.tenant.as_str()])
+            .await?
+            .try_get(0)?;
+        if count >= max_per_tenant {
+            return Ok(Created::LimitReached);
+        }
+        let row = tx
             .query_one(
                 &format!(
                     "INSERT INTO webhooks (id, tenant, name, url, token, events, active, created_at, updated_at)
@@ -108,7 +134,9 @@ impl Store {
                 ],
             )
             .await?;
-        from_row(&row)
+        let webhook = from_row(&row)?;
+        tx.commit().await?;
+        Ok(Created::Webhook(Box::new(webhook)))
     }
 
     /// One webhook, if it exists (and belongs to `tenant`, when given).

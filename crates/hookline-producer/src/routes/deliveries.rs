@@ -5,19 +5,22 @@ use axum::{
     extract::{Path, Query},
     routing::get,
 };
-use hookline_core::{DeliveryId, format_timestamp};
-use hookline_store::{Attempt, Delivery};
-use serde::Serialize;
+use hookline_core::{DeliveryId, DeliveryState, format_timestamp};
+use hookline_store::{Attempt, Delivery, DeliveryFilter};
+use serde::{Deserialize, Serialize};
 
 use super::{
     State,
     page::{Page, PageQuery},
-    webhooks::webhook_id,
+    webhooks::{tenant, webhook_id},
 };
-use crate::{ApiError, json::AppJson};
+use crate::{ApiError, auth::Caller, json::AppJson};
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
-    Router::new().route("/webhooks/{id}/deliveries", get(list)).route("/deliveries/{id}", get(read))
+    Router::new()
+        .route("/webhooks/{id}/deliveries", get(list_for_webhook))
+        .route("/deliveries", get(list))
+        .route("/deliveries/{id}", get(read))
 }
 
 #[derive(Debug, Serialize)]
@@ -100,25 +103,72 @@ struct DeliveryDetailDto {
     attempts: Vec<AttemptDto>,
 }
 
-async fn list(
-    state: State,
-    Path(id): Path<String>,
-    Query(query): Query<PageQuery>,
-) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
-    let id = webhook_id(&id)?;
-    let limit = query.limit()?;
-    if state.store.get_webhook(id, None).await?.is_none() {
-        return Err(ApiError::not_found("webhook"));
-    }
-    let deliveries = state.store.list_deliveries(id, query.cursor()?, limit).await?;
-    let page = Page::new(deliveries.into_iter().map(DeliveryDto::from).collect(), limit, |d| d.id.clone());
-    Ok(AppJson(page))
+/// `?state=&event=` filters (with the paging parameters).
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct DeliveryQuery {
+    limit: Option<i64>,
+    cursor: Option<String>,
+    tenant: Option<String>,
+    webhook_id: Option<String>,
+    state: Option<String>,
+    event: Option<String>,
 }
 
-async fn read(state: State, Path(id): Path<String>) -> Result<AppJson<DeliveryDetailDto>, ApiError> {
+impl DeliveryQuery {
+    fn page(&self) -> PageQuery {
+        PageQuery { limit: self.limit, cursor: self.cursor.clone(), tenant: None }
+    }
+
+    fn filter(&self, caller: &Caller) -> Result<DeliveryFilter, ApiError> {
+        Ok(DeliveryFilter {
+            tenant: caller.tenant_for_read(tenant(self.tenant.as_deref())?)?,
+            webhook: self.webhook_id.as_deref().map(webhook_id).transpose()?,
+            state: self
+                .state
+                .as_deref()
+                .map(|s| DeliveryState::parse(s).map_err(|e| ApiError::invalid_field("state", e)))
+                .transpose()?,
+            event_type: self.event.clone(),
+        })
+    }
+}
+
+async fn query_page(state: &State, filter: &DeliveryFilter, page: &PageQuery) -> Result<Page<DeliveryDto>, ApiError> {
+    let limit = page.limit()?;
+    let deliveries = state.store.list_deliveries(filter, page.cursor()?, limit).await?;
+    Ok(Page::new(deliveries.into_iter().map(DeliveryDto::from).collect(), limit, |d| d.id.clone()))
+}
+
+/// `GET /v1/deliveries`: every visible delivery, newest first, filtered.
+async fn list(
+    state: State,
+    caller: Caller,
+    Query(query): Query<DeliveryQuery>,
+) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
+    let filter = query.filter(&caller)?;
+    Ok(AppJson(query_page(&state, &filter, &query.page()).await?))
+}
+
+/// `GET /v1/webhooks/{id}/deliveries`: one webhook's event log.
+async fn list_for_webhook(
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    Query(query): Query<DeliveryQuery>,
+) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
+    let id = webhook_id(&id)?;
+    if state.store.get_webhook(id, caller.scope()).await?.is_none() {
+        return Err(ApiError::not_found("webhook"));
+    }
+    let filter = DeliveryFilter { webhook: Some(id), ..query.filter(&caller)? };
+    Ok(AppJson(query_page(&state, &filter, &query.page()).await?))
+}
+
+async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<DeliveryDetailDto>, ApiError> {
     let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
     let (delivery, body, attempts) =
-        state.store.get_delivery(id, None).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
+        state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
     let payload = String::from_utf8(body)
         .ok()
         .and_then(|text| serde_json::value::RawValue::from_string(text).ok())

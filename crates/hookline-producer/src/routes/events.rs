@@ -6,7 +6,7 @@ use hookline_core::{EventId, EventType, format_timestamp, parse_timestamp, valid
 use serde::{Deserialize, Serialize};
 
 use super::{State, webhooks::tenant};
-use crate::{ApiError, json::AppJson};
+use crate::{ApiError, auth::Caller, json::AppJson};
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
     Router::new().route("/events", post(ingest))
@@ -30,6 +30,7 @@ struct Accepted {
 
 async fn ingest(
     state: State,
+    caller: Caller,
     AppJson(body): AppJson<IngestEvent>,
 ) -> Result<(StatusCode, AppJson<Accepted>), ApiError> {
     let event_type = EventType::parse(&body.event).map_err(|e| ApiError::invalid_field("event", e))?;
@@ -42,7 +43,7 @@ async fn ingest(
         Some(raw) => parse_timestamp(raw).map_err(|e| ApiError::invalid_field("triggeredAt", e))?,
         None => time::OffsetDateTime::now_utc(),
     };
-    let tenant = tenant(body.tenant.as_deref())?.unwrap_or_default();
+    let tenant = caller.tenant_for_write(tenant(body.tenant.as_deref())?)?;
     let message = EventMessage {
         event: event_type.to_string(),
         data: body.data,

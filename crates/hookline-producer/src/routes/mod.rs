@@ -4,6 +4,7 @@ mod deliveries;
 mod events;
 mod health;
 mod page;
+mod tenants;
 mod webhooks;
 
 use std::sync::Arc;
@@ -18,12 +19,19 @@ use tower_http::trace::TraceLayer;
 pub(crate) struct AppState {
     pub(crate) store: Store,
     pub(crate) publisher: Publisher,
+    pub(crate) auth: crate::auth::Auth,
+    pub(crate) max_webhooks_per_tenant: i64,
 }
 
 /// The whole API.
 pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
     let state = Arc::new(state);
-    let v1 = Router::new().merge(webhooks::router()).merge(events::router()).merge(deliveries::router());
+    let v1 = Router::new()
+        .merge(webhooks::router())
+        .merge(events::router())
+        .merge(deliveries::router())
+        .merge(tenants::router())
+        .route_layer(axum::middleware::from_fn_with_state(state.clone(), crate::auth::require_caller));
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())

@@ -7,14 +7,14 @@ use axum::{
     routing::get,
 };
 use hookline_core::{EventFilters, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl, format_timestamp};
-use hookline_store::{NewWebhook, Webhook, WebhookPatch};
+use hookline_store::{Created, NewWebhook, Webhook, WebhookPatch};
 use serde::{Deserialize, Serialize};
 
 use super::{
     State,
     page::{Page, PageQuery},
 };
-use crate::{ApiError, json::AppJson};
+use crate::{ApiError, auth::Caller, json::AppJson};
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -104,12 +104,12 @@ pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("webhook"))
 }
 
-impl TryFrom<CreateWebhook> for NewWebhook {
-    type Error = ApiError;
-
-    fn try_from(body: CreateWebhook) -> Result<Self, ApiError> {
-        Ok(Self {
-            tenant: tenant(body.tenant.as_deref())?.unwrap_or_default(),
+impl CreateWebhook {
+    /// Validates the body; the tenant is decided by the caller's rights.
+    fn into_new(self, caller: &Caller) -> Result<NewWebhook, ApiError> {
+        let body = self;
+        Ok(NewWebhook {
+            tenant: caller.tenant_for_write(tenant(body.tenant.as_deref())?)?,
             name: name(&body.name)?,
             url: url(&body.url)?,
             token: token(&body.token)?,
@@ -135,31 +135,53 @@ impl TryFrom<UpdateWebhook> for WebhookPatch {
 
 async fn create(
     state: State,
+    caller: Caller,
     AppJson(body): AppJson<CreateWebhook>,
 ) -> Result<(StatusCode, AppJson<WebhookDto>), ApiError> {
-    let new = NewWebhook::try_from(body)?;
+    let new = body.into_new(&caller)?;
     let id = WebhookId::from_uuid(uuid::Uuid::now_v7());
-    let webhook = state.store.create_webhook(id, &new, time::OffsetDateTime::now_utc()).await?;
+    let now = time::OffsetDateTime::now_utc();
+    let webhook = match state.store.create_webhook(id, &new, now, state.max_webhooks_per_tenant).await? {
+        Created::Webhook(webhook) => *webhook,
+        Created::LimitReached => {
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "tenant_webhook_limit",
+                format!(
+                    "tenant `{}` already has the maximum of {} webhooks; delete one first",
+                    new.tenant, state.max_webhooks_per_tenant
+                ),
+            ));
+        }
+    };
     tracing::info!(webhook_id = %webhook.id, tenant = %webhook.tenant, "webhook created");
     Ok((StatusCode::CREATED, AppJson(webhook.into())))
 }
 
-async fn list(state: State, Query(query): Query<PageQuery>) -> Result<AppJson<Page<WebhookDto>>, ApiError> {
+async fn list(
+    state: State,
+    caller: Caller,
+    Query(query): Query<PageQuery>,
+) -> Result<AppJson<Page<WebhookDto>>, ApiError> {
     let limit = query.limit()?;
-    let tenant = tenant(query.tenant.as_deref())?;
+    let tenant = caller.tenant_for_read(tenant(query.tenant.as_deref())?)?;
     let webhooks = state.store.list_webhooks(tenant.as_ref(), query.cursor()?, limit).await?;
     let page = Page::new(webhooks.into_iter().map(WebhookDto::from).collect(), limit, |w| w.id.clone());
     Ok(AppJson(page))
 }
 
-async fn read(state: State, Path(id): Path<String>) -> Result<AppJson<WebhookDto>, ApiError> {
-    let webhook =
-        state.store.get_webhook(webhook_id(&id)?, None).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<WebhookDto>, ApiError> {
+    let webhook = state
+        .store
+        .get_webhook(webhook_id(&id)?, caller.scope())
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
     Ok(AppJson(webhook.into()))
 }
 
 async fn update(
     state: State,
+    caller: Caller,
     Path(id): Path<String>,
     AppJson(body): AppJson<UpdateWebhook>,
 ) -> Result<AppJson<WebhookDto>, ApiError> {
@@ -167,14 +189,14 @@ async fn update(
     let patch = WebhookPatch::try_from(body)?;
     let webhook = state
         .store
-        .update_webhook(id, None, &patch, time::OffsetDateTime::now_utc())
+        .update_webhook(id, caller.scope(), &patch, time::OffsetDateTime::now_utc())
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
     Ok(AppJson(webhook.into()))
 }
 
-async fn remove(state: State, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
-    if state.store.delete_webhook(webhook_id(&id)?, None).await? {
+async fn remove(state: State, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
+    if state.store.delete_webhook(webhook_id(&id)?, caller.scope()).await? {
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::not_found("webhook"))

@@ -4,7 +4,7 @@ use hookline_core::{
     AttemptId, DeliveryId, DeliveryState, EventFilters, EventId, EventType, SigningToken, TenantId, WebhookId,
     WebhookName, WebhookUrl,
 };
-use hookline_store::{Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Store};
+use hookline_store::{Created, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Store};
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -23,7 +23,10 @@ async fn webhook(store: &Store, tenant: &str, events: &[&str], active: bool) -> 
         active,
     };
     let id = WebhookId::from_uuid(Uuid::now_v7());
-    store.create_webhook(id, &new, OffsetDateTime::now_utc()).await.expect("create").id
+    match store.create_webhook(id, &new, OffsetDateTime::now_utc(), 100).await.expect("create") {
+        Created::Webhook(w) => w.id,
+        Created::LimitReached => panic!("below the limit"),
+    }
 }
 
 fn event(tenant: &str, id: &str, event_type: &str) -> NewEvent {
@@ -103,7 +106,14 @@ async fn record_event_fans_out_once() {
     assert_eq!(store.record_event(&e, new_id, later, LEASE).await.expect("again"), Dispatch::Publish(ids.clone()));
     store.mark_dispatched(&e.tenant, &e.id, now).await.expect("mark");
     assert_eq!(store.record_event(&e, new_id, now, LEASE).await.expect("dup"), Dispatch::Duplicate);
-    assert_eq!(store.list_deliveries(a, None, 10).await.expect("list").len(), 1);
+    assert_eq!(
+        store
+            .list_deliveries(&DeliveryFilter { webhook: Some(a), ..Default::default() }, None, 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
 }
 
 /// Attempts are numbered in order, move the delivery's state, and drive the

@@ -1,0 +1,239 @@
+//! Who is calling: an administrator (an API key) or one tenant (a tenant
+//! token). Every `/v1` route takes a [`Caller`]; the portal will take the
+//! same extractor, so a tenant token opens exactly the same scope there.
+//!
+//! API keys are held only as SHA-256 digests and compared in constant time.
+//! Failures answer `401` with no detail of what was wrong.
+
+use std::sync::Arc;
+
+use axum::{
+    extract::FromRequestParts,
+    http::{HeaderValue, StatusCode, header, request::Parts},
+    response::{IntoResponse, Response},
+};
+use hmac::{Hmac, KeyInit, Mac};
+use hookline_core::{TenantId, TokenSecret, tenant_token::looks_like_tenant_token};
+use sha2::{Digest, Sha256};
+
+use crate::{ApiError, routes::AppState, settings::Secret};
+
+/// The admin API keys, as digests.
+#[derive(Clone)]
+pub(crate) struct ApiKeys(Vec<[u8; 32]>);
+
+impl std::fmt::Debug for ApiKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "ApiKeys({} keys)", self.0.len())
+    }
+}
+
+fn digest(text: &str) -> [u8; 32] {
+    Sha256::digest(text.as_bytes()).into()
+}
+
+impl ApiKeys {
+    pub(crate) fn new(keys: &[Secret]) -> Self {
+        Self(keys.iter().map(|k| digest(k.expose())).collect())
+    }
+
+    /// Constant-time in the candidate's content: every key is compared,
+    /// byte by byte, without early exit.
+    fn matches(&self, candidate: &str) -> bool {
+        let candidate = digest(candidate);
+        self.0.iter().fold(false, |found, key| {
+            let diff = key.iter().zip(candidate.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+            found | (diff == 0)
+        })
+    }
+}
+
+/// Everything needed to authenticate a request.
+#[derive(Clone, Debug)]
+pub(crate) struct Auth {
+    pub(crate) keys: ApiKeys,
+    pub(crate) tokens: TokenSecret,
+}
+
+/// The tenant-token secret derived from the API keys, when none is
+/// configured: every producer sharing the keys derives the same secret.
+pub(crate) fn derived_token_secret(keys: &[Secret]) -> TokenSecret {
+    let mut sorted: Vec<&str> = keys.iter().map(Secret::expose).collect();
+    sorted.sort_unstable();
+    let mut mac = Hmac::<Sha256>::new_from_slice(b"hookline tenant token secret v1").expect("any key length");
+    for key in sorted {
+        mac.update(key.as_bytes());
+        mac.update(b"\n");
+    }
+    TokenSecret::new(mac.finalize().into_bytes().as_slice().to_vec()).expect("32 bytes is long enough")
+}
+
+/// The authenticated caller of a request.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Caller {
+    /// Holds an API key: sees and manages every tenant.
+    Admin,
+    /// Holds a tenant token: sees and manages one tenant only.
+    Tenant(TenantId),
+}
+
+impl Caller {
+    /// The tenant this caller is confined to; `None` for an admin.
+    pub(crate) fn scope(&self) -> Option<&TenantId> {
+        match self {
+            Self::Admin => None,
+            Self::Tenant(t) => Some(t),
+        }
+    }
+
+    /// Refuses tenant callers (`403`).
+    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Self::Admin => Ok(()),
+            Self::Tenant(_) => {
+                Err(ApiError::new(StatusCode::FORBIDDEN, "admin_only", "this operation needs an admin API key"))
+            }
+        }
+    }
+
+    /// The tenant a write applies to: what was asked for (default
+    /// `default`) for an admin; for a tenant caller, its own tenant, and a
+    /// request naming another one is refused (`403`).
+    pub(crate) fn tenant_for_write(&self, requested: Option<TenantId>) -> Result<TenantId, ApiError> {
+        match (self, requested) {
+            (Self::Admin, requested) => Ok(requested.unwrap_or_default()),
+            (Self::Tenant(own), None) => Ok(own.clone()),
+            (Self::Tenant(own), Some(t)) if *own == t => Ok(t),
+            (Self::Tenant(_), Some(_)) => {
+                Err(ApiError::new(StatusCode::FORBIDDEN, "tenant_mismatch", "this token only acts for its own tenant"))
+            }
+        }
+    }
+
+    /// The tenant filter of a read: an admin's optional filter, or a tenant
+    /// caller's own tenant (naming another one is refused).
+    pub(crate) fn tenant_for_read(&self, requested: Option<TenantId>) -> Result<Option<TenantId>, ApiError> {
+        match self {
+            Self::Admin => Ok(requested),
+            Self::Tenant(_) => self.tenant_for_write(requested).map(Some),
+        }
+    }
+}
+
+/// A request without valid credentials.
+#[derive(Debug)]
+pub(crate) struct Unauthorized;
+
+impl IntoResponse for Unauthorized {
+    fn into_response(self) -> Response {
+        let mut response = ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "missing or invalid credentials: send `Authorization: Bearer <API key or tenant token>`",
+        )
+        .into_response();
+        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        response
+    }
+}
+
+impl Auth {
+    /// Authenticates a bearer credential.
+    pub(crate) fn caller(&self, bearer: &str) -> Option<Caller> {
+        if looks_like_tenant_token(bearer) {
+            match self.tokens.verify(bearer, time::OffsetDateTime::now_utc()) {
+                Ok(tenant) => Some(Caller::Tenant(tenant)),
+                Err(e) => {
+                    tracing::info!(reason = %e, "tenant token refused");
+                    None
+                }
+            }
+        } else if self.keys.matches(bearer) {
+            Some(Caller::Admin)
+        } else {
+            None
+        }
+    }
+}
+
+fn authenticate(headers: &axum::http::HeaderMap, auth: &Auth) -> Option<Caller> {
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .map(str::trim)?;
+    auth.caller(bearer)
+}
+
+/// Middleware on every `/v1` route: no valid credential, no entry — even for
+/// a handler that forgot to ask for a [`Caller`]. The caller it finds is kept
+/// in the request for the handler's extractor.
+pub(crate) async fn require_caller(
+    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
+    mut request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match authenticate(request.headers(), &state.auth) {
+        Some(caller) => {
+            request.extensions_mut().insert(caller);
+            next.run(request).await
+        }
+        None => Unauthorized.into_response(),
+    }
+}
+
+impl FromRequestParts<Arc<AppState>> for Caller {
+    type Rejection = Unauthorized;
+
+    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
+        match parts.extensions.get::<Caller>() {
+            Some(caller) => Ok(caller.clone()),
+            None => authenticate(&parts.headers, &state.auth).ok_or(Unauthorized),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(s: &str) -> Secret {
+        Secret::new(s.to_owned())
+    }
+
+    /// Only the configured keys match.
+    #[test]
+    fn api_keys_match_exactly() {
+        let keys = ApiKeys::new(&[secret("first-key-0123456789"), secret("second-key-0123456789")]);
+        assert!(keys.matches("first-key-0123456789"));
+        assert!(keys.matches("second-key-0123456789"));
+        assert!(!keys.matches("first-key-012345678"));
+        assert!(!keys.matches(""));
+        assert!(!ApiKeys::new(&[]).matches("anything"));
+    }
+
+    /// Tenant callers are confined to their tenant; admins choose.
+    #[test]
+    fn tenant_scoping() {
+        let a = TenantId::parse("a").expect("valid");
+        let b = TenantId::parse("b").expect("valid");
+        let tenant = Caller::Tenant(a.clone());
+        assert_eq!(tenant.tenant_for_write(None).expect("own"), a);
+        assert_eq!(tenant.tenant_for_write(Some(a.clone())).expect("own"), a);
+        assert_eq!(tenant.tenant_for_write(Some(b.clone())).expect_err("other").code(), "tenant_mismatch");
+        assert_eq!(tenant.require_admin().expect_err("tenant").code(), "admin_only");
+        assert_eq!(Caller::Admin.tenant_for_write(None).expect("default"), TenantId::default());
+        assert_eq!(Caller::Admin.tenant_for_read(Some(b.clone())).expect("any"), Some(b));
+        assert_eq!(Caller::Admin.tenant_for_read(None).expect("all"), None);
+    }
+
+    /// The derived secret does not depend on the order keys are listed in.
+    #[test]
+    fn derived_secret_is_order_independent() {
+        let t = TenantId::parse("a").expect("valid");
+        let at = time::OffsetDateTime::UNIX_EPOCH + time::Duration::days(30_000);
+        let one = derived_token_secret(&[secret("k1-0123456789abcdef"), secret("k2-0123456789abcdef")]);
+        let two = derived_token_secret(&[secret("k2-0123456789abcdef"), secret("k1-0123456789abcdef")]);
+        assert_eq!(one.mint(&t, at), two.mint(&t, at));
+    }
+}
