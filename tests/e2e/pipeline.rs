@@ -56,7 +56,7 @@ async fn event_reaches_only_subscribed_active_webhooks() {
     for id in [&wildcard, &all] {
         let details = app.settled_deliveries(id, 1).await;
         let d = &details[0];
-        assert_eq!(d["state"], "succeeded");
+        assert_eq!(d["state"], "delivered");
         assert_eq!(d["eventId"], event_id.as_str());
         let attempts = d["attempts"].as_array().expect("attempts");
         assert_eq!(attempts.len(), 1);
@@ -125,7 +125,7 @@ async fn event_published_to_exchange_is_delivered() {
     assert!(payload["triggeredAt"].is_string(), "triggeredAt defaults to dispatch time");
     let details = app.settled_deliveries(&id, 1).await;
     assert_eq!(details[0]["eventId"], "act-1");
-    assert_eq!(details[0]["state"], "succeeded");
+    assert_eq!(details[0]["state"], "delivered");
     let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }

@@ -11,7 +11,7 @@ use hookline_testkit::{TestBroker, TestDb};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
-pub use hookline_testkit::{Receiver, eventually};
+pub use hookline_testkit::{Receiver, Reply, eventually};
 
 /// The admin API key every test app accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";
@@ -38,7 +38,10 @@ pub struct TestApp {
     pub shutdown: CancellationToken,
     /// An HTTP client for the API.
     pub http: reqwest::Client,
+    /// The worker settings, for starting more workers.
+    pub worker_settings: hookline_worker::Settings,
     tasks: Vec<tokio::task::JoinHandle<anyhow::Result<()>>>,
+    workers: Vec<(CancellationToken, tokio::task::JoinHandle<anyhow::Result<()>>)>,
 }
 
 /// A JSON response: status and body.
@@ -76,6 +79,8 @@ pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Setting
         concurrency: 16,
         request_timeout: Duration::from_secs(5),
         drain_timeout: Duration::from_secs(5),
+        // No retries unless a test asks for them (with millisecond delays).
+        retry_schedule: hookline_core::RetrySchedule::from_delays(Vec::new()),
         ..Default::default()
     };
     (producer, worker)
@@ -103,14 +108,28 @@ impl TestApp {
         let worker = worker.expect("worker starts");
         let addr = producer.local_addr();
         let worker_addr = worker.local_addr();
-        let tasks = vec![
-            tokio::spawn({
-                let shutdown = shutdown.clone();
-                async move { Ok(producer.run_until_stopped(shutdown).await?) }
-            }),
-            tokio::spawn(worker.run_until_stopped(shutdown.clone())),
-        ];
-        Self { addr, worker_addr, db, broker, shutdown, http: reqwest::Client::new(), tasks }
+        let tasks = vec![tokio::spawn({
+            let shutdown = shutdown.clone();
+            async move { Ok(producer.run_until_stopped(shutdown).await?) }
+        })];
+        let token = shutdown.child_token();
+        let workers = vec![(token.clone(), tokio::spawn(worker.run_until_stopped(token)))];
+        Self { addr, worker_addr, db, broker, shutdown, http: reqwest::Client::new(), worker_settings, tasks, workers }
+    }
+
+    /// Starts one more worker (competing for the same queues).
+    pub async fn add_worker(&mut self) {
+        let worker = hookline_worker::build(&self.worker_settings).await.expect("worker starts");
+        let token = self.shutdown.child_token();
+        self.workers.push((token.clone(), tokio::spawn(worker.run_until_stopped(token))));
+    }
+
+    /// Stops every worker (SIGTERM-style) and waits for clean exits.
+    pub async fn stop_workers(&mut self) {
+        for (token, task) in self.workers.drain(..) {
+            token.cancel();
+            task.await.expect("worker task does not panic").expect("worker exits cleanly");
+        }
     }
 
     /// The API URL of `path`.
@@ -205,7 +224,7 @@ impl TestApp {
     pub async fn settled_deliveries(&self, webhook_id: &str, n: usize) -> Vec<Value> {
         eventually(WAIT, || async {
             let list = self.deliveries(webhook_id).await;
-            let settled = list.iter().filter(|d| d["state"] != "pending").count();
+            let settled = list.iter().filter(|d| d["state"] != "pending" && d["state"] != "retrying").count();
             if list.len() == n && settled == n {
                 let mut details = Vec::new();
                 for d in &list {
@@ -220,10 +239,18 @@ impl TestApp {
         .await
     }
 
+    /// A webhook as the API shows it.
+    pub async fn webhook(&self, id: &str) -> Value {
+        let response = self.get(&format!("/v1/webhooks/{id}")).await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        response.body
+    }
+
     /// Stops both services and waits for them to exit cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
-        for task in self.tasks.drain(..) {
+        let workers = self.workers.drain(..).map(|(_, task)| task);
+        for task in self.tasks.drain(..).chain(workers).collect::<Vec<_>>() {
             task.await.expect("service task does not panic").expect("service exits cleanly");
         }
     }

@@ -23,7 +23,7 @@ pub mod topology;
 
 pub use consumer::{Ack, Consumed, Message};
 pub use error::{Error, Result};
-pub use message::{DeliveryMessage, EventMessage};
+pub use message::{DeliveryMessage, EventMessage, WireTrigger};
 pub use publisher::Publisher;
 pub use settings::{AmqpSettings, connect};
 pub use topology::Topology;

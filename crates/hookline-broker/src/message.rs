@@ -42,7 +42,40 @@ impl EventMessage {
     }
 }
 
-/// "Attempt this delivery now." Internal to Hookline.
+/// What caused an attempt, on the wire.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WireTrigger {
+    /// First attempt or scheduled retry.
+    #[default]
+    Scheduled,
+    /// A manual retry.
+    Manual,
+    /// A `recover` replay.
+    Recover,
+}
+
+impl From<WireTrigger> for hookline_core::Trigger {
+    fn from(t: WireTrigger) -> Self {
+        match t {
+            WireTrigger::Scheduled => Self::Scheduled,
+            WireTrigger::Manual => Self::Manual,
+            WireTrigger::Recover => Self::Recover,
+        }
+    }
+}
+
+impl From<hookline_core::Trigger> for WireTrigger {
+    fn from(t: hookline_core::Trigger) -> Self {
+        match t {
+            hookline_core::Trigger::Scheduled => Self::Scheduled,
+            hookline_core::Trigger::Manual => Self::Manual,
+            hookline_core::Trigger::Recover => Self::Recover,
+        }
+    }
+}
+
+/// "Attempt this delivery (not before a time)." Internal to Hookline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum DeliveryMessage {
@@ -52,10 +85,44 @@ pub enum DeliveryMessage {
     V1 {
         /// The delivery to attempt.
         delivery_id: Uuid,
+        /// What caused the attempt.
+        #[serde(default)]
+        trigger: WireTrigger,
+        /// Unix milliseconds before which the attempt must not be made; a
+        /// worker that gets the message earlier sends it through another
+        /// delay tier.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        not_before_ms: Option<i64>,
     },
 }
 
 impl DeliveryMessage {
+    /// A first attempt, due now.
+    pub fn first(delivery_id: Uuid) -> Self {
+        Self::V1 { delivery_id, trigger: WireTrigger::Scheduled, not_before_ms: None }
+    }
+
+    /// The delivery's id.
+    pub fn delivery_id(&self) -> Uuid {
+        match self {
+            Self::V1 { delivery_id, .. } => *delivery_id,
+        }
+    }
+
+    /// When it is due, in unix milliseconds (`None`: now).
+    pub fn not_before_ms(&self) -> Option<i64> {
+        match self {
+            Self::V1 { not_before_ms, .. } => *not_before_ms,
+        }
+    }
+
+    /// What caused it.
+    pub fn trigger(&self) -> hookline_core::Trigger {
+        match self {
+            Self::V1 { trigger, .. } => (*trigger).into(),
+        }
+    }
+
     /// Parses a message body.
     pub fn decode(body: &[u8]) -> crate::Result<Self> {
         Ok(serde_json::from_slice(body)?)
@@ -87,13 +154,18 @@ mod tests {
     #[test]
     fn delivery_message_is_versioned() {
         let id = Uuid::nil();
-        let m = DeliveryMessage::V1 { delivery_id: id };
+        let m = DeliveryMessage::first(id);
         let body = m.encode();
         assert_eq!(
             String::from_utf8(body.clone()).expect("utf-8"),
-            r#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000"}"#
+            r#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000","trigger":"scheduled"}"#
         );
         assert_eq!(DeliveryMessage::decode(&body).expect("round trip"), m);
+        // Older messages without trigger or due time still decode.
+        let old = br#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000"}"#;
+        assert_eq!(DeliveryMessage::decode(old).expect("decodes"), m);
+        let later = DeliveryMessage::V1 { delivery_id: id, trigger: WireTrigger::Recover, not_before_ms: Some(5) };
+        assert_eq!(DeliveryMessage::decode(&later.encode()).expect("round trip"), later);
         assert!(DeliveryMessage::decode(br#"{"type":"delivery.v9","deliveryId":"x"}"#).is_err());
     }
 }

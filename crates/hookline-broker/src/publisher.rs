@@ -11,7 +11,7 @@ use lapin::{
     options::{BasicPublishOptions, ConfirmSelectOptions},
 };
 
-use crate::{DeliveryMessage, Error, EventMessage, Result, Topology};
+use crate::{DeliveryMessage, Error, EventMessage, Result, Topology, topology::tier_for};
 
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
@@ -96,7 +96,7 @@ impl Publisher {
         let queue = self.topology.deliveries_queue();
         let mut confirms = Vec::with_capacity(ids.len());
         for id in ids {
-            let body = DeliveryMessage::V1 { delivery_id: id.as_uuid() }.encode();
+            let body = DeliveryMessage::first(id.as_uuid()).encode();
             // The default exchange routes by queue name.
             confirms.push(self.send(String::new(), queue.clone(), &body, BasicProperties::default()).await?);
         }
@@ -104,5 +104,26 @@ impl Publisher {
             check(confirmation)?;
         }
         Ok(())
+    }
+}
+
+impl Publisher {
+    /// Publishes a delivery message to be attempted now (a manual retry):
+    /// straight to the deliveries queue.
+    pub async fn publish_now(&self, message: &DeliveryMessage) -> Result<()> {
+        let queue = self.topology.deliveries_queue();
+        check(self.send(String::new(), queue, &message.encode(), BasicProperties::default()).await?.await?)
+    }
+
+    /// Publishes a delivery message that must wait until its
+    /// `not_before_ms`: into the delay tier that fits the time left at
+    /// `now_ms`, or to the retries queue when it is due.
+    pub async fn schedule(&self, message: &DeliveryMessage, now_ms: i64) -> Result<()> {
+        let remaining = message.not_before_ms().map_or(0, |due| due.saturating_sub(now_ms));
+        let queue = match tier_for(remaining) {
+            Some(tier) => self.topology.tier_queue(tier),
+            None => self.topology.retries_queue(),
+        };
+        check(self.send(String::new(), queue, &message.encode(), BasicProperties::default()).await?.await?)
     }
 }

@@ -3,8 +3,17 @@
 //! ```text
 //! <ns>.events      topic exchange; routing key = event type
 //!   └─ <ns>.dispatch    queue bound with `#`: every event, fanned out by workers
-//! <ns>.deliveries  queue (default exchange): one message per delivery attempt
+//! <ns>.deliveries  queue (default exchange): first attempts and manual retries
+//! <ns>.retries     queue: retries that are due
+//! <ns>.delay.<ms>  delay tiers: classic queues whose messages expire after
+//!                  <ms> and dead-letter into <ns>.retries
 //! ```
+//!
+//! RabbitMQ expires messages only at a queue's head, so each tier holds one
+//! delay. Tiers grow by ×4 from 16 ms to about 18.6 h; a delay is spent by
+//! hopping through tiers (largest that fits first), each hop a worker
+//! re-publishing the message until it is due. Every retry thus waits in the
+//! broker, never in a worker's memory, and survives a restart of every worker.
 
 use std::time::Duration;
 
@@ -15,6 +24,17 @@ use lapin::{
 };
 
 use crate::{AmqpSettings, Result};
+
+/// The delay tiers in milliseconds: ×4 steps from 16 ms to about 18.6 h.
+pub const TIERS_MS: [u64; 12] =
+    [16, 64, 256, 1024, 4096, 16_384, 65_536, 262_144, 1_048_576, 4_194_304, 16_777_216, 67_108_864];
+
+/// Where a message due in `remaining_ms` goes next: the largest tier that
+/// fits, or `None` when it is due (less than the smallest tier remains).
+pub fn tier_for(remaining_ms: i64) -> Option<u64> {
+    let remaining = u64::try_from(remaining_ms).ok()?;
+    TIERS_MS.iter().rev().copied().find(|&t| t <= remaining)
+}
 
 /// Every name of one deployment's topology.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -55,6 +75,16 @@ impl Topology {
         format!("{}.deliveries", self.namespace)
     }
 
+    /// The queue of retries that are due.
+    pub fn retries_queue(&self) -> String {
+        format!("{}.retries", self.namespace)
+    }
+
+    /// The delay tier queue holding messages for `ms` milliseconds.
+    pub fn tier_queue(&self, ms: u64) -> String {
+        format!("{}.delay.{ms}", self.namespace)
+    }
+
     fn queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         // Quorum queues replicate across a cluster and survive a node loss;
@@ -88,6 +118,26 @@ impl Topology {
         for queue in [self.dispatch_queue(), self.deliveries_queue()] {
             channel.queue_declare(queue.into(), durable, self.queue_args()).await?;
         }
+        channel.queue_declare(self.retries_queue().into(), durable, self.queue_args()).await?;
+        for ms in TIERS_MS {
+            let mut args = FieldTable::default();
+            // Classic queues: every message in a tier has the same TTL, so
+            // expiry at the head is exact; dead-lettering from a classic queue
+            // needs no quorum dead-letter strategy.
+            args.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
+            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
+            // Expired messages go back through the default exchange to the
+            // retries queue.
+            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+            args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(self.retries_queue().into()));
+            if let Some(expires) = self.queue_expires {
+                let expires = i64::try_from(expires.as_millis())
+                    .unwrap_or(i64::MAX)
+                    .max(i64::try_from(ms * 2).unwrap_or(i64::MAX));
+                args.insert("x-expires".into(), AMQPValue::LongLongInt(expires));
+            }
+            channel.queue_declare(self.tier_queue(ms).into(), durable, args).await?;
+        }
         channel
             .queue_bind(
                 self.dispatch_queue().into(),
@@ -115,5 +165,20 @@ mod tests {
         assert_eq!(t.dispatch_queue(), "t123.dispatch");
         assert_eq!(t.deliveries_queue(), "t123.deliveries");
         assert_eq!(Topology::new("hookline").events_exchange(), "hookline.events");
+        assert_eq!(t.retries_queue(), "t123.retries");
+        assert_eq!(t.tier_queue(64), "t123.delay.64");
+    }
+
+    /// A delay goes to the largest tier that fits; under 16 ms it is due.
+    #[test]
+    fn tiers() {
+        use super::tier_for;
+        assert_eq!(tier_for(-5), None);
+        assert_eq!(tier_for(15), None);
+        assert_eq!(tier_for(16), Some(16));
+        assert_eq!(tier_for(63), Some(16));
+        assert_eq!(tier_for(5_000), Some(4096));
+        assert_eq!(tier_for(36_000_000), Some(16_777_216));
+        assert_eq!(tier_for(i64::MAX), Some(67_108_864));
     }
 }

@@ -13,6 +13,8 @@
 //! - [`filter`]: subscription patterns (`license.created`, `license.*`, `*`).
 //! - [`webhook`]: a webhook's fields (`WebhookName`, `WebhookUrl`,
 //!   `SigningToken`) and states (`HealthStatus`, `DeliveryState`).
+//! - [`health`]: webhook health transitions and the decision after an attempt.
+//! - [`retry`]: the retry schedule, jitter and `Retry-After`.
 //! - [`signature`]: `Webhook-Signature` signing and verifying.
 //! - [`tenant_token`]: short-lived tokens that scope API access to one tenant.
 //! - [`outcome`]: how the result of an HTTP attempt is classified.
@@ -21,8 +23,10 @@
 pub mod config;
 pub mod event;
 pub mod filter;
+pub mod health;
 pub mod id;
 pub mod outcome;
+pub mod retry;
 pub mod signature;
 pub mod tenant_token;
 pub mod webhook;
@@ -32,8 +36,10 @@ pub use event::{
     TenantId, format_timestamp, parse_timestamp, validate_data,
 };
 pub use filter::{EventFilter, EventFilters, InvalidEventFilter, InvalidEventFilters};
+pub use health::{Attempted, Health, Next, Trigger, decide, describe_failure};
 pub use id::{AttemptId, DeliveryId, InvalidId, WebhookId};
 pub use outcome::{AttemptOutcome, TransportErrorKind, classify_status};
+pub use retry::{InvalidRetrySchedule, RetrySchedule};
 pub use signature::{sign, verify};
 pub use tenant_token::{InvalidTenantToken, TokenSecret, WeakTokenSecret};
 pub use webhook::{

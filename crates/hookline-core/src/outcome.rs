@@ -3,14 +3,14 @@
 /// Why no HTTP response arrived.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum TransportErrorKind {
-    /// The connection could not be made (refused, DNS, TLS handshake).
+    /// The connection was refused or could not be made.
     Connect,
-    /// The request could not be sent.
-    Request,
-    /// The response body could not be read.
-    Body,
-    /// Anything else.
-    Other,
+    /// The host name did not resolve.
+    Dns,
+    /// The TLS handshake failed (certificate, protocol).
+    Tls,
+    /// Reading or writing failed mid-request (reset, closed early).
+    Io,
 }
 
 impl TransportErrorKind {
@@ -18,9 +18,9 @@ impl TransportErrorKind {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Connect => "connect",
-            Self::Request => "request",
-            Self::Body => "body",
-            Self::Other => "other",
+            Self::Dns => "dns",
+            Self::Tls => "tls",
+            Self::Io => "io",
         }
     }
 }

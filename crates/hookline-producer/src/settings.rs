@@ -51,6 +51,8 @@ pub struct Settings {
     pub tenant_token_secret: Option<Secret>,
     /// Most webhooks one tenant may have (`HOOKLINE_MAX_WEBHOOKS_PER_TENANT`).
     pub max_webhooks_per_tenant: i64,
+    /// Deliveries per second a `recover` replays (`HOOKLINE_RECOVER_RATE_PER_SEC`).
+    pub recover_rate_per_sec: u32,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -65,6 +67,7 @@ impl Default for Settings {
             api_keys: Vec::new(),
             tenant_token_secret: None,
             max_webhooks_per_tenant: 100,
+            recover_rate_per_sec: 10,
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -115,6 +118,7 @@ impl Settings {
             },
             max_webhooks_per_tenant: vars
                 .positive("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", default.max_webhooks_per_tenant)?,
+            recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", default.recover_rate_per_sec)?,
             telemetry: telemetry_from_vars(vars)?,
         })
     }

@@ -103,7 +103,13 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
     Ok(Producer {
         listener,
-        state: AppState { store, publisher, auth, max_webhooks_per_tenant: settings.max_webhooks_per_tenant },
+        state: AppState {
+            store,
+            publisher,
+            auth,
+            max_webhooks_per_tenant: settings.max_webhooks_per_tenant,
+            recover_rate_per_sec: settings.recover_rate_per_sec,
+        },
         connection,
         max_body_bytes: settings.max_body_bytes,
     })

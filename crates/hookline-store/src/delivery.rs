@@ -2,7 +2,8 @@
 //! loads before an attempt, what it records after, and the event log.
 
 use hookline_core::{
-    AttemptId, DeliveryId, DeliveryState, EventId, HealthStatus, SigningToken, TenantId, WebhookId, WebhookUrl,
+    AttemptId, DeliveryId, DeliveryState, EventId, Health, HealthStatus, Next, SigningToken, TenantId, Trigger,
+    WebhookId, WebhookUrl,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -34,6 +35,18 @@ pub struct DeliveryJob {
     pub active: bool,
     /// The webhook's health.
     pub status: HealthStatus,
+}
+
+/// Deliveries a `recover` replays: a webhook's failed and suspended ones
+/// created in [since, until), oldest first.
+#[derive(Clone, Copy, Debug)]
+pub struct RecoverWindow {
+    /// The webhook.
+    pub webhook: WebhookId,
+    /// Start of the window (inclusive).
+    pub since: OffsetDateTime,
+    /// End of the window (exclusive).
+    pub until: OffsetDateTime,
 }
 
 /// One delivery as the event log shows it.
@@ -68,6 +81,8 @@ pub struct Attempt {
     pub id: AttemptId,
     /// 1 for the first attempt of the delivery.
     pub attempt_no: i32,
+    /// `scheduled`, `manual` or `recover`.
+    pub trigger: String,
     /// When the request was sent.
     pub sent_at: OffsetDateTime,
     /// When the response arrived; `None` when none did.
@@ -88,13 +103,15 @@ pub struct Attempt {
     pub next_attempt_at: Option<OffsetDateTime>,
 }
 
-/// An attempt to record, with the state the delivery moves to.
+/// An attempt to record.
 #[derive(Clone, Debug)]
 pub struct NewAttempt {
     /// A fresh id.
     pub id: AttemptId,
     /// The delivery attempted.
     pub delivery_id: DeliveryId,
+    /// What caused it.
+    pub trigger: Trigger,
     /// When the request was sent.
     pub sent_at: OffsetDateTime,
     /// When the response arrived.
@@ -109,14 +126,37 @@ pub struct NewAttempt {
     pub error_message: Option<String>,
     /// The first bytes of the response body.
     pub response_excerpt: Option<String>,
-    /// Why another attempt is scheduled, if one is.
-    pub retry_reason: Option<String>,
-    /// When it is due.
+}
+
+/// What a failure decision is made from, read under the row locks.
+#[derive(Clone, Copy, Debug)]
+pub struct Facts {
+    /// This attempt's number.
+    pub attempt_no: u32,
+    /// The delivery's state before it.
+    pub previous_state: DeliveryState,
+    /// The webhook's health before it.
+    pub health: Health,
+}
+
+/// What was decided for a failed attempt.
+#[derive(Clone, Debug)]
+pub struct Decided {
+    /// The webhook's health after it.
+    pub health: Health,
+    /// The delivery's next step.
+    pub next: Next,
+    /// When the next attempt is due, if one is scheduled.
     pub next_attempt_at: Option<OffsetDateTime>,
-    /// Whether the attempt succeeded (drives the webhook's health).
-    pub succeeded: bool,
-    /// The state the delivery moves to.
-    pub new_state: DeliveryState,
+}
+
+/// A recorded failed attempt and what follows it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    /// Its number.
+    pub attempt_no: u32,
+    /// The decision.
+    pub decided: Decided,
 }
 
 /// Which deliveries a listing returns; `None` fields do not filter.
@@ -130,6 +170,10 @@ pub struct DeliveryFilter {
     pub state: Option<DeliveryState>,
     /// Only those of this event type.
     pub event_type: Option<String>,
+    /// Only those created at or after this time.
+    pub since: Option<OffsetDateTime>,
+    /// Only those created before this time.
+    pub until: Option<OffsetDateTime>,
 }
 
 fn corrupt(table: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
@@ -156,6 +200,7 @@ fn attempt_from_row(row: &Row) -> Result<Attempt> {
     Ok(Attempt {
         id: AttemptId::from_uuid(row.try_get("id")?),
         attempt_no: row.try_get("attempt_no")?,
+        trigger: row.try_get("trigger")?,
         sent_at: row.try_get("sent_at")?,
         received_at: row.try_get("received_at")?,
         duration_ms: row.try_get("duration_ms")?,
@@ -204,39 +249,40 @@ impl Store {
         }))
     }
 
-    /// Records an attempt, moves the delivery to its new state and updates the
-    /// webhook's health, atomically in one statement. Returns the attempt
-    /// number, or `None` when the delivery no longer exists.
-    pub async fn record_attempt(&self, attempt: &NewAttempt, now: OffsetDateTime) -> Result<Option<i32>> {
+    /// Records a successful attempt in one statement: the delivery is
+    /// delivered, and the webhook becomes healthy with no failures. The
+    /// webhook row is written only when that changes something (or its
+    /// `last_success_at` is more than a second old), so concurrent successes
+    /// to one webhook do not queue on its row lock. `None` when the delivery
+    /// no longer exists.
+    pub async fn record_success(&self, attempt: &NewAttempt, now: OffsetDateTime) -> Result<Option<i32>> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
                 "WITH d AS (
                     UPDATE deliveries
-                    SET attempt_count = attempt_count + 1, state = $2, next_attempt_at = $3, updated_at = $4
+                    SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL, updated_at = $2
                     WHERE id = $1
                     RETURNING id, webhook_id, attempt_count
                  ), a AS (
-                    INSERT INTO attempts (id, delivery_id, attempt_no, sent_at, received_at, duration_ms,
-                                          status_code, error_kind, error_message, response_excerpt,
-                                          retry_reason, next_attempt_at)
-                    SELECT $5, d.id, d.attempt_count, $6, $7, $8, $9, $10, $11, $12, $13, $3 FROM d
+                    INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms,
+                                          status_code, error_kind, error_message, response_excerpt)
+                    SELECT $3, d.id, d.attempt_count, $4, $5, $6, $7, $8, $9, $10, $11 FROM d
                     RETURNING attempt_no
                  ), w AS (
-                    UPDATE webhooks SET
-                        status = CASE WHEN $14 THEN 'healthy'
-                                      WHEN webhooks.status = 'suspended' THEN 'suspended'
-                                      ELSE 'unhealthy' END,
-                        consecutive_failures = CASE WHEN $14 THEN 0 ELSE webhooks.consecutive_failures + 1 END
-                    FROM d WHERE webhooks.id = d.webhook_id
+                    UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
+                                        last_success_at = $2
+                    FROM d
+                    WHERE webhooks.id = d.webhook_id
+                      AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
+                           OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $2 - interval '1 second')
                  )
                  SELECT attempt_no FROM a",
                 &[
                     &attempt.delivery_id.as_uuid(),
-                    &attempt.new_state.as_str(),
-                    &attempt.next_attempt_at,
                     &now,
                     &attempt.id.as_uuid(),
+                    &attempt.trigger.as_str(),
                     &attempt.sent_at,
                     &attempt.received_at,
                     &attempt.duration_ms,
@@ -244,12 +290,101 @@ impl Store {
                     &attempt.error_kind,
                     &attempt.error_message,
                     &attempt.response_excerpt,
-                    &attempt.retry_reason,
-                    &attempt.succeeded,
                 ],
             )
             .await?;
         row.map(|r| r.try_get("attempt_no")).transpose().map_err(Into::into)
+    }
+
+    /// Records a failed attempt. Under row locks on the delivery and its
+    /// webhook (so concurrent failures of one webhook are counted exactly),
+    /// `decide` turns the facts into the webhook's next health and the
+    /// delivery's next step; both are written with the attempt in one
+    /// transaction. `None` when the delivery no longer exists.
+    pub async fn record_failure(
+        &self,
+        attempt: &NewAttempt,
+        now: OffsetDateTime,
+        decide: impl FnOnce(Facts) -> Decided,
+    ) -> Result<Option<Recorded>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT d.state, d.attempt_count, w.id AS webhook_id, w.status, w.consecutive_failures
+                 FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
+                 WHERE d.id = $1
+                 FOR UPDATE OF d, w",
+                &[&attempt.delivery_id.as_uuid()],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let bad = corrupt("deliveries");
+        let attempt_count: i32 = row.try_get("attempt_count")?;
+        let failures: i32 = row.try_get("consecutive_failures")?;
+        let facts = Facts {
+            attempt_no: u32::try_from(attempt_count).unwrap_or(0).saturating_add(1),
+            previous_state: DeliveryState::parse(row.try_get("state")?).map_err(|e| bad(&e))?,
+            health: Health {
+                status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
+                consecutive_failures: u32::try_from(failures).unwrap_or(0),
+            },
+        };
+        let webhook_id: uuid::Uuid = row.try_get("webhook_id")?;
+        let was_suspended = facts.health.status == HealthStatus::Suspended;
+        let decided = decide(facts);
+        let attempt_no = i32::try_from(facts.attempt_no).unwrap_or(i32::MAX);
+        let failure_count = i32::try_from(decided.health.consecutive_failures).unwrap_or(i32::MAX);
+        let reason = match &decided.next {
+            Next::Retry { reason, .. } | Next::Stop { reason, .. } => Some(reason.as_str()),
+            Next::Delivered => None,
+        };
+        tx.execute(
+            "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5 WHERE id = $1",
+            &[
+                &attempt.delivery_id.as_uuid(),
+                &attempt_no,
+                &decided.next.state().as_str(),
+                &decided.next_attempt_at,
+                &now,
+            ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code,
+                                   error_kind, error_message, response_excerpt, retry_reason, next_attempt_at,
+                                   failure_count, recorded_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp())",
+            &[
+                &attempt.id.as_uuid(),
+                &attempt.delivery_id.as_uuid(),
+                &attempt_no,
+                &attempt.trigger.as_str(),
+                &attempt.sent_at,
+                &attempt.received_at,
+                &attempt.duration_ms,
+                &attempt.status_code,
+                &attempt.error_kind,
+                &attempt.error_message,
+                &attempt.response_excerpt,
+                &reason,
+                &decided.next_attempt_at,
+                &failure_count,
+            ],
+        )
+        .await?;
+        let now_suspended = decided.health.status == HealthStatus::Suspended;
+        tx.execute(
+            "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
+                                 suspended_at = CASE WHEN $5 THEN clock_timestamp() ELSE suspended_at END
+             WHERE id = $1",
+            &[&webhook_id, &decided.health.status.as_str(), &failure_count, &now, &(now_suspended && !was_suspended)],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(Recorded { attempt_no: facts.attempt_no, decided }))
     }
 
     /// Moves a delivery to a state without an attempt (e.g. `skipped` when its
@@ -282,6 +417,8 @@ impl Store {
                        AND ($3::text IS NULL OR d.state = $3)
                        AND ($4::text IS NULL OR d.event_type = $4)
                        AND ($5::uuid IS NULL OR d.id < $5)
+                       AND ($7::timestamptz IS NULL OR d.created_at >= $7)
+                       AND ($8::timestamptz IS NULL OR d.created_at < $8)
                      ORDER BY d.id DESC LIMIT $6"
                 ),
                 &[
@@ -291,6 +428,8 @@ impl Store {
                     &filter.event_type,
                     &before.map(|id| id.as_uuid()),
                     &limit,
+                    &filter.since,
+                    &filter.until,
                 ],
             )
             .await?;
@@ -319,7 +458,7 @@ impl Store {
         let body: Vec<u8> = row.try_get("body")?;
         let attempts = client
             .query(
-                "SELECT id, attempt_no, sent_at, received_at, duration_ms, status_code, error_kind, error_message,
+                "SELECT id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code, error_kind, error_message,
                         response_excerpt, retry_reason, next_attempt_at
                  FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no",
                 &[&id.as_uuid()],
@@ -329,5 +468,36 @@ impl Store {
             .map(attempt_from_row)
             .collect::<Result<_>>()?;
         Ok(Some((delivery, body, attempts)))
+    }
+}
+
+impl Store {
+    /// The ids of the deliveries `recover` would replay, oldest first.
+    pub async fn recoverable(&self, window: &RecoverWindow) -> Result<Vec<DeliveryId>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT id FROM deliveries
+                 WHERE webhook_id = $1 AND state IN ('failed', 'suspended')
+                   AND created_at >= $2 AND created_at < $3
+                 ORDER BY created_at, id",
+                &[&window.webhook.as_uuid(), &window.since, &window.until],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(DeliveryId::from_uuid(r.try_get("id")?))).collect()
+    }
+
+    /// Marks deliveries queued for replay as `pending`, so a second
+    /// `recover` does not queue them again.
+    pub async fn mark_pending(&self, ids: &[DeliveryId], now: OffsetDateTime) -> Result<u64> {
+        let client = self.pool.get().await?;
+        let ids: Vec<uuid::Uuid> = ids.iter().map(DeliveryId::as_uuid).collect();
+        Ok(client
+            .execute(
+                "UPDATE deliveries SET state = 'pending', next_attempt_at = NULL, updated_at = $2
+                 WHERE id = ANY($1) AND state IN ('failed', 'suspended')",
+                &[&ids, &now],
+            )
+            .await?)
     }
 }

@@ -24,7 +24,9 @@ pub mod settings;
 pub mod tenant;
 pub mod webhook;
 
-pub use delivery::{Attempt, Delivery, DeliveryFilter, DeliveryJob, NewAttempt};
+pub use delivery::{
+    Attempt, Decided, Delivery, DeliveryFilter, DeliveryJob, Facts, NewAttempt, Recorded, RecoverWindow,
+};
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};
 pub use settings::PgSettings;

@@ -27,6 +27,12 @@ pub struct Webhook {
     pub status: HealthStatus,
     /// Failed attempts since the last success.
     pub consecutive_failures: i32,
+    /// The last successful attempt (to within a second).
+    pub last_success_at: Option<OffsetDateTime>,
+    /// The last failed attempt.
+    pub last_failure_at: Option<OffsetDateTime>,
+    /// When it was suspended, while it is.
+    pub suspended_at: Option<OffsetDateTime>,
     /// When it was created.
     pub created_at: OffsetDateTime,
     /// When it was last changed.
@@ -74,8 +80,8 @@ pub enum Created {
     LimitReached,
 }
 
-const COLUMNS: &str =
-    "id, tenant, name, url, token, events, active, status, consecutive_failures, created_at, updated_at";
+const COLUMNS: &str = "id, tenant, name, url, token, events, active, status, consecutive_failures, last_success_at, last_failure_at, \
+     suspended_at, created_at, updated_at";
 
 pub(crate) fn from_row(row: &Row) -> Result<Webhook> {
     let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
@@ -90,6 +96,9 @@ pub(crate) fn from_row(row: &Row) -> Result<Webhook> {
         active: row.try_get("active")?,
         status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
         consecutive_failures: row.try_get("consecutive_failures")?,
+        last_success_at: row.try_get("last_success_at")?,
+        last_failure_at: row.try_get("last_failure_at")?,
+        suspended_at: row.try_get("suspended_at")?,
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
@@ -220,5 +229,29 @@ impl Store {
             )
             .await?;
         Ok(n > 0)
+    }
+}
+
+impl Store {
+    /// Makes a webhook healthy again (from any state), clearing its failure
+    /// count; `None` when it does not exist for `tenant`.
+    pub async fn resume_webhook(
+        &self,
+        id: WebhookId,
+        tenant: Option<&TenantId>,
+        now: OffsetDateTime,
+    ) -> Result<Option<Webhook>> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL, updated_at = $3
+                     WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
+                     RETURNING {COLUMNS}"
+                ),
+                &[&id.as_uuid(), &tenant.map(TenantId::as_str), &now],
+            )
+            .await?;
+        row.as_ref().map(from_row).transpose()
     }
 }

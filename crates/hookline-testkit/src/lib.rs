@@ -18,7 +18,7 @@ pub mod smoke;
 
 pub use broker::TestBroker;
 pub use db::TestDb;
-pub use receiver::{Received, Receiver};
+pub use receiver::{Received, Receiver, Reply};
 
 use std::{future::Future, time::Duration};
 

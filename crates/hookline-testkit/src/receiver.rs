@@ -39,9 +39,32 @@ impl Received {
     }
 }
 
+/// One scripted answer: a status and optional extra headers.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    /// The status code.
+    pub status: u16,
+    /// Extra response headers, e.g. `Retry-After`.
+    pub headers: Vec<(String, String)>,
+}
+
+impl Reply {
+    /// A reply with only a status.
+    pub fn status(status: u16) -> Self {
+        Self { status, headers: Vec::new() }
+    }
+
+    /// Adds a header.
+    pub fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+}
+
 #[derive(Debug)]
 struct Shared {
     requests: Mutex<Vec<Received>>,
+    script: Mutex<std::collections::VecDeque<Reply>>,
     status: AtomicU16,
     notify: Notify,
 }
@@ -54,18 +77,41 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
-async fn record(State(shared): State<Arc<Shared>>, uri: Uri, headers: HeaderMap, body: Bytes) -> StatusCode {
+async fn record(
+    State(shared): State<Arc<Shared>>,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
     let received = Received { uri: uri.to_string(), headers, body: body.to_vec(), at: time::OffsetDateTime::now_utc() };
-    shared.requests.lock().expect("receiver lock is never poisoned: no code panics while holding it").push(received);
+    let reply = {
+        let mut requests = shared.requests.lock().expect("receiver lock is never poisoned: no code panics holding it");
+        requests.push(received);
+        shared.script.lock().expect("never poisoned").pop_front()
+    };
     shared.notify.notify_waiters();
-    StatusCode::from_u16(shared.status.load(Ordering::Relaxed)).unwrap_or(StatusCode::OK)
+    let reply = reply.unwrap_or_else(|| Reply::status(shared.status.load(Ordering::Relaxed)));
+    let mut response = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK).into_response();
+    for (name, value) in reply.headers {
+        if let (Ok(name), Ok(value)) =
+            (axum::http::HeaderName::try_from(name), axum::http::HeaderValue::try_from(value))
+        {
+            response.headers_mut().insert(name, value);
+        }
+    }
+    response
 }
 
 impl Receiver {
     /// Starts a receiver that answers `200 OK` to every POST on any path.
     pub async fn start() -> Self {
-        let shared =
-            Arc::new(Shared { requests: Mutex::new(Vec::new()), status: AtomicU16::new(200), notify: Notify::new() });
+        let shared = Arc::new(Shared {
+            requests: Mutex::new(Vec::new()),
+            script: Mutex::new(std::collections::VecDeque::new()),
+            status: AtomicU16::new(200),
+            notify: Notify::new(),
+        });
         let app = Router::new().fallback(record).with_state(shared.clone());
         let listener =
             tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("binding 127.0.0.1:0 works on loopback");
@@ -89,6 +135,12 @@ impl Receiver {
     /// Sets the status code answered from now on.
     pub fn set_status(&self, status: u16) {
         self.shared.status.store(status, Ordering::Relaxed);
+    }
+
+    /// Answers the next requests with these replies, in order, then falls
+    /// back to the status set with [`Receiver::set_status`].
+    pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.shared.script.lock().expect("never poisoned").extend(replies);
     }
 
     /// Everything received so far, in arrival order.

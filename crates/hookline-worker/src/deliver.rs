@@ -1,27 +1,60 @@
 //! Delivery: a delivery message → load → sign and POST → record the attempt
-//! and the webhook's health in one statement → ack.
+//! and the webhook's health → schedule the retry, if any → ack.
 //!
 //! The receiver's answer is an outcome, never an error: only infrastructure
-//! faults (Postgres unreachable) hand the message back to the broker.
+//! faults (Postgres or the broker unreachable) hand the message back.
+//! Retries wait in the broker's delay tiers, never here: a message that
+//! arrives before it is due is sent through the next tier.
 
-use hookline_broker::{DeliveryMessage, Message};
-use hookline_core::{AttemptId, DeliveryId, DeliveryState};
-use hookline_store::NewAttempt;
+use hookline_broker::{DeliveryMessage, Message, WireTrigger, topology::tier_for};
+use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, decide};
+use hookline_store::{Decided, NewAttempt};
 use time::OffsetDateTime;
 
 use crate::{consume::Settle, http, startup::Context};
 
-/// Handles one delivery message.
-#[tracing::instrument(skip_all, fields(delivery_id = tracing::field::Empty, webhook_id = tracing::field::Empty))]
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+/// A uniform sample in [-1, 1] for retry jitter (from the OS's randomness,
+/// through a v4 UUID, so no RNG crate is needed).
+fn jitter_sample() -> f64 {
+    // The first six bytes of a v4 UUID are random (its version and variant
+    // bits sit later): 48 uniform bits.
+    let bytes = uuid::Uuid::new_v4().into_bytes();
+    let bits = bytes[..6].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
+    let unit = bits as f64 / (1u64 << 48) as f64;
+    unit * 2.0 - 1.0
+}
+
+/// Handles one delivery message (first attempt, due retry, manual or recover).
+#[tracing::instrument(skip_all, fields(delivery_id = tracing::field::Empty, webhook_id = tracing::field::Empty, trigger = tracing::field::Empty))]
 pub async fn handle(ctx: &Context, message: Message) -> Settle {
-    let id = match DeliveryMessage::decode(&message.body) {
-        Ok(DeliveryMessage::V1 { delivery_id }) => DeliveryId::from_uuid(delivery_id),
+    let msg = match DeliveryMessage::decode(&message.body) {
+        Ok(msg) => msg,
         Err(e) => {
             tracing::warn!(error.message = %e, "rejecting malformed delivery message");
             return Settle::Reject;
         }
     };
-    tracing::Span::current().record("delivery_id", tracing::field::display(id));
+    let id = DeliveryId::from_uuid(msg.delivery_id());
+    let trigger = msg.trigger();
+    let span = tracing::Span::current();
+    span.record("delivery_id", tracing::field::display(id));
+    span.record("trigger", trigger.as_str());
+
+    // Not due yet: on through the next delay tier.
+    let now_ms = unix_ms(OffsetDateTime::now_utc());
+    if let Some(due) = msg.not_before_ms()
+        && tier_for(due - now_ms).is_some()
+    {
+        return match ctx.publisher.schedule(&msg, now_ms).await {
+            Ok(()) => Settle::Ack,
+            Err(e) => ctx.infrastructure_fault("re-scheduling a retry", &e).await,
+        };
+    }
+
     let job = match ctx.store.load_job(id).await {
         Ok(Some(job)) => job,
         Ok(None) => {
@@ -30,53 +63,136 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         }
         Err(e) => return ctx.infrastructure_fault("loading delivery", &e).await,
     };
-    tracing::Span::current().record("webhook_id", tracing::field::display(job.webhook_id));
-    if job.state.is_terminal() {
-        tracing::debug!(state = job.state.as_str(), "delivery already settled; duplicate message");
+    span.record("webhook_id", tracing::field::display(job.webhook_id));
+    let now = OffsetDateTime::now_utc();
+    if trigger == Trigger::Scheduled && (job.state.is_terminal() || job.state == DeliveryState::Suspended) {
+        tracing::debug!(state = job.state.as_str(), "nothing to do for this delivery");
         return Settle::Ack;
     }
     if !job.active {
-        return match ctx.store.set_delivery_state(id, DeliveryState::Skipped, OffsetDateTime::now_utc()).await {
+        // Nothing is sent to an inactive webhook; an automatic attempt is
+        // logged as skipped, a manual one changes nothing.
+        if trigger == Trigger::Scheduled
+            && let Err(e) = ctx.store.set_delivery_state(id, DeliveryState::Skipped, now).await
+        {
+            return ctx.infrastructure_fault("skipping delivery", &e).await;
+        }
+        return Settle::Ack;
+    }
+    if job.status == HealthStatus::Suspended && !trigger.overrides_suspension() {
+        return match ctx.store.set_delivery_state(id, DeliveryState::Suspended, now).await {
             Ok(()) => Settle::Ack,
-            Err(e) => ctx.infrastructure_fault("skipping delivery", &e).await,
+            Err(e) => ctx.infrastructure_fault("holding delivery of a suspended webhook", &e).await,
         };
     }
 
     let request = http::Request { url: job.url.as_str(), delivery_id: id, token: &job.token, body: &job.body };
     let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
-    let succeeded = attempted.outcome.is_success();
     let attempt = NewAttempt {
         id: AttemptId::from_uuid(uuid::Uuid::now_v7()),
         delivery_id: id,
+        trigger,
         sent_at: attempted.sent_at,
         received_at: attempted.received_at,
         duration_ms: attempted.duration_ms,
         status_code: attempted.outcome.status().map(i32::from),
         error_kind: attempted.outcome.error_kind().map(str::to_owned),
-        error_message: attempted.error_message,
-        response_excerpt: attempted.response_excerpt,
-        retry_reason: None,
-        next_attempt_at: None,
-        succeeded,
-        new_state: if succeeded { DeliveryState::Succeeded } else { DeliveryState::Failed },
+        error_message: attempted.error_message.clone(),
+        response_excerpt: attempted.response_excerpt.clone(),
     };
-    match ctx.store.record_attempt(&attempt, OffsetDateTime::now_utc()).await {
-        Ok(Some(attempt_no)) => {
-            tracing::info!(
-                attempt_no,
-                status = attempt.status_code,
-                error = attempt.error_kind,
-                duration_ms = attempt.duration_ms,
-                "attempt recorded"
+
+    if attempted.outcome.is_success() {
+        return match ctx.store.record_success(&attempt, OffsetDateTime::now_utc()).await {
+            Ok(attempt_no) => {
+                tracing::info!(
+                    attempt_no,
+                    status = attempt.status_code,
+                    duration_ms = attempt.duration_ms,
+                    "delivered"
+                );
+                Settle::Ack
+            }
+            // The POST happened but is not recorded: hand the message back so
+            // the attempt is made and recorded again (at-least-once).
+            Err(e) => ctx.infrastructure_fault("recording attempt", &e).await,
+        };
+    }
+
+    let recorded_at = OffsetDateTime::now_utc();
+    let recorded = ctx
+        .store
+        .record_failure(&attempt, recorded_at, |facts| {
+            let health = facts.health.after(&attempted.outcome, ctx.suspend_after_failures);
+            let next = decide(
+                &Attempted {
+                    outcome: &attempted.outcome,
+                    attempt_no: facts.attempt_no,
+                    trigger,
+                    previous_state: facts.previous_state,
+                    health_after: health,
+                    retry_after: attempted.retry_after,
+                    jitter: jitter_sample(),
+                    request_timeout: ctx.request_timeout,
+                },
+                &ctx.retry_schedule,
             );
-            Settle::Ack
-        }
+            let next_attempt_at = match &next {
+                Next::Retry { after, .. } => Some(recorded_at + *after),
+                _ => None,
+            };
+            Decided { health, next, next_attempt_at }
+        })
+        .await;
+    let recorded = match recorded {
+        Ok(Some(recorded)) => recorded,
         Ok(None) => {
             tracing::info!("delivery deleted during the attempt; dropping");
-            Settle::Ack
+            return Settle::Ack;
         }
-        // The POST happened but is not recorded: hand the message back so the
-        // attempt is made (and recorded) again. At-least-once.
-        Err(e) => ctx.infrastructure_fault("recording attempt", &e).await,
+        Err(e) => return ctx.infrastructure_fault("recording attempt", &e).await,
+    };
+    let health = recorded.decided.health;
+    tracing::info!(
+        attempt_no = recorded.attempt_no,
+        status = attempt.status_code,
+        error = attempt.error_kind,
+        consecutive_failures = health.consecutive_failures,
+        webhook_status = health.status.as_str(),
+        next = recorded.decided.next.state().as_str(),
+        "attempt failed"
+    );
+    if let (Next::Retry { .. }, Some(due)) = (&recorded.decided.next, recorded.decided.next_attempt_at) {
+        let retry = DeliveryMessage::V1 {
+            delivery_id: id.as_uuid(),
+            trigger: WireTrigger::Scheduled,
+            not_before_ms: Some(unix_ms(due)),
+        };
+        if let Err(e) = ctx.publisher.schedule(&retry, unix_ms(OffsetDateTime::now_utc())).await {
+            // The failure is recorded but its retry is not queued: hand this
+            // message back, so the delivery is attempted again rather than lost.
+            return ctx.infrastructure_fault("scheduling the retry", &e).await;
+        }
+    }
+    Settle::Ack
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// Jitter samples stay in [-1, 1] and are not all the same.
+    #[test]
+    fn jitter_samples_are_spread() {
+        let samples: Vec<f64> = (0..1000).map(|_| jitter_sample()).collect();
+        assert!(samples.iter().all(|s| (-1.0..=1.0).contains(s)));
+        assert!(samples.iter().any(|s| *s < -0.5) && samples.iter().any(|s| *s > 0.5));
+    }
+
+    /// Unix milliseconds of a known time.
+    #[test]
+    fn unix_millis() {
+        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH + Duration::from_millis(1500)), 1500);
     }
 }

@@ -5,7 +5,9 @@
 
 use std::time::Instant;
 
-use hookline_core::{AttemptOutcome, DeliveryId, SigningToken, TransportErrorKind, classify_status, sign};
+use hookline_core::{
+    AttemptOutcome, DeliveryId, SigningToken, TransportErrorKind, classify_status, retry::parse_retry_after, sign,
+};
 use reqwest::{Client, header};
 use time::OffsetDateTime;
 
@@ -50,20 +52,26 @@ pub struct Attempted {
     pub response_excerpt: Option<String>,
     /// The transport error's message, when there was no response.
     pub error_message: Option<String>,
+    /// The receiver's `Retry-After`, when it sent one.
+    pub retry_after: Option<std::time::Duration>,
 }
 
-fn transport_kind(e: &reqwest::Error) -> AttemptOutcome {
-    if e.is_timeout() {
-        AttemptOutcome::TimedOut
+/// Classifies a transport failure. reqwest reports DNS and TLS failures as
+/// connect errors; their cause chain says which.
+fn transport_kind(e: &reqwest::Error, chain: &str) -> AttemptOutcome {
+    let chain = chain.to_ascii_lowercase();
+    let kind = if e.is_timeout() {
+        return AttemptOutcome::TimedOut;
+    } else if chain.contains("dns error") || chain.contains("failed to lookup") || chain.contains("name or service") {
+        TransportErrorKind::Dns
+    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("handshake") {
+        TransportErrorKind::Tls
     } else if e.is_connect() {
-        AttemptOutcome::Transport { kind: TransportErrorKind::Connect }
-    } else if e.is_body() || e.is_decode() {
-        AttemptOutcome::Transport { kind: TransportErrorKind::Body }
-    } else if e.is_request() {
-        AttemptOutcome::Transport { kind: TransportErrorKind::Request }
+        TransportErrorKind::Connect
     } else {
-        AttemptOutcome::Transport { kind: TransportErrorKind::Other }
-    }
+        TransportErrorKind::Io
+    };
+    AttemptOutcome::Transport { kind }
 }
 
 /// The error and its causes on one line (reqwest's own message is terse).
@@ -109,6 +117,11 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
             let received_at = OffsetDateTime::now_utc();
             let duration_ms = elapsed(started);
             let outcome = classify_status(response.status().as_u16());
+            let retry_after = response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| parse_retry_after(v, received_at.unix_timestamp()));
             let response_excerpt = excerpt(&mut response, excerpt_limit).await;
             Attempted {
                 outcome,
@@ -117,15 +130,20 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
                 duration_ms,
                 response_excerpt,
                 error_message: None,
+                retry_after,
             }
         }
-        Err(e) => Attempted {
-            outcome: transport_kind(&e),
-            sent_at,
-            received_at: None,
-            duration_ms: elapsed(started),
-            response_excerpt: None,
-            error_message: Some(error_chain(&e)),
-        },
+        Err(e) => {
+            let chain = error_chain(&e);
+            Attempted {
+                outcome: transport_kind(&e, &chain),
+                sent_at,
+                received_at: None,
+                duration_ms: elapsed(started),
+                response_excerpt: None,
+                error_message: Some(chain),
+                retry_after: None,
+            }
+        }
     }
 }

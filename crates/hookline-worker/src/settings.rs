@@ -3,7 +3,10 @@
 use std::{net::SocketAddr, time::Duration};
 
 use hookline_broker::AmqpSettings;
-use hookline_core::config::{ConfigError, Vars};
+use hookline_core::{
+    RetrySchedule,
+    config::{ConfigError, Vars},
+};
 use hookline_store::PgSettings;
 use hookline_telemetry::TelemetrySettings;
 
@@ -31,6 +34,10 @@ pub struct Settings {
     /// How long in-flight deliveries may take to finish on shutdown before
     /// they are handed back to the broker (`HOOKLINE_DRAIN_TIMEOUT_MS`).
     pub drain_timeout: Duration,
+    /// Delays between attempts (`HOOKLINE_RETRY_SCHEDULE`, e.g. `5s,1m,5m`).
+    pub retry_schedule: RetrySchedule,
+    /// Consecutive failures that suspend a webhook (`HOOKLINE_SUSPEND_AFTER_FAILURES`).
+    pub suspend_after_failures: u32,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -47,6 +54,8 @@ impl Default for Settings {
             connect_timeout: Duration::from_secs(5),
             response_excerpt_bytes: 1024,
             drain_timeout: Duration::from_secs(20),
+            retry_schedule: RetrySchedule::default(),
+            suspend_after_failures: hookline_core::health::DEFAULT_SUSPEND_AFTER,
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -67,6 +76,11 @@ impl Settings {
             connect_timeout: vars.millis("HOOKLINE_CONNECT_TIMEOUT_MS", ms(d.connect_timeout))?,
             response_excerpt_bytes: vars.parse("HOOKLINE_RESPONSE_EXCERPT_BYTES", d.response_excerpt_bytes)?,
             drain_timeout: vars.millis("HOOKLINE_DRAIN_TIMEOUT_MS", ms(d.drain_timeout))?,
+            retry_schedule: match vars.get("HOOKLINE_RETRY_SCHEDULE") {
+                None => d.retry_schedule,
+                Some(raw) => RetrySchedule::parse(raw).map_err(|e| ConfigError::new("HOOKLINE_RETRY_SCHEDULE", e))?,
+            },
+            suspend_after_failures: vars.positive("HOOKLINE_SUSPEND_AFTER_FAILURES", d.suspend_after_failures)?,
             telemetry: telemetry_from_vars(vars)?,
         };
         if settings.concurrency > usize::from(u16::MAX) {
@@ -103,6 +117,8 @@ mod tests {
         assert_eq!(s.listen_addr.to_string(), "127.0.0.1:8081");
         assert_eq!(s.amqp.namespace, "hookline");
         assert_eq!(s.concurrency, 128);
+        assert_eq!(s.retry_schedule.to_string(), "5s,1m,5m,30m,2h,5h,10h,10h");
+        assert_eq!(s.suspend_after_failures, 50);
     }
 
     /// Zero or nonsense values stop start-up, naming the variable.
@@ -114,6 +130,8 @@ mod tests {
             ("HOOKLINE_REQUEST_TIMEOUT_MS", "0"),
             ("HOOKLINE_REQUEST_TIMEOUT_MS", "soon"),
             ("HOOKLINE_DATABASE_POOL_SIZE", "0"),
+            ("HOOKLINE_RETRY_SCHEDULE", "5s,soon"),
+            ("HOOKLINE_SUSPEND_AFTER_FAILURES", "0"),
         ] {
             let vars: Vars = [(var, value)].into_iter().collect();
             assert_eq!(Settings::from_vars(&vars).expect_err(value).var, var, "{var}={value}");

@@ -25,6 +25,12 @@ pub struct Context {
     pub client: reqwest::Client,
     /// Bytes of response body kept per attempt.
     pub excerpt_limit: usize,
+    /// Delays between attempts.
+    pub retry_schedule: hookline_core::RetrySchedule,
+    /// Consecutive failures that suspend a webhook.
+    pub suspend_after_failures: u32,
+    /// The request timeout (for retry reasons).
+    pub request_timeout: Duration,
 }
 
 impl Context {
@@ -102,7 +108,15 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
     let listener = TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
-    let ctx = Arc::new(Context { store, publisher, client, excerpt_limit: settings.response_excerpt_bytes });
+    let ctx = Arc::new(Context {
+        store,
+        publisher,
+        client,
+        excerpt_limit: settings.response_excerpt_bytes,
+        retry_schedule: settings.retry_schedule.clone(),
+        suspend_after_failures: settings.suspend_after_failures,
+        request_timeout: settings.request_timeout,
+    });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }
 
@@ -144,8 +158,10 @@ impl Worker {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let dispatch_channel = connection.create_channel().await?;
         let delivery_channel = connection.create_channel().await?;
+        let retry_channel = connection.create_channel().await?;
         let dispatch_tag = format!("dispatch-{suffix}");
         let delivery_tag = format!("deliver-{suffix}");
+        let retry_tag = format!("retry-{suffix}");
         let dispatch_consumer = hookline_broker::consumer::consume(
             &dispatch_channel,
             &topology.dispatch_queue(),
@@ -157,6 +173,15 @@ impl Worker {
             &delivery_channel,
             &topology.deliveries_queue(),
             &delivery_tag,
+            u16::try_from(settings.concurrency).unwrap_or(u16::MAX),
+        )
+        .await?;
+        // Due retries have their own queue and slots, so first attempts never
+        // wait behind a mass of retries.
+        let retry_consumer = hookline_broker::consumer::consume(
+            &retry_channel,
+            &topology.retries_queue(),
+            &retry_tag,
             u16::try_from(settings.concurrency).unwrap_or(u16::MAX),
         )
         .await?;
@@ -185,11 +210,22 @@ impl Worker {
             consume::run(delivery_consumer, settings.concurrency, tracker.clone(), stop.clone(), handler).await;
             stop.cancel();
         };
-        tokio::join!(dispatch_loop, delivery_loop);
+        let retry_ctx = ctx.clone();
+        let retry_loop = async {
+            let handler = move |m| {
+                let ctx = retry_ctx.clone();
+                async move { deliver::handle(&ctx, m).await }
+            };
+            consume::run(retry_consumer, settings.concurrency, tracker.clone(), stop.clone(), handler).await;
+            stop.cancel();
+        };
+        tokio::join!(dispatch_loop, delivery_loop, retry_loop);
         let requested = shutdown.is_cancelled();
 
         // Stop the broker from handing over more, then drain.
-        for (channel, tag) in [(&dispatch_channel, &dispatch_tag), (&delivery_channel, &delivery_tag)] {
+        for (channel, tag) in
+            [(&dispatch_channel, &dispatch_tag), (&delivery_channel, &delivery_tag), (&retry_channel, &retry_tag)]
+        {
             let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
         }
         tracker.close();

@@ -66,10 +66,7 @@ async fn delivery_messages_round_trip() {
     for expected in &ids {
         let delivery = consumer.next().await.expect("open").expect("delivery");
         let Consumed { message, mut ack } = Consumed::from(delivery);
-        assert_eq!(
-            DeliveryMessage::decode(&message.body).expect("decode"),
-            DeliveryMessage::V1 { delivery_id: expected.as_uuid() }
-        );
+        assert_eq!(DeliveryMessage::decode(&message.body).expect("decode"), DeliveryMessage::first(expected.as_uuid()));
         ack.ack().await.expect("ack");
     }
 }
@@ -97,4 +94,49 @@ async fn unroutable_publish_is_an_error() {
     let err = publisher.publish_event(&event).await.expect_err("no queue is bound");
     assert!(matches!(err, Error::Unroutable(_)), "{err}");
     let _ = channel.exchange_delete(lonely.events_exchange().into(), Default::default()).await;
+}
+
+/// A scheduled message waits in the delay tiers (several hops when needed)
+/// and arrives in the retries queue no earlier than it is due.
+#[tokio::test]
+async fn scheduled_message_waits_in_tiers() {
+    let (_broker, connection, topology) = setup().await;
+    let publisher = Publisher::open(&connection, topology.clone()).await.expect("publisher");
+    let now_ms = || {
+        i64::try_from(
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_millis(),
+        )
+        .expect("fits")
+    };
+    let start = now_ms();
+    let due = start + 300;
+    let message = DeliveryMessage::V1 {
+        delivery_id: uuid::Uuid::now_v7(),
+        trigger: hookline_broker::WireTrigger::Scheduled,
+        not_before_ms: Some(due),
+    };
+    publisher.schedule(&message, start).await.expect("confirmed");
+    let channel = connection.create_channel().await.expect("channel");
+    let mut consumer =
+        hookline_broker::consumer::consume(&channel, &topology.retries_queue(), "t", 10).await.expect("consume");
+    // Hop like a worker does until the message is due.
+    loop {
+        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+            .await
+            .expect("in time")
+            .expect("open")
+            .expect("delivery");
+        let Consumed { message: got, mut ack } = Consumed::from(delivery);
+        let decoded = DeliveryMessage::decode(&got.body).expect("decode");
+        assert_eq!(decoded, message);
+        let now = now_ms();
+        if hookline_broker::topology::tier_for(due - now).is_some() {
+            publisher.schedule(&decoded, now).await.expect("hop");
+            ack.ack().await.expect("ack");
+            continue;
+        }
+        assert!(now >= due - 16, "arrived {}ms early", due - now);
+        ack.ack().await.expect("ack");
+        break;
+    }
 }

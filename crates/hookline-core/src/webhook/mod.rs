@@ -192,10 +192,12 @@ impl HealthStatus {
 /// Where a delivery stands.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DeliveryState {
-    /// An attempt is due.
+    /// The first attempt is due.
     Pending,
     /// A receiver answered 2xx.
-    Succeeded,
+    Delivered,
+    /// An attempt failed; another is scheduled.
+    Retrying,
     /// No attempt succeeded and none is scheduled.
     Failed,
     /// Recorded while the webhook was suspended; not attempted.
@@ -209,7 +211,8 @@ impl DeliveryState {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Pending => "pending",
-            Self::Succeeded => "succeeded",
+            Self::Delivered => "delivered",
+            Self::Retrying => "retrying",
             Self::Failed => "failed",
             Self::Suspended => "suspended",
             Self::Skipped => "skipped",
@@ -220,7 +223,8 @@ impl DeliveryState {
     pub fn parse(text: &str) -> Result<Self, UnknownState> {
         match text {
             "pending" => Ok(Self::Pending),
-            "succeeded" => Ok(Self::Succeeded),
+            "delivered" => Ok(Self::Delivered),
+            "retrying" => Ok(Self::Retrying),
             "failed" => Ok(Self::Failed),
             "suspended" => Ok(Self::Suspended),
             "skipped" => Ok(Self::Skipped),
@@ -228,8 +232,9 @@ impl DeliveryState {
         }
     }
 
-    /// True when no automatic attempt will follow.
+    /// True when no automatic attempt will follow (a suspended delivery can
+    /// still be recovered, so it is not terminal).
     pub fn is_terminal(self) -> bool {
-        matches!(self, Self::Succeeded | Self::Failed | Self::Skipped)
+        matches!(self, Self::Delivered | Self::Failed | Self::Skipped)
     }
 }

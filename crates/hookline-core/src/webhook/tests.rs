@@ -52,7 +52,8 @@ fn states() {
     }
     for s in [
         DeliveryState::Pending,
-        DeliveryState::Succeeded,
+        DeliveryState::Delivered,
+        DeliveryState::Retrying,
         DeliveryState::Failed,
         DeliveryState::Suspended,
         DeliveryState::Skipped,
@@ -60,7 +61,8 @@ fn states() {
         assert_eq!(DeliveryState::parse(s.as_str()), Ok(s));
     }
     assert!(HealthStatus::parse("ok").is_err());
-    assert!(DeliveryState::Succeeded.is_terminal());
+    assert!(DeliveryState::Delivered.is_terminal());
+    assert!(!DeliveryState::Retrying.is_terminal());
     assert!(!DeliveryState::Pending.is_terminal());
     assert!(!DeliveryState::Suspended.is_terminal());
 }

@@ -21,6 +21,7 @@ pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
         .route("/webhooks/{id}/deliveries", get(list_for_webhook))
         .route("/deliveries", get(list))
         .route("/deliveries/{id}", get(read))
+        .route("/deliveries/{id}/retry", axum::routing::post(retry))
 }
 
 #[derive(Debug, Serialize)]
@@ -60,6 +61,7 @@ impl From<Delivery> for DeliveryDto {
 struct AttemptDto {
     id: String,
     attempt_no: i32,
+    trigger: String,
     sent_at: String,
     received_at: Option<String>,
     duration_ms: i32,
@@ -81,6 +83,7 @@ impl From<Attempt> for AttemptDto {
         Self {
             id: a.id.to_string(),
             attempt_no: a.attempt_no,
+            trigger: a.trigger,
             sent_at: format_timestamp(a.sent_at),
             received_at: a.received_at.map(format_timestamp),
             duration_ms: a.duration_ms,
@@ -113,6 +116,8 @@ struct DeliveryQuery {
     webhook_id: Option<String>,
     state: Option<String>,
     event: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
 }
 
 impl DeliveryQuery {
@@ -130,6 +135,16 @@ impl DeliveryQuery {
                 .map(|s| DeliveryState::parse(s).map_err(|e| ApiError::invalid_field("state", e)))
                 .transpose()?,
             event_type: self.event.clone(),
+            since: self
+                .since
+                .as_deref()
+                .map(|t| hookline_core::parse_timestamp(t).map_err(|e| ApiError::invalid_field("since", e)))
+                .transpose()?,
+            until: self
+                .until
+                .as_deref()
+                .map(|t| hookline_core::parse_timestamp(t).map_err(|e| ApiError::invalid_field("until", e)))
+                .transpose()?,
         })
     }
 }
@@ -178,4 +193,42 @@ async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<Ap
         payload,
         attempts: attempts.into_iter().map(AttemptDto::from).collect(),
     }))
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Queued {
+    delivery_id: String,
+    status: &'static str,
+}
+
+/// `POST /v1/deliveries/{id}/retry`: one attempt now, whatever the webhook's
+/// health (a success makes it healthy). The attempt shows in the log.
+async fn retry(
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<(axum::http::StatusCode, AppJson<Queued>), ApiError> {
+    use hookline_broker::{DeliveryMessage, WireTrigger};
+    let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
+    let (delivery, _, _) =
+        state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
+    let webhook = state
+        .store
+        .get_webhook(delivery.webhook_id, caller.scope())
+        .await?
+        .ok_or_else(|| ApiError::not_found("delivery"))?;
+    if !webhook.active {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "webhook_inactive",
+            "the webhook is inactive; activate it before retrying its deliveries",
+        ));
+    }
+    let message = DeliveryMessage::V1 { delivery_id: id.as_uuid(), trigger: WireTrigger::Manual, not_before_ms: None };
+    if let Err(e) = state.publisher.publish_now(&message).await {
+        tracing::error!(error.message = %e, "publishing a manual retry failed");
+        return Err(ApiError::broker_unavailable());
+    }
+    Ok((axum::http::StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
 }

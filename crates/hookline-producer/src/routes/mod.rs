@@ -21,6 +21,7 @@ pub(crate) struct AppState {
     pub(crate) publisher: Publisher,
     pub(crate) auth: crate::auth::Auth,
     pub(crate) max_webhooks_per_tenant: i64,
+    pub(crate) recover_rate_per_sec: u32,
 }
 
 /// The whole API.

@@ -20,6 +20,8 @@ pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
         .route("/webhooks", get(list).post(create))
         .route("/webhooks/{id}", get(read).patch(update).delete(remove))
+        .route("/webhooks/{id}/resume", axum::routing::post(resume))
+        .route("/webhooks/{id}/recover", axum::routing::post(recover))
 }
 
 /// `POST /v1/webhooks` body.
@@ -63,6 +65,9 @@ pub(super) struct WebhookDto {
     active: bool,
     status: &'static str,
     consecutive_failures: i32,
+    last_success_at: Option<String>,
+    last_failure_at: Option<String>,
+    suspended_at: Option<String>,
     created_at: String,
     updated_at: String,
 }
@@ -79,6 +84,9 @@ impl From<Webhook> for WebhookDto {
             active: w.active,
             status: w.status.as_str(),
             consecutive_failures: w.consecutive_failures,
+            last_success_at: w.last_success_at.map(format_timestamp),
+            last_failure_at: w.last_failure_at.map(format_timestamp),
+            suspended_at: w.suspended_at.map(format_timestamp),
             created_at: format_timestamp(w.created_at),
             updated_at: format_timestamp(w.updated_at),
         }
@@ -201,4 +209,95 @@ async fn remove(state: State, caller: Caller, Path(id): Path<String>) -> Result<
     } else {
         Err(ApiError::not_found("webhook"))
     }
+}
+
+/// `POST /v1/webhooks/{id}/resume`: healthy again, failure count cleared.
+async fn resume(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<WebhookDto>, ApiError> {
+    let webhook = state
+        .store
+        .resume_webhook(webhook_id(&id)?, caller.scope(), time::OffsetDateTime::now_utc())
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    tracing::info!(webhook_id = %webhook.id, "webhook resumed");
+    Ok(AppJson(webhook.into()))
+}
+
+/// Most deliveries one `recover` call replays; call again for the rest.
+const MAX_RECOVER: usize = 10_000;
+
+/// `POST /v1/webhooks/{id}/recover` body.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Recover {
+    since: String,
+    until: Option<String>,
+    #[serde(default)]
+    dry_run: bool,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Recovering {
+    /// Deliveries found in the window (at most 10,000 are queued per call).
+    count: usize,
+    /// Deliveries queued by this call (0 on a dry run).
+    queued: usize,
+    dry_run: bool,
+    /// When the last queued delivery will be attempted, at the recover rate.
+    finishes_at: Option<String>,
+}
+
+/// `POST /v1/webhooks/{id}/recover`: replays the failed and suspended
+/// deliveries created in [since, until), oldest first, at a bounded rate.
+async fn recover(
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    AppJson(body): AppJson<Recover>,
+) -> Result<(StatusCode, AppJson<Recovering>), ApiError> {
+    use hookline_broker::{DeliveryMessage, WireTrigger};
+    let id = webhook_id(&id)?;
+    let now = time::OffsetDateTime::now_utc();
+    let since = hookline_core::parse_timestamp(&body.since).map_err(|e| ApiError::invalid_field("since", e))?;
+    let until = match body.until.as_deref() {
+        Some(raw) => hookline_core::parse_timestamp(raw).map_err(|e| ApiError::invalid_field("until", e))?,
+        None => now,
+    };
+    if until <= since {
+        return Err(ApiError::invalid_field("until", "must be later than `since`"));
+    }
+    let webhook = state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+    let ids = state.store.recoverable(&hookline_store::RecoverWindow { webhook: webhook.id, since, until }).await?;
+    let count = ids.len();
+    if body.dry_run {
+        return Ok((StatusCode::OK, AppJson(Recovering { count, queued: 0, dry_run: true, finishes_at: None })));
+    }
+    let batch = &ids[..count.min(MAX_RECOVER)];
+    let spacing_ms = 1000 / i64::from(state.recover_rate_per_sec.max(1));
+    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
+    let mut last_due = now_ms;
+    for (i, delivery) in batch.iter().enumerate() {
+        last_due = now_ms + i64::try_from(i).unwrap_or(i64::MAX).saturating_mul(spacing_ms);
+        let message = DeliveryMessage::V1 {
+            delivery_id: delivery.as_uuid(),
+            trigger: WireTrigger::Recover,
+            not_before_ms: (i > 0).then_some(last_due),
+        };
+        if let Err(e) = state.publisher.schedule(&message, now_ms).await {
+            tracing::error!(error.message = %e, "publishing a recover message failed");
+            return Err(ApiError::broker_unavailable());
+        }
+    }
+    state.store.mark_pending(batch, now).await?;
+    let finishes_at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(last_due) * 1_000_000).ok();
+    tracing::info!(webhook_id = %webhook.id, count, queued = batch.len(), "recover queued");
+    Ok((
+        StatusCode::ACCEPTED,
+        AppJson(Recovering {
+            count,
+            queued: batch.len(),
+            dry_run: false,
+            finishes_at: finishes_at.map(format_timestamp),
+        }),
+    ))
 }

@@ -1,10 +1,12 @@
 //! The store against a real Postgres, one database per test.
 
 use hookline_core::{
-    AttemptId, DeliveryId, DeliveryState, EventFilters, EventId, EventType, SigningToken, TenantId, WebhookId,
-    WebhookName, WebhookUrl,
+    AttemptId, Attempted, DeliveryId, DeliveryState, EventFilters, EventId, EventType, RetrySchedule, SigningToken,
+    TenantId, Trigger, WebhookId, WebhookName, WebhookUrl, classify_status, decide,
 };
-use hookline_store::{Created, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Store};
+use hookline_store::{
+    Created, Decided, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Recorded, Store,
+};
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -116,96 +118,125 @@ async fn record_event_fans_out_once() {
     );
 }
 
-/// Attempts are numbered in order, move the delivery's state, and drive the
-/// webhook's health: failures count up, a success resets.
+fn attempt(delivery_id: DeliveryId, status: Option<i32>) -> NewAttempt {
+    NewAttempt {
+        id: AttemptId::from_uuid(Uuid::now_v7()),
+        delivery_id,
+        trigger: Trigger::Scheduled,
+        sent_at: OffsetDateTime::now_utc(),
+        received_at: status.map(|_| OffsetDateTime::now_utc()),
+        duration_ms: 3,
+        status_code: status,
+        error_kind: status.is_none().then(|| "connect".to_owned()),
+        error_message: None,
+        response_excerpt: None,
+    }
+}
+
+/// Records a failure, deciding with core's rules and a 50-failure threshold.
+async fn fail(store: &Store, id: DeliveryId) -> Option<Recorded> {
+    let schedule = RetrySchedule::parse("1s,1s").expect("valid");
+    let outcome = classify_status(500);
+    store
+        .record_failure(&attempt(id, Some(500)), OffsetDateTime::now_utc(), |facts| {
+            let health = facts.health.after(&outcome, 50);
+            let next = decide(
+                &Attempted {
+                    outcome: &outcome,
+                    attempt_no: facts.attempt_no,
+                    trigger: Trigger::Scheduled,
+                    previous_state: facts.previous_state,
+                    health_after: health,
+                    retry_after: None,
+                    jitter: 0.0,
+                    request_timeout: std::time::Duration::from_secs(1),
+                },
+                &schedule,
+            );
+            Decided { health, next, next_attempt_at: None }
+        })
+        .await
+        .expect("record")
+}
+
+async fn deliveries_for(store: &Store, n: usize) -> (WebhookId, Vec<DeliveryId>) {
+    let w = webhook(store, "default", &["*"], true).await;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let e = event("default", &format!("e{i}"), "a.b");
+        let Dispatch::Publish(new) =
+            store.record_event(&e, new_id, OffsetDateTime::now_utc(), LEASE).await.expect("record")
+        else {
+            panic!("publishes");
+        };
+        ids.extend(new);
+    }
+    (w, ids)
+}
+
+/// Attempts are numbered in order; failures retry on schedule and count up
+/// the webhook's failures; a success delivers and resets its health.
 #[tokio::test]
 async fn attempts_are_numbered_and_drive_health() {
     let db = TestDb::new().await;
     let store = store(&db).await;
-    let w = webhook(&store, "default", &["*"], true).await;
-    let Dispatch::Publish(ids) = store
-        .record_event(&event("default", "e1", "a.b"), new_id, OffsetDateTime::now_utc(), LEASE)
-        .await
-        .expect("record")
-    else {
-        panic!("publishes");
-    };
-    let attempt = |ok: bool| NewAttempt {
-        id: AttemptId::from_uuid(Uuid::now_v7()),
-        delivery_id: ids[0],
-        sent_at: OffsetDateTime::now_utc(),
-        received_at: Some(OffsetDateTime::now_utc()),
-        duration_ms: 3,
-        status_code: Some(if ok { 200 } else { 500 }),
-        error_kind: None,
-        error_message: None,
-        response_excerpt: Some("nope".into()),
-        retry_reason: None,
-        next_attempt_at: None,
-        succeeded: ok,
-        new_state: if ok { DeliveryState::Succeeded } else { DeliveryState::Pending },
-    };
-    let now = OffsetDateTime::now_utc();
-    assert_eq!(store.record_attempt(&attempt(false), now).await.expect("1"), Some(1));
-    assert_eq!(store.record_attempt(&attempt(false), now).await.expect("2"), Some(2));
+    let (w, ids) = deliveries_for(&store, 1).await;
+    let first = fail(&store, ids[0]).await.expect("exists");
+    assert_eq!(first.attempt_no, 1);
+    assert_eq!(first.decided.next.state(), DeliveryState::Retrying);
+    assert_eq!(fail(&store, ids[0]).await.expect("exists").attempt_no, 2);
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
     assert_eq!(hook.consecutive_failures, 2);
     assert_eq!(hook.status.as_str(), "unhealthy");
-    assert_eq!(store.record_attempt(&attempt(true), now).await.expect("3"), Some(3));
+    assert!(hook.last_failure_at.is_some());
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(store.record_success(&attempt(ids[0], Some(200)), now).await.expect("3"), Some(3));
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
-    assert_eq!(hook.consecutive_failures, 0);
-    assert_eq!(hook.status.as_str(), "healthy");
+    assert_eq!((hook.consecutive_failures, hook.status.as_str()), (0, "healthy"));
+    assert!(hook.last_success_at.is_some());
     let (delivery, _, attempts) = store.get_delivery(ids[0], None).await.expect("get").expect("exists");
-    assert_eq!(delivery.state, DeliveryState::Succeeded);
+    assert_eq!(delivery.state, DeliveryState::Delivered);
     assert_eq!(delivery.attempt_count, 3);
     assert_eq!(attempts.iter().map(|a| a.attempt_no).collect::<Vec<_>>(), [1, 2, 3]);
-    assert_eq!(
-        store.record_attempt(&NewAttempt { delivery_id: new_id(), ..attempt(true) }, now).await.expect("gone"),
-        None
-    );
+    assert_eq!(attempts[0].retry_reason.as_deref(), Some("HTTP 500"));
+    assert_eq!(store.record_success(&attempt(new_id(), Some(200)), now).await.expect("gone"), None);
+    assert!(fail(&store, new_id()).await.is_none());
 }
 
-/// Concurrent failed attempts on one webhook lose no increment.
+/// Concurrent failed attempts on one webhook lose no increment, and the
+/// webhook is suspended by exactly the 50th.
 #[tokio::test]
 async fn concurrent_failures_are_counted_exactly() {
     let db = TestDb::new().await;
     let store = store(&db).await;
-    let w = webhook(&store, "default", &["*"], true).await;
-    let mut deliveries = Vec::new();
-    for i in 0..40 {
-        let Dispatch::Publish(ids) = store
-            .record_event(&event("default", &format!("e{i}"), "a.b"), new_id, OffsetDateTime::now_utc(), LEASE)
-            .await
-            .expect("record")
-        else {
-            panic!("publishes");
-        };
-        deliveries.extend(ids);
-    }
-    let tasks = deliveries.into_iter().map(|id| {
-        let store = store.clone();
-        tokio::spawn(async move {
-            let a = NewAttempt {
-                id: AttemptId::from_uuid(Uuid::now_v7()),
-                delivery_id: id,
-                sent_at: OffsetDateTime::now_utc(),
-                received_at: None,
-                duration_ms: 1,
-                status_code: None,
-                error_kind: Some("connect".into()),
-                error_message: Some("refused".into()),
-                response_excerpt: None,
-                retry_reason: None,
-                next_attempt_at: None,
-                succeeded: false,
-                new_state: DeliveryState::Failed,
-            };
-            store.record_attempt(&a, OffsetDateTime::now_utc()).await.expect("record")
+    let (w, ids) = deliveries_for(&store, 60).await;
+    let tasks: Vec<_> = ids
+        .into_iter()
+        .map(|id| {
+            let store = store.clone();
+            tokio::spawn(async move { fail(&store, id).await.expect("exists") })
         })
-    });
+        .collect();
+    let mut suspending = 0;
     for t in tasks {
-        t.await.expect("task");
+        let recorded = t.await.expect("task");
+        if recorded.decided.health.consecutive_failures == 50 {
+            assert_eq!(recorded.decided.next.state(), DeliveryState::Suspended);
+            suspending += 1;
+        }
     }
+    assert_eq!(suspending, 1);
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
-    assert_eq!(hook.consecutive_failures, 40);
+    assert_eq!(hook.consecutive_failures, 60);
+    assert_eq!(hook.status.as_str(), "suspended");
+    let client = db.client().await;
+    let before: i64 = client
+        .query_one(
+            "SELECT count(*) FROM attempts WHERE recorded_at <= (SELECT suspended_at FROM webhooks WHERE id = $1)",
+            &[&w.as_uuid()],
+        )
+        .await
+        .expect("query")
+        .get(0);
+    assert_eq!(before, 50, "exactly 50 failures were recorded up to the suspension");
 }

@@ -1,0 +1,187 @@
+//! Webhook health and what happens after an attempt: the webhook's next
+//! health, and the delivery's next step (delivered, retry, failed, suspended).
+//!
+//! Health: every failed attempt counts one consecutive failure and makes the
+//! webhook `unhealthy`; reaching the threshold (default 50) or a `410 Gone`
+//! makes it `suspended`; any success resets the count and makes it `healthy`.
+
+use std::time::Duration;
+
+use crate::{
+    AttemptOutcome, DeliveryState, HealthStatus,
+    retry::{RetrySchedule, clamp_retry_after, format_delay},
+};
+
+#[cfg(test)]
+mod tests;
+
+/// Default consecutive failures before a webhook is suspended.
+pub const DEFAULT_SUSPEND_AFTER: u32 = 50;
+
+/// A webhook's health as stored.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Health {
+    /// Its status.
+    pub status: HealthStatus,
+    /// Failed attempts since the last success.
+    pub consecutive_failures: u32,
+}
+
+impl Health {
+    /// A healthy webhook with no failures.
+    pub const HEALTHY: Self = Self { status: HealthStatus::Healthy, consecutive_failures: 0 };
+
+    /// The health after an attempt with `outcome`, given the suspension
+    /// threshold.
+    pub fn after(self, outcome: &AttemptOutcome, suspend_after: u32) -> Self {
+        if outcome.is_success() {
+            return Self::HEALTHY;
+        }
+        let consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let status = if outcome.status() == Some(410)
+            || consecutive_failures >= suspend_after
+            || self.status == HealthStatus::Suspended
+        {
+            HealthStatus::Suspended
+        } else {
+            HealthStatus::Unhealthy
+        };
+        Self { status, consecutive_failures }
+    }
+}
+
+/// What caused an attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Trigger {
+    /// The first attempt or a scheduled retry.
+    Scheduled,
+    /// `POST /v1/deliveries/{id}/retry`.
+    Manual,
+    /// `POST /v1/webhooks/{id}/recover`.
+    Recover,
+}
+
+impl Trigger {
+    /// The lowercase name recorded with the attempt.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Scheduled => "scheduled",
+            Self::Manual => "manual",
+            Self::Recover => "recover",
+        }
+    }
+
+    /// Parses a lowercase name.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "scheduled" => Some(Self::Scheduled),
+            "manual" => Some(Self::Manual),
+            "recover" => Some(Self::Recover),
+            _ => None,
+        }
+    }
+
+    /// Manual and recover attempts go ahead even while the webhook is suspended.
+    pub fn overrides_suspension(self) -> bool {
+        !matches!(self, Self::Scheduled)
+    }
+}
+
+/// The delivery's next step after an attempt.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Next {
+    /// A 2xx: done.
+    Delivered,
+    /// Try again after `after`; `reason` explains why (and what was honoured).
+    Retry {
+        /// The delay.
+        after: Duration,
+        /// Why, e.g. `HTTP 503` or `HTTP 429; Retry-After: 120s honoured`.
+        reason: String,
+    },
+    /// No further automatic attempt; the delivery keeps `state`.
+    Stop {
+        /// `failed`, `suspended` or (a manual attempt on a delivery whose
+        /// scheduled retry is still pending) `retrying`.
+        state: DeliveryState,
+        /// Why it stopped.
+        reason: String,
+    },
+}
+
+impl Next {
+    /// The state the delivery moves to.
+    pub fn state(&self) -> DeliveryState {
+        match self {
+            Self::Delivered => DeliveryState::Delivered,
+            Self::Retry { .. } => DeliveryState::Retrying,
+            Self::Stop { state, .. } => *state,
+        }
+    }
+}
+
+/// Everything [`decide`] weighs.
+#[derive(Clone, Copy, Debug)]
+pub struct Attempted<'a> {
+    /// What happened.
+    pub outcome: &'a AttemptOutcome,
+    /// This attempt's number (1 for the first).
+    pub attempt_no: u32,
+    /// What caused it.
+    pub trigger: Trigger,
+    /// The delivery's state before it.
+    pub previous_state: DeliveryState,
+    /// The webhook's health after it (see [`Health::after`]).
+    pub health_after: Health,
+    /// The receiver's `Retry-After`, if any (honoured on 429 and 503).
+    pub retry_after: Option<Duration>,
+    /// A uniform sample in [-1, 1] for jitter.
+    pub jitter: f64,
+    /// The request timeout, for the reason text of a timeout.
+    pub request_timeout: Duration,
+}
+
+/// Why an attempt failed, for the log: `HTTP 503`, `timeout after 15s`, …
+pub fn describe_failure(outcome: &AttemptOutcome, request_timeout: Duration) -> String {
+    match outcome {
+        AttemptOutcome::Delivered { status } | AttemptOutcome::Rejected { status } => format!("HTTP {status}"),
+        AttemptOutcome::TimedOut => format!("timeout after {}", format_delay(request_timeout)),
+        AttemptOutcome::Transport { kind } => format!("{} error", kind.as_str()),
+    }
+}
+
+/// The delivery's next step after an attempt.
+pub fn decide(a: &Attempted<'_>, schedule: &RetrySchedule) -> Next {
+    if a.outcome.is_success() {
+        return Next::Delivered;
+    }
+    let failure = describe_failure(a.outcome, a.request_timeout);
+    if a.health_after.status == HealthStatus::Suspended {
+        let why = if a.outcome.status() == Some(410) {
+            format!("{failure}: the receiver says the endpoint is gone; webhook suspended")
+        } else {
+            format!("{failure}; webhook suspended after {} consecutive failures", a.health_after.consecutive_failures)
+        };
+        return Next::Stop { state: DeliveryState::Suspended, reason: why };
+    }
+    if a.trigger != Trigger::Scheduled {
+        // A manual or recover attempt schedules nothing of its own; a retry
+        // that was already scheduled still happens.
+        let state =
+            if a.previous_state == DeliveryState::Retrying { DeliveryState::Retrying } else { DeliveryState::Failed };
+        return Next::Stop { state, reason: format!("{failure} ({} attempt)", a.trigger.as_str()) };
+    }
+    let Some(scheduled) = schedule.delay(a.attempt_no, a.jitter) else {
+        return Next::Stop {
+            state: DeliveryState::Failed,
+            reason: format!("{failure}; retry schedule exhausted after {} attempts", a.attempt_no),
+        };
+    };
+    match (a.outcome.status(), a.retry_after) {
+        (Some(429 | 503), Some(asked)) => {
+            let after = clamp_retry_after(scheduled, asked);
+            Next::Retry { after, reason: format!("{failure}; Retry-After: {} honoured", format_delay(after)) }
+        }
+        _ => Next::Retry { after: scheduled, reason: failure },
+    }
+}

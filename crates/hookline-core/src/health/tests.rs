@@ -1,0 +1,117 @@
+//! Tests of health transitions and attempt decisions.
+
+use super::*;
+use crate::{TransportErrorKind, classify_status};
+
+fn check_health(before: (HealthStatus, u32), status: u16, threshold: u32, expected: (HealthStatus, u32)) {
+    let before = Health { status: before.0, consecutive_failures: before.1 };
+    let after = before.after(&classify_status(status), threshold);
+    assert_eq!((after.status, after.consecutive_failures), expected, "{before:?} + HTTP {status}");
+}
+
+/// The health table: failures count up to suspension, 410 suspends at once,
+/// any success resets.
+#[test]
+fn health_transitions() {
+    use HealthStatus::*;
+    check_health((Healthy, 0), 200, 50, (Healthy, 0));
+    check_health((Healthy, 0), 500, 50, (Unhealthy, 1));
+    check_health((Unhealthy, 48), 500, 50, (Unhealthy, 49));
+    check_health((Unhealthy, 49), 500, 50, (Suspended, 50));
+    check_health((Suspended, 50), 500, 50, (Suspended, 51));
+    check_health((Suspended, 73), 204, 50, (Healthy, 0));
+    check_health((Unhealthy, 3), 200, 50, (Healthy, 0));
+    check_health((Healthy, 0), 410, 50, (Suspended, 1));
+    check_health((Healthy, 0), 302, 1, (Suspended, 1));
+    let timeout = Health::HEALTHY.after(&AttemptOutcome::TimedOut, 50);
+    assert_eq!(timeout, Health { status: Unhealthy, consecutive_failures: 1 });
+}
+
+fn attempted(outcome: &AttemptOutcome, attempt_no: u32) -> Attempted<'_> {
+    Attempted {
+        outcome,
+        attempt_no,
+        trigger: Trigger::Scheduled,
+        previous_state: DeliveryState::Pending,
+        health_after: Health::HEALTHY.after(outcome, 50),
+        retry_after: None,
+        jitter: 0.0,
+        request_timeout: Duration::from_secs(15),
+    }
+}
+
+fn schedule() -> RetrySchedule {
+    RetrySchedule::parse("5s,1m").expect("valid")
+}
+
+/// A failure retries on schedule with the failure as reason; exhaustion fails.
+#[test]
+fn scheduled_failures() {
+    let e503 = classify_status(503);
+    assert_eq!(
+        decide(&attempted(&e503, 1), &schedule()),
+        Next::Retry { after: Duration::from_secs(5), reason: "HTTP 503".into() }
+    );
+    let timeout = AttemptOutcome::TimedOut;
+    assert_eq!(
+        decide(&attempted(&timeout, 2), &schedule()),
+        Next::Retry { after: Duration::from_secs(60), reason: "timeout after 15s".into() }
+    );
+    let refused = AttemptOutcome::Transport { kind: TransportErrorKind::Connect };
+    let next = decide(&attempted(&refused, 3), &schedule());
+    assert_eq!(next.state(), DeliveryState::Failed);
+    assert!(
+        matches!(&next, Next::Stop { reason, .. } if reason == "connect error; retry schedule exhausted after 3 attempts")
+    );
+    assert_eq!(decide(&attempted(&classify_status(201), 1), &schedule()), Next::Delivered);
+}
+
+/// Retry-After is honoured on 429 and 503 only, clamped to [delay, 2 × delay].
+#[test]
+fn retry_after() {
+    let e429 = classify_status(429);
+    let mut a = attempted(&e429, 1);
+    a.retry_after = Some(Duration::from_secs(7));
+    assert_eq!(
+        decide(&a, &schedule()),
+        Next::Retry { after: Duration::from_secs(7), reason: "HTTP 429; Retry-After: 7s honoured".into() }
+    );
+    a.retry_after = Some(Duration::from_secs(3600));
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Retrying);
+    assert!(matches!(decide(&a, &schedule()), Next::Retry { after, .. } if after == Duration::from_secs(10)));
+    let e500 = classify_status(500);
+    let mut b = attempted(&e500, 1);
+    b.retry_after = Some(Duration::from_secs(9));
+    assert!(matches!(decide(&b, &schedule()), Next::Retry { after, .. } if after == Duration::from_secs(5)));
+}
+
+/// A suspending failure (the threshold, or 410) stops retries with a reason.
+#[test]
+fn suspension_stops_retries() {
+    let gone = classify_status(410);
+    let next = decide(&attempted(&gone, 1), &schedule());
+    assert_eq!(next.state(), DeliveryState::Suspended);
+    let e500 = classify_status(500);
+    let mut a = attempted(&e500, 1);
+    a.health_after = Health { status: HealthStatus::Suspended, consecutive_failures: 50 };
+    assert!(matches!(decide(&a, &schedule()), Next::Stop { state: DeliveryState::Suspended, reason }
+        if reason == "HTTP 500; webhook suspended after 50 consecutive failures"));
+}
+
+/// Manual and recover attempts schedule nothing themselves.
+#[test]
+fn manual_attempts() {
+    let e500 = classify_status(500);
+    let mut a = attempted(&e500, 4);
+    a.trigger = Trigger::Manual;
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Failed);
+    a.previous_state = DeliveryState::Retrying;
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Retrying);
+    a.trigger = Trigger::Recover;
+    a.previous_state = DeliveryState::Suspended;
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Failed);
+    assert!(Trigger::Manual.overrides_suspension() && !Trigger::Scheduled.overrides_suspension());
+    for t in [Trigger::Scheduled, Trigger::Manual, Trigger::Recover] {
+        assert_eq!(Trigger::parse(t.as_str()), Some(t));
+    }
+}
