@@ -4,5 +4,6 @@
 
 mod api;
 mod pipeline;
+mod retries;
 mod tenants;
 mod tidy;

@@ -63,6 +63,9 @@ pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Setting
         namespace: broker.namespace().to_owned(),
         // Whatever a failed test leaves on the broker deletes itself.
         queue_expires: Some(Duration::from_secs(120)),
+        // Classic queues are much cheaper to create and delete, and tests
+        // create many; the broker crate's tests cover quorum queues.
+        queue_type: hookline_broker::QueueType::Classic,
     };
     let producer = hookline_producer::Settings {
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -212,9 +215,9 @@ impl TestApp {
         response.body["id"].as_str().expect("an id").to_owned()
     }
 
-    /// A webhook's deliveries, newest first (first page).
+    /// A webhook's deliveries, newest first (the first 100).
     pub async fn deliveries(&self, webhook_id: &str) -> Vec<Value> {
-        let response = self.get(&format!("/v1/webhooks/{webhook_id}/deliveries")).await;
+        let response = self.get(&format!("/v1/webhooks/{webhook_id}/deliveries?limit=100")).await;
         assert_eq!(response.status, 200, "{:?}", response.body);
         response.body["data"].as_array().expect("a data array").clone()
     }

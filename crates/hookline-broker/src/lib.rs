@@ -25,7 +25,7 @@ pub use consumer::{Ack, Consumed, Message};
 pub use error::{Error, Result};
 pub use message::{DeliveryMessage, EventMessage, WireTrigger};
 pub use publisher::Publisher;
-pub use settings::{AmqpSettings, connect};
+pub use settings::{AmqpSettings, QueueType, connect};
 pub use topology::Topology;
 
 pub use lapin;

@@ -16,6 +16,30 @@ pub struct AmqpSettings {
     /// When set, queues are deleted after being unused this long. Tests set
     /// it so what they leave behind disappears; production leaves it unset.
     pub queue_expires: Option<Duration>,
+    /// The type of the work queues (`HOOKLINE_QUEUE_TYPE`).
+    pub queue_type: QueueType,
+}
+
+/// The type of the work queues (dispatch, deliveries, retries).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum QueueType {
+    /// Replicated (Raft) queues: survive the loss of a broker node in a
+    /// cluster. The default.
+    #[default]
+    Quorum,
+    /// Single-node durable queues: lighter to create and delete (tests use
+    /// them), lost with their node in a cluster.
+    Classic,
+}
+
+impl QueueType {
+    /// The `x-queue-type` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Quorum => "quorum",
+            Self::Classic => "classic",
+        }
+    }
 }
 
 impl Default for AmqpSettings {
@@ -24,6 +48,7 @@ impl Default for AmqpSettings {
             url: "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned(),
             namespace: "hookline".to_owned(),
             queue_expires: None,
+            queue_type: QueueType::Quorum,
         }
     }
 }
@@ -36,7 +61,8 @@ pub async fn connect(settings: &AmqpSettings, connection_name: &str) -> Result<C
 }
 
 impl AmqpSettings {
-    /// Reads `HOOKLINE_AMQP_URL`, `HOOKLINE_NAMESPACE` and `HOOKLINE_QUEUE_EXPIRES_MS`.
+    /// Reads `HOOKLINE_AMQP_URL`, `HOOKLINE_NAMESPACE`, `HOOKLINE_QUEUE_EXPIRES_MS`
+    /// and `HOOKLINE_QUEUE_TYPE`.
     pub fn from_vars(vars: &hookline_core::config::Vars) -> Result<Self, hookline_core::config::ConfigError> {
         let default = Self::default();
         let url = vars.string("HOOKLINE_AMQP_URL", &default.url);
@@ -60,6 +86,16 @@ impl AmqpSettings {
             None => None,
             Some(_) => Some(vars.millis("HOOKLINE_QUEUE_EXPIRES_MS", 0)?).filter(|d| !d.is_zero()),
         };
-        Ok(Self { url, namespace, queue_expires })
+        let queue_type = match vars.get("HOOKLINE_QUEUE_TYPE") {
+            None | Some("quorum") => QueueType::Quorum,
+            Some("classic") => QueueType::Classic,
+            Some(other) => {
+                return Err(hookline_core::config::ConfigError::new(
+                    "HOOKLINE_QUEUE_TYPE",
+                    format!("`{other}` is not `quorum` or `classic`"),
+                ));
+            }
+        };
+        Ok(Self { url, namespace, queue_expires, queue_type })
     }
 }

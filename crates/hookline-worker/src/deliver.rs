@@ -44,15 +44,22 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     span.record("delivery_id", tracing::field::display(id));
     span.record("trigger", trigger.as_str());
 
-    // Not due yet: on through the next delay tier.
+    // Not due yet: on through the next delay tier; the last few
+    // milliseconds (less than the smallest tier) are waited out here, with
+    // the message still unacked, so attempts start on time and in order.
     let now_ms = unix_ms(OffsetDateTime::now_utc());
-    if let Some(due) = msg.not_before_ms()
-        && tier_for(due - now_ms).is_some()
-    {
-        return match ctx.publisher.schedule(&msg, now_ms).await {
-            Ok(()) => Settle::Ack,
-            Err(e) => ctx.infrastructure_fault("re-scheduling a retry", &e).await,
-        };
+    if let Some(due) = msg.not_before_ms() {
+        if tier_for(due - now_ms).is_some() {
+            return match ctx.publisher.schedule(&msg, now_ms).await {
+                Ok(()) => Settle::Ack,
+                Err(e) => ctx.infrastructure_fault("re-scheduling a retry", &e).await,
+            };
+        }
+        if let Ok(early) = u64::try_from(due - now_ms)
+            && early > 0
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(early)).await;
+        }
     }
 
     let job = match ctx.store.load_job(id).await {

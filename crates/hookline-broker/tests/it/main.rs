@@ -13,6 +13,8 @@ async fn setup() -> (TestBroker, hookline_broker::lapin::Connection, Topology) {
         url: broker.url().to_owned(),
         namespace: broker.namespace().to_owned(),
         queue_expires: Some(Duration::from_secs(60)),
+        // The production default, so the quorum path is exercised here.
+        queue_type: hookline_broker::QueueType::Quorum,
     };
     let connection = connect(&settings, "broker-it").await.expect("connect");
     let topology = Topology::from_settings(&settings);

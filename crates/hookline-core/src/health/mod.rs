@@ -177,9 +177,10 @@ pub fn decide(a: &Attempted<'_>, schedule: &RetrySchedule) -> Next {
             reason: format!("{failure}; retry schedule exhausted after {} attempts", a.attempt_no),
         };
     };
-    match (a.outcome.status(), a.retry_after) {
-        (Some(429 | 503), Some(asked)) => {
-            let after = clamp_retry_after(scheduled, asked);
+    match (a.outcome.status(), a.retry_after, schedule.base_delay(a.attempt_no)) {
+        (Some(429 | 503), Some(asked), Some(base)) => {
+            // Clamped against the schedule's own delay, not the jittered one.
+            let after = clamp_retry_after(base, asked);
             Next::Retry { after, reason: format!("{failure}; Retry-After: {} honoured", format_delay(after)) }
         }
         _ => Next::Retry { after: scheduled, reason: failure },
