@@ -5,6 +5,8 @@
 //!   └─ <ns>.dispatch    queue bound with `#`: every event, fanned out by workers
 //! <ns>.deliveries  queue (default exchange): first attempts and manual retries
 //! <ns>.retries     queue: retries that are due
+//! <ns>.parked      queue: messages rejected as never processable (the work
+//!                  queues dead-letter into it)
 //! <ns>.delay.<ms>  delay tiers: classic queues whose messages expire after
 //!                  <ms> and dead-letter into <ns>.retries
 //! ```
@@ -85,12 +87,29 @@ impl Topology {
         format!("{}.retries", self.namespace)
     }
 
+    /// Where messages that can never be processed (undecodable, invalid, or
+    /// for a deleted webhook) are parked for an operator, instead of being
+    /// dropped or redelivered forever.
+    pub fn parked_queue(&self) -> String {
+        format!("{}.parked", self.namespace)
+    }
+
     /// The delay tier queue holding messages for `ms` milliseconds.
     pub fn tier_queue(&self, ms: u64) -> String {
         format!("{}.delay.{ms}", self.namespace)
     }
 
     fn queue_args(&self) -> FieldTable {
+        let mut args = self.base_args();
+        // A rejected message (a worker's verdict: never processable) goes
+        // to the parking queue.
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(self.parked_queue().into()));
+        args
+    }
+
+    /// Arguments every queue but the tiers has: type and (tests) expiry.
+    fn base_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         // Quorum queues (the default) replicate across a cluster and survive
         // a node loss; on a single node they cost little at run time (and
@@ -121,6 +140,7 @@ impl Topology {
         // Durable queues: messages are persistent and must survive a broker
         // restart.
         let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel.queue_declare(self.parked_queue().into(), durable, self.base_args()).await?;
         for queue in [self.dispatch_queue(), self.deliveries_queue()] {
             channel.queue_declare(queue.into(), durable, self.queue_args()).await?;
         }
@@ -174,6 +194,7 @@ mod tests {
         assert_eq!(Topology::new("hookline").events_exchange(), "hookline.events");
         assert_eq!(t.retries_queue(), "t123.retries");
         assert_eq!(t.tier_queue(64), "t123.delay.64");
+        assert_eq!(t.parked_queue(), "t123.parked");
     }
 
     /// A delay goes to the largest tier that fits; under 16 ms it is due.

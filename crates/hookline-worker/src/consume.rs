@@ -15,7 +15,8 @@ pub enum Settle {
     Ack,
     /// It could not be handled now (infrastructure fault): hand it back.
     Requeue,
-    /// It can never be handled (malformed): drop it.
+    /// It can never be handled (malformed, or its webhook is gone): reject
+    /// it, which parks it in `<ns>.parked` for an operator.
     Reject,
 }
 

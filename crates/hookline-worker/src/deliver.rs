@@ -34,7 +34,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     let msg = match DeliveryMessage::decode(&message.body) {
         Ok(msg) => msg,
         Err(e) => {
-            tracing::warn!(error.message = %e, "rejecting malformed delivery message");
+            tracing::warn!(error.message = %e, "parking a malformed delivery message");
             return Settle::Reject;
         }
     };
@@ -65,8 +65,8 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     let job = match ctx.store.load_job(id).await {
         Ok(Some(job)) => job,
         Ok(None) => {
-            tracing::info!("delivery no longer exists (webhook deleted); dropping");
-            return Settle::Ack;
+            tracing::warn!("delivery no longer exists (its webhook was deleted); parking the message");
+            return Settle::Reject;
         }
         Err(e) => return ctx.infrastructure_fault("loading delivery", &e).await,
     };

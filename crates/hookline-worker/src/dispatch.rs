@@ -73,7 +73,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     let event = match parse(&message, now) {
         Ok(event) => event,
         Err(e) => {
-            tracing::warn!(error.message = %e, routing_key = %message.routing_key, "rejecting invalid event message");
+            tracing::warn!(error.message = %e, routing_key = %message.routing_key, "parking an invalid event message");
             return Settle::Reject;
         }
     };
