@@ -59,3 +59,77 @@ async fn poison_messages_are_parked() {
     let _ = connection.close(200, "done".into()).await;
     app.stop().await;
 }
+
+/// RabbitMQ stopped during a load: ingestion answers 503 (never a 202 for
+/// an unconfirmed publish) and `/readyz` reports not ready; once it is back,
+/// producer and worker reconnect by themselves and every event that got a
+/// 202 is delivered.
+#[tokio::test]
+async fn broker_outage_loses_nothing() {
+    let rabbit = hookline_testkit::PrivateBroker::start().await;
+    let url = rabbit.url();
+    let app = TestApp::spawn_with(|producer, worker| {
+        producer.amqp.url = url.clone();
+        worker.amqp.url = url.clone();
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let id = app.create_webhook(&webhook("steady", &receiver.url(), &["*"])).await;
+    let mut accepted = std::collections::BTreeSet::new();
+    for i in 0..50 {
+        accepted.insert(
+            app.post_event(&json!({"event": "license.created", "data": {"i": i}, "id": format!("before-{i}")})).await,
+        );
+    }
+
+    rabbit.stop().await;
+    let mut refused = 0;
+    for i in 0..20 {
+        let response =
+            app.post("/v1/events", &json!({"event": "license.created", "data": {}, "id": format!("during-{i}")})).await;
+        match response.status {
+            202 => {
+                accepted.insert(format!("during-{i}"));
+            }
+            503 => {
+                assert_eq!(response.body["code"], "broker_unavailable");
+                refused += 1;
+            }
+            other => panic!("unexpected {other} during the outage: {:?}", response.body),
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(refused > 0, "requests during the outage are refused");
+    let ready = app.get("/readyz").await;
+    assert_eq!(ready.status, 503, "{:?}", ready.body);
+
+    rabbit.restart().await;
+    hookline_e2e::eventually(WAIT, || async {
+        let ready = app.get("/readyz").await;
+        if ready.status == 200 { Ok(()) } else { Err(format!("{:?}", ready.body)) }
+    })
+    .await;
+    for i in 0..50 {
+        accepted.insert(
+            app.post_event(&json!({"event": "license.created", "data": {"i": i}, "id": format!("after-{i}")})).await,
+        );
+    }
+    let n = accepted.len();
+    hookline_e2e::eventually(std::time::Duration::from_secs(60), || async {
+        let delivered: std::collections::BTreeSet<String> = app
+            .deliveries_all(&id)
+            .await
+            .into_iter()
+            .filter(|d| d["state"] == "delivered")
+            .map(|d| d["eventId"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        let missing: Vec<_> = accepted.difference(&delivered).collect();
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} of {n} accepted events not delivered: {missing:?}", missing.len()))
+        }
+    })
+    .await;
+    app.stop().await;
+}

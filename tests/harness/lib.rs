@@ -222,6 +222,21 @@ impl TestApp {
         response.body["data"].as_array().expect("a data array").clone()
     }
 
+    /// Every delivery of a webhook, following the cursor through all pages.
+    pub async fn deliveries_all(&self, webhook_id: &str) -> Vec<Value> {
+        let mut all = Vec::new();
+        let mut path = format!("/v1/webhooks/{webhook_id}/deliveries?limit=100");
+        loop {
+            let page = self.get(&path).await;
+            assert_eq!(page.status, 200, "{:?}", page.body);
+            all.extend(page.body["data"].as_array().expect("data").iter().cloned());
+            match page.body["nextCursor"].as_str() {
+                Some(cursor) => path = format!("/v1/webhooks/{webhook_id}/deliveries?limit=100&cursor={cursor}"),
+                None => return all,
+            }
+        }
+    }
+
     /// Waits until the webhook has `n` deliveries in a final state, and
     /// returns each one's detail (with attempts), newest first.
     pub async fn settled_deliveries(&self, webhook_id: &str, n: usize) -> Vec<Value> {

@@ -10,12 +10,14 @@
 //! - [`topology`]: names, queue arguments, and `declare`.
 //! - [`message`]: the wire messages: [`EventMessage`] (the public contract
 //!   for direct publishing) and [`DeliveryMessage`] (internal, versioned).
+//! - [`link`]: reconnecting with backoff, noticing a lost connection.
 //! - [`publisher`]: publishing with publisher confirms.
 //! - [`consumer`]: consuming with a prefetch bound and an ack-once guard.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
 pub mod consumer;
 pub mod error;
+pub mod link;
 pub mod message;
 pub mod publisher;
 pub mod settings;

@@ -3,7 +3,9 @@
 use std::{net::SocketAddr, time::Duration};
 
 use backon::{ExponentialBuilder, Retryable};
-use hookline_broker::{Publisher, Topology, lapin::Connection};
+use std::sync::Arc;
+
+use hookline_broker::{AmqpSettings, Publisher, Topology, lapin::Connection, link};
 use hookline_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -13,7 +15,7 @@ use hookline_core::TokenSecret;
 use crate::{
     Settings,
     auth::{ApiKeys, Auth, derived_token_secret},
-    routes::{AppState, router},
+    routes::{AppState, BrokerLink, router},
     settings::Secret,
 };
 
@@ -78,6 +80,8 @@ pub struct Producer {
     listener: TcpListener,
     state: AppState,
     connection: Connection,
+    amqp: AmqpSettings,
+    topology: Topology,
     max_body_bytes: usize,
 }
 
@@ -96,16 +100,20 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
         .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "broker not ready"))
         .await?;
     let topology = Topology::from_settings(&settings.amqp);
-    let publisher = Publisher::open(&connection, topology).await?;
+    let publisher = Publisher::open(&connection, topology.clone()).await?;
     publisher.declare_topology().await?;
+    let broker = Arc::new(BrokerLink::default());
+    broker.set(Some(publisher));
     let listener = TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
     Ok(Producer {
         listener,
+        amqp: settings.amqp.clone(),
+        topology,
         state: AppState {
             store,
-            publisher,
+            broker,
             auth,
             max_webhooks_per_tenant: settings.max_webhooks_per_tenant,
             recover_rate_per_sec: settings.recover_rate_per_sec,
@@ -125,15 +133,64 @@ impl Producer {
     /// and closes the broker connection.
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> std::io::Result<()> {
         let addr = self.local_addr();
-        let publisher = self.state.publisher.clone();
+        let supervisor = tokio::spawn(supervise_broker(
+            self.state.broker.clone(),
+            self.connection,
+            self.amqp,
+            self.topology,
+            shutdown.clone(),
+        ));
         let app = router(self.state, self.max_body_bytes);
         tracing::info!(%addr, "producer listening");
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
-        let _ = publisher.close().await;
-        let _ = self.connection.close(200, "producer stopping".into()).await;
+        let _ = supervisor.await;
         tracing::info!("producer stopped");
         result
     }
+}
+
+/// Keeps the broker link up: when the connection is lost, the link is
+/// emptied (ingestion answers 503, `/readyz` says not ready) and the
+/// connection is re-established with backoff, the topology re-declared and
+/// the link filled again. Closes the connection on shutdown.
+async fn supervise_broker(
+    link: Arc<BrokerLink>,
+    mut connection: Connection,
+    amqp: AmqpSettings,
+    topology: Topology,
+    shutdown: CancellationToken,
+) {
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = link::lost(&connection) => {}
+        }
+        link.set(None);
+        tracing::warn!("broker connection lost; reconnecting");
+        let Some(fresh) = link::connect_until(&amqp, "hookline-producer", &shutdown).await else { return };
+        connection = fresh;
+        let opened = async {
+            let publisher = Publisher::open(&connection, topology.clone()).await?;
+            publisher.declare_topology().await?;
+            Ok::<_, hookline_broker::Error>(publisher)
+        };
+        match opened.await {
+            Ok(publisher) => {
+                link.set(Some(publisher));
+                tracing::info!("broker connection re-established");
+            }
+            Err(e) => {
+                tracing::warn!(error.message = %e, "reconnected but could not open a publisher; retrying");
+                let _ = connection.close(200, "retrying".into()).await;
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    }
+    if let Some(publisher) = link.get() {
+        let _ = publisher.close().await;
+    }
+    link.set(None);
+    let _ = connection.close(200, "producer stopping".into()).await;
 }
 
 /// `build` then `run_until_stopped`.

@@ -7,17 +7,20 @@
 //! # Layout
 //! - [`TestDb`]: a fresh, uniquely named database per test, dropped afterwards.
 //! - [`TestBroker`]: a unique broker namespace per test.
+//! - [`PrivateBroker`]: a RabbitMQ node of one test's own, to stop and restart.
 //! - [`Receiver`]: an in-process HTTP endpoint that records every request.
 //! - [`smoke`]: start a service binary, probe `/healthz`, stop it with SIGTERM.
 //! - [`eventually`]: polls a check until it passes or a deadline expires.
 
 mod broker;
 mod db;
+mod private_broker;
 mod receiver;
 pub mod smoke;
 
 pub use broker::TestBroker;
 pub use db::TestDb;
+pub use private_broker::PrivateBroker;
 pub use receiver::{Received, Receiver, Reply};
 
 use std::{future::Future, time::Duration};

@@ -50,7 +50,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     if let Some(due) = msg.not_before_ms() {
         if tier_for(due - now_ms).is_some() {
-            return match ctx.publisher.schedule(&msg, now_ms).await {
+            return match ctx.publisher().schedule(&msg, now_ms).await {
                 Ok(()) => Settle::Ack,
                 Err(e) => ctx.infrastructure_fault("re-scheduling a retry", &e).await,
             };
@@ -174,7 +174,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
             trigger: WireTrigger::Scheduled,
             not_before_ms: Some(unix_ms(due)),
         };
-        if let Err(e) = ctx.publisher.schedule(&retry, unix_ms(OffsetDateTime::now_utc())).await {
+        if let Err(e) = ctx.publisher().schedule(&retry, unix_ms(OffsetDateTime::now_utc())).await {
             // The failure is recorded but its retry is not queued: hand this
             // message back, so the delivery is attempted again rather than lost.
             return ctx.infrastructure_fault("scheduling the retry", &e).await;

@@ -95,7 +95,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         Ok(Dispatch::Publish(ids)) => ids,
         Err(e) => return ctx.infrastructure_fault("recording event", &e).await,
     };
-    if let Err(e) = ctx.publisher.publish_deliveries(&ids).await {
+    if let Err(e) = ctx.publisher().publish_deliveries(&ids).await {
         return ctx.infrastructure_fault("publishing deliveries", &e).await;
     }
     if let Err(e) = ctx.store.mark_dispatched(&event.tenant, &event.id, OffsetDateTime::now_utc()).await {

@@ -7,6 +7,7 @@ use backon::{ExponentialBuilder, Retryable};
 use hookline_broker::{
     Publisher, Topology,
     lapin::{Connection, options::BasicCancelOptions},
+    link,
 };
 use hookline_store::Store;
 use tokio::net::TcpListener;
@@ -19,8 +20,8 @@ use crate::{Settings, consume, deliver, dispatch, http};
 pub struct Context {
     /// The database.
     pub store: Store,
-    /// Publishes delivery messages (confirm mode).
-    pub publisher: Publisher,
+    /// Publishes delivery messages (confirm mode); replaced on reconnect.
+    publisher: std::sync::RwLock<Publisher>,
     /// The outbound HTTP client.
     pub client: reqwest::Client,
     /// Bytes of response body kept per attempt.
@@ -34,6 +35,15 @@ pub struct Context {
 }
 
 impl Context {
+    /// The current publisher.
+    pub fn publisher(&self) -> Publisher {
+        self.publisher.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn set_publisher(&self, publisher: Publisher) {
+        *self.publisher.write().unwrap_or_else(std::sync::PoisonError::into_inner) = publisher;
+    }
+
     /// Logs an infrastructure fault and hands the message back. The short
     /// pause keeps a worker whose database is down from spinning through
     /// redeliveries.
@@ -110,7 +120,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
     let ctx = Arc::new(Context {
         store,
-        publisher,
+        publisher: std::sync::RwLock::new(publisher),
         client,
         excerpt_limit: settings.response_excerpt_bytes,
         retry_schedule: settings.retry_schedule.clone(),
@@ -125,7 +135,7 @@ async fn healthz() -> &'static str {
 }
 
 async fn readyz(State(ctx): State<Arc<Context>>) -> StatusCode {
-    if ctx.store.ping().await.is_ok() && ctx.publisher.is_connected() {
+    if ctx.store.ping().await.is_ok() && ctx.publisher().is_connected() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
@@ -147,7 +157,7 @@ impl Worker {
     /// waits up to the drain timeout for in-flight ones, and closes the
     /// connection (which hands anything unfinished back to the broker).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { settings, ctx, connection, topology, listener } = self;
+        let Self { settings, ctx, mut connection, topology, listener } = self;
         let health =
             Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(ctx.clone());
         let health_stop = shutdown.clone();
@@ -155,89 +165,107 @@ impl Worker {
             axum::serve(listener, health).with_graceful_shutdown(health_stop.cancelled_owned()).await
         });
 
-        let suffix = uuid::Uuid::new_v4().simple().to_string();
-        let dispatch_channel = connection.create_channel().await?;
-        let delivery_channel = connection.create_channel().await?;
-        let retry_channel = connection.create_channel().await?;
-        let dispatch_tag = format!("dispatch-{suffix}");
-        let delivery_tag = format!("deliver-{suffix}");
-        let retry_tag = format!("retry-{suffix}");
-        let dispatch_consumer = hookline_broker::consumer::consume(
-            &dispatch_channel,
-            &topology.dispatch_queue(),
-            &dispatch_tag,
-            u16::try_from(settings.dispatch_concurrency).unwrap_or(u16::MAX),
-        )
-        .await?;
-        let delivery_consumer = hookline_broker::consumer::consume(
-            &delivery_channel,
-            &topology.deliveries_queue(),
-            &delivery_tag,
-            u16::try_from(settings.concurrency).unwrap_or(u16::MAX),
-        )
-        .await?;
-        // Due retries have their own queue and slots, so first attempts never
-        // wait behind a mass of retries.
-        let retry_consumer = hookline_broker::consumer::consume(
-            &retry_channel,
-            &topology.retries_queue(),
-            &retry_tag,
-            u16::try_from(settings.concurrency).unwrap_or(u16::MAX),
-        )
-        .await?;
-        tracing::info!(namespace = topology.namespace(), concurrency = settings.concurrency, "worker consuming");
-
-        // Either loop ending on its own (connection lost) stops the worker:
-        // a supervisor restarts it, and the broker redelivers what it held.
-        let stop = shutdown.child_token();
+        // In-flight work outlives a lost connection (its acks then fail and
+        // the broker redelivers); the tracker spans every session.
         let tracker = TaskTracker::new();
-        let dispatch_ctx = ctx.clone();
-        let dispatch_loop = async {
-            let handler = move |m| {
-                let ctx = dispatch_ctx.clone();
-                async move { dispatch::handle(&ctx, m).await }
+        loop {
+            if let Err(e) = consume_session(&settings, &ctx, &connection, &topology, &tracker, &shutdown).await {
+                tracing::warn!(error.message = %e, "consuming failed");
+            }
+            if shutdown.is_cancelled() {
+                break;
+            }
+            tracing::warn!("broker connection lost; reconnecting");
+            let _ = connection.close(200, "reconnecting".into()).await;
+            let Some(fresh) = link::connect_until(&settings.amqp, "hookline-worker", &shutdown).await else { break };
+            connection = fresh;
+            let opened = async {
+                let publisher = Publisher::open(&connection, topology.clone()).await?;
+                publisher.declare_topology().await?;
+                Ok::<_, hookline_broker::Error>(publisher)
             };
-            consume::run(dispatch_consumer, settings.dispatch_concurrency, tracker.clone(), stop.clone(), handler)
-                .await;
-            stop.cancel();
-        };
-        let deliver_ctx = ctx.clone();
-        let delivery_loop = async {
-            let handler = move |m| {
-                let ctx = deliver_ctx.clone();
-                async move { deliver::handle(&ctx, m).await }
-            };
-            consume::run(delivery_consumer, settings.concurrency, tracker.clone(), stop.clone(), handler).await;
-            stop.cancel();
-        };
-        let retry_ctx = ctx.clone();
-        let retry_loop = async {
-            let handler = move |m| {
-                let ctx = retry_ctx.clone();
-                async move { deliver::handle(&ctx, m).await }
-            };
-            consume::run(retry_consumer, settings.concurrency, tracker.clone(), stop.clone(), handler).await;
-            stop.cancel();
-        };
-        tokio::join!(dispatch_loop, delivery_loop, retry_loop);
-        let requested = shutdown.is_cancelled();
-
-        // Stop the broker from handing over more, then drain.
-        for (channel, tag) in
-            [(&dispatch_channel, &dispatch_tag), (&delivery_channel, &delivery_tag), (&retry_channel, &retry_tag)]
-        {
-            let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+            match opened.await {
+                Ok(publisher) => {
+                    ctx.set_publisher(publisher);
+                    tracing::info!("broker connection re-established");
+                }
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "reconnected but could not set up; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            }
         }
+
         tracker.close();
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");
         }
+        let _ = ctx.publisher().close().await;
         let _ = connection.close(200, "worker stopping".into()).await;
-        shutdown.cancel();
         let _ = health_task.await;
         tracing::info!("worker stopped");
-        if requested { Ok(()) } else { anyhow::bail!("the broker connection was lost") }
+        Ok(())
     }
+}
+
+/// What a queue's messages are.
+#[derive(Clone, Copy, Debug)]
+enum Work {
+    Dispatch,
+    Deliver,
+}
+
+/// Consumes the three work queues on `connection` until `shutdown` is
+/// cancelled or the connection is lost, then cancels the consumers so the
+/// broker stops handing over messages.
+async fn consume_session(
+    settings: &Settings,
+    ctx: &Arc<Context>,
+    connection: &Connection,
+    topology: &Topology,
+    tracker: &TaskTracker,
+    shutdown: &CancellationToken,
+) -> Result<(), hookline_broker::Error> {
+    let suffix = uuid::Uuid::new_v4().simple().to_string();
+    // Due retries have their own queue and slots, so first attempts never
+    // wait behind a mass of retries.
+    let queues = [
+        (Work::Dispatch, topology.dispatch_queue(), format!("dispatch-{suffix}"), settings.dispatch_concurrency),
+        (Work::Deliver, topology.deliveries_queue(), format!("deliver-{suffix}"), settings.concurrency),
+        (Work::Deliver, topology.retries_queue(), format!("retry-{suffix}"), settings.concurrency),
+    ];
+    let session = shutdown.child_token();
+    let mut channels = Vec::new();
+    let mut loops = Vec::new();
+    for (work, queue, tag, limit) in queues {
+        let channel = connection.create_channel().await?;
+        let prefetch = u16::try_from(limit).unwrap_or(u16::MAX);
+        let consumer = hookline_broker::consumer::consume(&channel, &queue, &tag, prefetch).await?;
+        let ctx = ctx.clone();
+        let handler = move |m| {
+            let ctx = ctx.clone();
+            async move {
+                match work {
+                    Work::Dispatch => dispatch::handle(&ctx, m).await,
+                    Work::Deliver => deliver::handle(&ctx, m).await,
+                }
+            }
+        };
+        let session = session.clone();
+        let tracker = tracker.clone();
+        loops.push(async move {
+            consume::run(consumer, limit, tracker, session.clone(), handler).await;
+            // One loop ending (the connection was lost) ends the session.
+            session.cancel();
+        });
+        channels.push((channel, tag));
+    }
+    tracing::info!(namespace = topology.namespace(), concurrency = settings.concurrency, "worker consuming");
+    futures_util::future::join_all(loops).await;
+    for (channel, tag) in &channels {
+        let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    }
+    Ok(())
 }
 
 /// `build` then `run_until_stopped`.

@@ -226,7 +226,7 @@ async fn retry(
         ));
     }
     let message = DeliveryMessage::V1 { delivery_id: id.as_uuid(), trigger: WireTrigger::Manual, not_before_ms: None };
-    if let Err(e) = state.publisher.publish_now(&message).await {
+    if let Err(e) = state.publisher()?.publish_now(&message).await {
         tracing::error!(error.message = %e, "publishing a manual retry failed");
         return Err(ApiError::broker_unavailable());
     }

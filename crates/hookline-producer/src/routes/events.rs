@@ -51,7 +51,7 @@ async fn ingest(
         triggered_at: Some(format_timestamp(triggered_at)),
         tenant: Some(tenant.to_string()),
     };
-    if let Err(e) = state.publisher.publish_event(&message).await {
+    if let Err(e) = state.publisher()?.publish_event(&message).await {
         tracing::error!(error.message = %e, event_id = %id, "publish failed");
         return Err(ApiError::broker_unavailable());
     }

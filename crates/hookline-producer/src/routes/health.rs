@@ -16,7 +16,7 @@ async fn healthz() -> AppJson<serde_json::Value> {
 
 async fn readyz(state: State) -> (StatusCode, AppJson<serde_json::Value>) {
     let database = state.store.ping().await.is_ok();
-    let broker = state.publisher.is_connected();
+    let broker = state.broker.get().is_some();
     let status = if database && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, AppJson(json!({"database": database, "broker": broker})))
 }

@@ -14,11 +14,27 @@ use hookline_broker::Publisher;
 use hookline_store::Store;
 use tower_http::trace::TraceLayer;
 
+/// The current confirm-mode publisher; empty while the broker connection is
+/// down (the supervisor in `startup` fills it again on reconnect).
+#[derive(Debug, Default)]
+pub(crate) struct BrokerLink(std::sync::RwLock<Option<Publisher>>);
+
+impl BrokerLink {
+    pub(crate) fn set(&self, publisher: Option<Publisher>) {
+        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = publisher;
+    }
+
+    /// The publisher, if connected.
+    pub(crate) fn get(&self) -> Option<Publisher> {
+        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone().filter(Publisher::is_connected)
+    }
+}
+
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub(crate) store: Store,
-    pub(crate) publisher: Publisher,
+    pub(crate) broker: Arc<BrokerLink>,
     pub(crate) auth: crate::auth::Auth,
     pub(crate) max_webhooks_per_tenant: i64,
     pub(crate) recover_rate_per_sec: u32,
@@ -43,3 +59,10 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
 }
 
 pub(crate) type State = axum::extract::State<Arc<AppState>>;
+
+impl AppState {
+    /// The publisher, or `503 broker_unavailable` while the broker is down.
+    pub(crate) fn publisher(&self) -> Result<Publisher, crate::ApiError> {
+        self.broker.get().ok_or_else(crate::ApiError::broker_unavailable)
+    }
+}

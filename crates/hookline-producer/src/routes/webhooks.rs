@@ -283,7 +283,7 @@ async fn recover(
             trigger: WireTrigger::Recover,
             not_before_ms: (i > 0).then_some(last_due),
         };
-        if let Err(e) = state.publisher.schedule(&message, now_ms).await {
+        if let Err(e) = state.publisher()?.schedule(&message, now_ms).await {
             tracing::error!(error.message = %e, "publishing a recover message failed");
             return Err(ApiError::broker_unavailable());
         }
