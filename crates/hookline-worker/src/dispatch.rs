@@ -18,8 +18,9 @@ use crate::{consume::Settle, startup::Context};
 /// How long a dispatch of one event may take (record, publish, mark) before a
 /// second copy of the event treats it as abandoned and publishes itself.
 /// Until then a second copy waits, so two concurrent copies of one event
-/// produce one request per webhook, not two.
-pub const DISPATCH_LEASE: time::Duration = time::Duration::seconds(30);
+/// produce one request per webhook, not two. A dispatch takes milliseconds;
+/// after a worker is killed mid-dispatch its events wait this long.
+pub const DISPATCH_LEASE: time::Duration = time::Duration::seconds(10);
 
 /// Why an event message can never be dispatched.
 #[derive(Debug, thiserror::Error)]

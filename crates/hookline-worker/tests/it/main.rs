@@ -1,4 +1,6 @@
-//! Smoke test of the `hookline-worker` binary.
+//! Tests of the `hookline-worker` binary: start and stop, and a crash.
+
+mod crash;
 
 /// The binary starts on a fresh database and namespace, serves `/healthz`,
 /// and exits 0 on SIGTERM.
