@@ -133,3 +133,41 @@ async fn broker_outage_loses_nothing() {
     .await;
     app.stop().await;
 }
+
+/// PostgreSQL restarted during a load: workers hand messages back while it
+/// is down and carry on by themselves; every event is delivered and its log
+/// is complete.
+#[tokio::test]
+async fn database_restart_loses_nothing() {
+    let pg = hookline_testkit::PrivatePostgres::start().await;
+    let url = pg.url("hookline");
+    let app = TestApp::spawn_with(|producer, worker| {
+        producer.pg.url = url.clone();
+        worker.pg.url = url.clone();
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let id = app.create_webhook(&webhook("steady", &receiver.url(), &["*"])).await;
+    for i in 0..100 {
+        app.post_event(&json!({"event": "license.created", "data": {"i": i}, "id": format!("e{i}")})).await;
+        if i == 30 {
+            pg.restart().await;
+        }
+    }
+    let n = 100;
+    let deliveries = hookline_e2e::eventually(std::time::Duration::from_secs(60), || async {
+        let list = app.deliveries_all(&id).await;
+        let delivered = list.iter().filter(|d| d["state"] == "delivered").count();
+        if delivered == n { Ok(list) } else { Err(format!("{delivered} of {n} delivered")) }
+    })
+    .await;
+    let events: std::collections::BTreeSet<String> =
+        deliveries.iter().map(|d| d["eventId"].as_str().unwrap_or_default().to_owned()).collect();
+    assert_eq!(events.len(), n, "one delivery per event");
+    for d in deliveries.iter().take(10) {
+        let detail = app.get(&format!("/v1/deliveries/{}", d["id"].as_str().expect("id"))).await.body;
+        let attempts = detail["attempts"].as_array().expect("attempts");
+        assert!(attempts.iter().any(|a| a["statusCode"] == 200), "the successful attempt is logged: {detail}");
+    }
+    app.stop().await;
+}

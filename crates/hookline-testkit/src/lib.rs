@@ -8,6 +8,7 @@
 //! - [`TestDb`]: a fresh, uniquely named database per test, dropped afterwards.
 //! - [`TestBroker`]: a unique broker namespace per test.
 //! - [`PrivateBroker`]: a RabbitMQ node of one test's own, to stop and restart.
+//! - [`PrivatePostgres`]: a PostgreSQL cluster of one test's own, to restart.
 //! - [`Receiver`]: an in-process HTTP endpoint that records every request.
 //! - [`smoke`]: start a service binary, probe `/healthz`, stop it with SIGTERM.
 //! - [`eventually`]: polls a check until it passes or a deadline expires.
@@ -15,12 +16,14 @@
 mod broker;
 mod db;
 mod private_broker;
+mod private_postgres;
 mod receiver;
 pub mod smoke;
 
 pub use broker::TestBroker;
 pub use db::TestDb;
 pub use private_broker::PrivateBroker;
+pub use private_postgres::PrivatePostgres;
 pub use receiver::{Received, Receiver, Reply};
 
 use std::{future::Future, time::Duration};
