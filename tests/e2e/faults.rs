@@ -171,3 +171,35 @@ async fn database_restart_loses_nothing() {
     }
     app.stop().await;
 }
+
+/// A hanging endpoint holds at most its per-webhook share of a worker's
+/// slots; a healthy webhook's deliveries go through meanwhile.
+#[tokio::test]
+async fn slow_endpoint_does_not_starve_others() {
+    let app = TestApp::spawn_with(|_, worker| {
+        worker.concurrency = 8;
+        worker.max_in_flight_per_webhook = 2;
+        worker.request_timeout = std::time::Duration::from_secs(10);
+    })
+    .await;
+    let slow = Receiver::start().await;
+    slow.set_delay(std::time::Duration::from_secs(3));
+    let fast = Receiver::start().await;
+    app.create_webhook(&webhook("slow", &slow.url(), &["slow.*"])).await;
+    let healthy = app.create_webhook(&webhook("fast", &fast.url(), &["fast.*"])).await;
+    for i in 0..20 {
+        app.post_event(&json!({"event": "slow.thing", "data": {"i": i}})).await;
+    }
+    for i in 0..20 {
+        app.post_event(&json!({"event": "fast.thing", "data": {"i": i}})).await;
+    }
+    let delivered = app.settled_deliveries(&healthy, 20).await;
+    assert!(delivered.iter().all(|d| d["state"] == "delivered"));
+    assert!(slow.requests().len() < 20, "the healthy webhook did not wait for the slow one to finish");
+    assert!(
+        slow.max_in_flight() <= 2,
+        "at most 2 requests in flight to the slow endpoint, saw {}",
+        slow.max_in_flight()
+    );
+    app.stop().await;
+}

@@ -85,6 +85,10 @@ pub enum DeliveryMessage {
     V1 {
         /// The delivery to attempt.
         delivery_id: Uuid,
+        /// The delivery's webhook, when the sender knows it: lets a worker
+        /// apply the per-webhook in-flight cap before reading Postgres.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        webhook_id: Option<Uuid>,
         /// What caused the attempt.
         #[serde(default)]
         trigger: WireTrigger,
@@ -98,8 +102,24 @@ pub enum DeliveryMessage {
 
 impl DeliveryMessage {
     /// A first attempt, due now.
-    pub fn first(delivery_id: Uuid) -> Self {
-        Self::V1 { delivery_id, trigger: WireTrigger::Scheduled, not_before_ms: None }
+    pub fn first(delivery_id: Uuid, webhook_id: Uuid) -> Self {
+        Self::V1 { delivery_id, webhook_id: Some(webhook_id), trigger: WireTrigger::Scheduled, not_before_ms: None }
+    }
+
+    /// The webhook, when the message names it.
+    pub fn webhook_id(&self) -> Option<Uuid> {
+        match self {
+            Self::V1 { webhook_id, .. } => *webhook_id,
+        }
+    }
+
+    /// The same message, due no earlier than `not_before_ms`.
+    pub fn deferred(self, not_before_ms: i64) -> Self {
+        match self {
+            Self::V1 { delivery_id, webhook_id, trigger, .. } => {
+                Self::V1 { delivery_id, webhook_id, trigger, not_before_ms: Some(not_before_ms) }
+            }
+        }
     }
 
     /// The delivery's id.
@@ -154,17 +174,23 @@ mod tests {
     #[test]
     fn delivery_message_is_versioned() {
         let id = Uuid::nil();
-        let m = DeliveryMessage::first(id);
+        let m = DeliveryMessage::first(id, id);
         let body = m.encode();
         assert_eq!(
             String::from_utf8(body.clone()).expect("utf-8"),
-            r#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000","trigger":"scheduled"}"#
+            r#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000","webhookId":"00000000-0000-0000-0000-000000000000","trigger":"scheduled"}"#
         );
         assert_eq!(DeliveryMessage::decode(&body).expect("round trip"), m);
-        // Older messages without trigger or due time still decode.
+        // Older messages without webhook, trigger or due time still decode.
         let old = br#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000"}"#;
-        assert_eq!(DeliveryMessage::decode(old).expect("decodes"), m);
-        let later = DeliveryMessage::V1 { delivery_id: id, trigger: WireTrigger::Recover, not_before_ms: Some(5) };
+        let decoded = DeliveryMessage::decode(old).expect("decodes");
+        assert_eq!((decoded.delivery_id(), decoded.webhook_id(), decoded.not_before_ms()), (id, None, None));
+        let later = DeliveryMessage::V1 {
+            delivery_id: id,
+            webhook_id: None,
+            trigger: WireTrigger::Recover,
+            not_before_ms: Some(5),
+        };
         assert_eq!(DeliveryMessage::decode(&later.encode()).expect("round trip"), later);
         assert!(DeliveryMessage::decode(br#"{"type":"delivery.v9","deliveryId":"x"}"#).is_err());
     }

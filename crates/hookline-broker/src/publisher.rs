@@ -5,7 +5,7 @@
 //! a caller that gets `Ok` knows the message is safely queued.
 
 use futures_util::future::try_join_all;
-use hookline_core::DeliveryId;
+use hookline_core::{DeliveryId, WebhookId};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions},
@@ -92,11 +92,11 @@ impl Publisher {
 
     /// Publishes one delivery message per id to the deliveries queue and waits
     /// until the broker has confirmed all of them.
-    pub async fn publish_deliveries(&self, ids: &[DeliveryId]) -> Result<()> {
+    pub async fn publish_deliveries(&self, ids: &[(DeliveryId, WebhookId)]) -> Result<()> {
         let queue = self.topology.deliveries_queue();
         let mut confirms = Vec::with_capacity(ids.len());
-        for id in ids {
-            let body = DeliveryMessage::first(id.as_uuid()).encode();
+        for (id, webhook) in ids {
+            let body = DeliveryMessage::first(id.as_uuid(), webhook.as_uuid()).encode();
             // The default exchange routes by queue name.
             confirms.push(self.send(String::new(), queue.clone(), &body, BasicProperties::default()).await?);
         }

@@ -5,7 +5,7 @@
 //! `events.dispatched_at` tells a duplicate (already published) from a
 //! redelivery after a crash between commit and publish (still to publish).
 
-use hookline_core::{DeliveryId, DeliveryState, EventFilters, EventId, EventType, HealthStatus, TenantId};
+use hookline_core::{DeliveryId, DeliveryState, EventFilters, EventId, EventType, HealthStatus, TenantId, WebhookId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -31,7 +31,7 @@ pub struct NewEvent {
 pub enum Dispatch {
     /// Publish one delivery message for each of these (possibly none), then
     /// call [`Store::mark_dispatched`].
-    Publish(Vec<DeliveryId>),
+    Publish(Vec<(DeliveryId, WebhookId)>),
     /// The event was recorded and published before: nothing to do.
     Duplicate,
     /// Another dispatch of the same event started less than `in_progress_for`
@@ -84,12 +84,16 @@ impl Store {
             }
             let rows = tx
                 .query(
-                    "SELECT id FROM deliveries WHERE tenant = $1 AND event_id = $2 AND state = 'pending' ORDER BY id",
+                    "SELECT id, webhook_id FROM deliveries
+                     WHERE tenant = $1 AND event_id = $2 AND state = 'pending' ORDER BY id",
                     &[&event.tenant.as_str(), &event.id.as_str()],
                 )
                 .await?;
             tx.commit().await?;
-            let ids = rows.iter().map(|r| r.try_get("id").map(DeliveryId::from_uuid)).collect::<Result<_, _>>()?;
+            let ids = rows
+                .iter()
+                .map(|r| Ok((DeliveryId::from_uuid(r.try_get("id")?), WebhookId::from_uuid(r.try_get("webhook_id")?))))
+                .collect::<Result<_>>()?;
             return Ok(Dispatch::Publish(ids));
         }
 
@@ -108,14 +112,15 @@ impl Store {
             }
             let status = HealthStatus::parse(row.try_get("status")?).map_err(|e| Error::corrupt("webhooks", e))?;
             let id = new_id();
+            let webhook: Uuid = row.try_get("id")?;
             let state = if status == HealthStatus::Suspended {
                 DeliveryState::Suspended
             } else {
-                to_publish.push(id);
+                to_publish.push((id, WebhookId::from_uuid(webhook)));
                 DeliveryState::Pending
             };
             ids.push(id.as_uuid());
-            webhooks.push(row.try_get("id")?);
+            webhooks.push(webhook);
             states.push(state.as_str());
         }
         if !ids.is_empty() {

@@ -63,6 +63,9 @@ impl Reply {
 
 #[derive(Debug)]
 struct Shared {
+    delay_ms: std::sync::atomic::AtomicU64,
+    in_flight: std::sync::atomic::AtomicUsize,
+    max_in_flight: std::sync::atomic::AtomicUsize,
     requests: Mutex<Vec<Received>>,
     script: Mutex<std::collections::VecDeque<Reply>>,
     status: AtomicU16,
@@ -84,6 +87,13 @@ async fn record(
     body: Bytes,
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
+    let now = shared.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    shared.max_in_flight.fetch_max(now, Ordering::SeqCst);
+    let delay = shared.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+    }
+    shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let received = Received { uri: uri.to_string(), headers, body: body.to_vec(), at: time::OffsetDateTime::now_utc() };
     let reply = {
         let mut requests = shared.requests.lock().expect("receiver lock is never poisoned: no code panics holding it");
@@ -107,6 +117,9 @@ impl Receiver {
     /// Starts a receiver that answers `200 OK` to every POST on any path.
     pub async fn start() -> Self {
         let shared = Arc::new(Shared {
+            delay_ms: std::sync::atomic::AtomicU64::new(0),
+            in_flight: std::sync::atomic::AtomicUsize::new(0),
+            max_in_flight: std::sync::atomic::AtomicUsize::new(0),
             requests: Mutex::new(Vec::new()),
             script: Mutex::new(std::collections::VecDeque::new()),
             status: AtomicU16::new(200),
@@ -141,6 +154,16 @@ impl Receiver {
     /// back to the status set with [`Receiver::set_status`].
     pub fn script(&self, replies: impl IntoIterator<Item = Reply>) {
         self.shared.script.lock().expect("never poisoned").extend(replies);
+    }
+
+    /// Makes every answer wait this long (a slow endpoint).
+    pub fn set_delay(&self, delay: std::time::Duration) {
+        self.shared.delay_ms.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// The most requests that were being answered at the same moment.
+    pub fn max_in_flight(&self) -> usize {
+        self.shared.max_in_flight.load(Ordering::SeqCst)
     }
 
     /// Everything received so far, in arrival order.

@@ -7,11 +7,16 @@
 //! arrives before it is due is sent through the next tier.
 
 use hookline_broker::{DeliveryMessage, Message, WireTrigger, topology::tier_for};
-use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, decide};
+use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, WebhookId, decide};
 use hookline_store::{Decided, NewAttempt};
 use time::OffsetDateTime;
 
-use crate::{consume::Settle, http, startup::Context};
+use crate::{
+    consume::Settle,
+    fairness::{DEFER, WAIT_FOR_SLOT},
+    http,
+    startup::Context,
+};
 
 fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -26,6 +31,18 @@ fn jitter_sample() -> f64 {
     let bits = bytes[..6].iter().fold(0u64, |acc, b| (acc << 8) | u64::from(*b));
     let unit = bits as f64 / (1u64 << 48) as f64;
     unit * 2.0 - 1.0
+}
+
+/// Sends a delivery whose webhook is at its in-flight cap through a delay
+/// tier, freeing this worker slot for other webhooks.
+async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
+    let now_ms = unix_ms(OffsetDateTime::now_utc());
+    let later = msg.deferred(now_ms + i64::try_from(DEFER.as_millis()).unwrap_or(i64::MAX));
+    tracing::debug!("webhook at its in-flight cap; deferring");
+    match ctx.publisher().schedule(&later, now_ms).await {
+        Ok(()) => Settle::Ack,
+        Err(e) => ctx.infrastructure_fault("deferring a delivery", &e).await,
+    }
 }
 
 /// Handles one delivery message (first attempt, due retry, manual or recover).
@@ -62,6 +79,16 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         }
     }
 
+    // The webhook's in-flight slot: taken before reading Postgres when the
+    // message names its webhook, else right after.
+    let mut slot = None;
+    if let Some(webhook) = msg.webhook_id() {
+        match ctx.in_flight.acquire(WebhookId::from_uuid(webhook), WAIT_FOR_SLOT).await {
+            Some(permit) => slot = Some(permit),
+            None => return defer(ctx, msg).await,
+        }
+    }
+
     let job = match ctx.store.load_job(id).await {
         Ok(Some(job)) => job,
         Ok(None) => {
@@ -92,6 +119,14 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
             Err(e) => ctx.infrastructure_fault("holding delivery of a suspended webhook", &e).await,
         };
     }
+
+    if slot.is_none() {
+        match ctx.in_flight.acquire(job.webhook_id, WAIT_FOR_SLOT).await {
+            Some(permit) => slot = Some(permit),
+            None => return defer(ctx, msg).await,
+        }
+    }
+    let _slot = slot;
 
     let request = http::Request { url: job.url.as_str(), delivery_id: id, token: &job.token, body: &job.body };
     let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
@@ -171,6 +206,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     if let (Next::Retry { .. }, Some(due)) = (&recorded.decided.next, recorded.decided.next_attempt_at) {
         let retry = DeliveryMessage::V1 {
             delivery_id: id.as_uuid(),
+            webhook_id: Some(job.webhook_id.as_uuid()),
             trigger: WireTrigger::Scheduled,
             not_before_ms: Some(unix_ms(due)),
         };

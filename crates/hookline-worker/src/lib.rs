@@ -14,12 +14,14 @@
 //! - [`dispatch`]: an event message → deliveries in Postgres → one delivery
 //!   message each.
 //! - [`deliver`]: a delivery message → sign, POST, record the attempt.
+//! - [`fairness`]: the per-webhook in-flight cap.
 //! - [`http`]: the outbound HTTP client and one attempt over it.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 mod consume;
 pub mod deliver;
 pub mod dispatch;
+pub mod fairness;
 pub mod http;
 pub mod settings;
 pub mod startup;

@@ -24,6 +24,10 @@ pub struct Settings {
     pub concurrency: usize,
     /// Events fanned out at once (`HOOKLINE_DISPATCH_CONCURRENCY`).
     pub dispatch_concurrency: usize,
+    /// Requests in flight to one webhook from one worker
+    /// (`HOOKLINE_MAX_IN_FLIGHT_PER_WEBHOOK`): a hanging endpoint cannot
+    /// take every slot.
+    pub max_in_flight_per_webhook: usize,
     /// Limit on one whole request, connect to last body byte read
     /// (`HOOKLINE_REQUEST_TIMEOUT_MS`).
     pub request_timeout: Duration,
@@ -50,6 +54,7 @@ impl Default for Settings {
             amqp: AmqpSettings::default(),
             concurrency: 128,
             dispatch_concurrency: 16,
+            max_in_flight_per_webhook: 32,
             request_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             response_excerpt_bytes: 1024,
@@ -72,6 +77,8 @@ impl Settings {
             amqp: AmqpSettings::from_vars(vars)?,
             concurrency: vars.positive("HOOKLINE_WORKER_CONCURRENCY", d.concurrency)?,
             dispatch_concurrency: vars.positive("HOOKLINE_DISPATCH_CONCURRENCY", d.dispatch_concurrency)?,
+            max_in_flight_per_webhook: vars
+                .positive("HOOKLINE_MAX_IN_FLIGHT_PER_WEBHOOK", d.max_in_flight_per_webhook)?,
             request_timeout: vars.millis("HOOKLINE_REQUEST_TIMEOUT_MS", ms(d.request_timeout))?,
             connect_timeout: vars.millis("HOOKLINE_CONNECT_TIMEOUT_MS", ms(d.connect_timeout))?,
             response_excerpt_bytes: vars.parse("HOOKLINE_RESPONSE_EXCERPT_BYTES", d.response_excerpt_bytes)?,

@@ -32,6 +32,8 @@ pub struct Context {
     pub suspend_after_failures: u32,
     /// The request timeout (for retry reasons).
     pub request_timeout: Duration,
+    /// Per-webhook in-flight slots.
+    pub in_flight: crate::fairness::InFlight,
 }
 
 impl Context {
@@ -126,6 +128,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         retry_schedule: settings.retry_schedule.clone(),
         suspend_after_failures: settings.suspend_after_failures,
         request_timeout: settings.request_timeout,
+        in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }

@@ -60,15 +60,19 @@ async fn published_event_reaches_dispatch_queue() {
 async fn delivery_messages_round_trip() {
     let (_broker, connection, topology) = setup().await;
     let publisher = Publisher::open(&connection, topology.clone()).await.expect("publisher");
-    let ids: Vec<DeliveryId> = (0..5).map(|_| DeliveryId::from_uuid(uuid::Uuid::now_v7())).collect();
+    let webhook = hookline_core::WebhookId::from_uuid(uuid::Uuid::now_v7());
+    let ids: Vec<_> = (0..5).map(|_| (DeliveryId::from_uuid(uuid::Uuid::now_v7()), webhook)).collect();
     publisher.publish_deliveries(&ids).await.expect("confirmed");
     let channel = connection.create_channel().await.expect("channel");
     let mut consumer =
         hookline_broker::consumer::consume(&channel, &topology.deliveries_queue(), "t", 10).await.expect("consume");
-    for expected in &ids {
+    for (expected, webhook) in &ids {
         let delivery = consumer.next().await.expect("open").expect("delivery");
         let Consumed { message, mut ack } = Consumed::from(delivery);
-        assert_eq!(DeliveryMessage::decode(&message.body).expect("decode"), DeliveryMessage::first(expected.as_uuid()));
+        assert_eq!(
+            DeliveryMessage::decode(&message.body).expect("decode"),
+            DeliveryMessage::first(expected.as_uuid(), webhook.as_uuid())
+        );
         ack.ack().await.expect("ack");
     }
 }
@@ -114,6 +118,7 @@ async fn scheduled_message_waits_in_tiers() {
     let due = start + 300;
     let message = DeliveryMessage::V1 {
         delivery_id: uuid::Uuid::now_v7(),
+        webhook_id: None,
         trigger: hookline_broker::WireTrigger::Scheduled,
         not_before_ms: Some(due),
     };

@@ -225,7 +225,12 @@ async fn retry(
             "the webhook is inactive; activate it before retrying its deliveries",
         ));
     }
-    let message = DeliveryMessage::V1 { delivery_id: id.as_uuid(), trigger: WireTrigger::Manual, not_before_ms: None };
+    let message = DeliveryMessage::V1 {
+        delivery_id: id.as_uuid(),
+        webhook_id: Some(webhook.id.as_uuid()),
+        trigger: WireTrigger::Manual,
+        not_before_ms: None,
+    };
     if let Err(e) = state.publisher()?.publish_now(&message).await {
         tracing::error!(error.message = %e, "publishing a manual retry failed");
         return Err(ApiError::broker_unavailable());

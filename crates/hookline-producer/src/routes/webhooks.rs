@@ -280,6 +280,7 @@ async fn recover(
         last_due = now_ms + i64::try_from(i).unwrap_or(i64::MAX).saturating_mul(spacing_ms);
         let message = DeliveryMessage::V1 {
             delivery_id: delivery.as_uuid(),
+            webhook_id: Some(webhook.id.as_uuid()),
             trigger: WireTrigger::Recover,
             not_before_ms: (i > 0).then_some(last_due),
         };

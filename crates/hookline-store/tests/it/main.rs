@@ -97,7 +97,8 @@ async fn record_event_fans_out_once() {
         panic!("first sighting publishes");
     };
     assert_eq!(ids.len(), 1);
-    let job = store.load_job(ids[0]).await.expect("load").expect("exists");
+    assert_eq!(ids[0].1, a);
+    let job = store.load_job(ids[0].0).await.expect("load").expect("exists");
     assert_eq!(job.webhook_id, a);
     assert_eq!(job.state, DeliveryState::Pending);
 
@@ -169,7 +170,7 @@ async fn deliveries_for(store: &Store, n: usize) -> (WebhookId, Vec<DeliveryId>)
         else {
             panic!("publishes");
         };
-        ids.extend(new);
+        ids.extend(new.into_iter().map(|(d, _)| d));
     }
     (w, ids)
 }
