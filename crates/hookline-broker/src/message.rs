@@ -97,13 +97,27 @@ pub enum DeliveryMessage {
         /// delay tier.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         not_before_ms: Option<i64>,
+        /// How often it was deferred because its webhook was at its
+        /// in-flight cap (each deferral waits longer).
+        #[serde(default, skip_serializing_if = "is_zero")]
+        deferrals: u32,
     },
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl DeliveryMessage {
     /// A first attempt, due now.
     pub fn first(delivery_id: Uuid, webhook_id: Uuid) -> Self {
-        Self::V1 { delivery_id, webhook_id: Some(webhook_id), trigger: WireTrigger::Scheduled, not_before_ms: None }
+        Self::V1 {
+            delivery_id,
+            webhook_id: Some(webhook_id),
+            trigger: WireTrigger::Scheduled,
+            not_before_ms: None,
+            deferrals: 0,
+        }
     }
 
     /// The webhook, when the message names it.
@@ -113,12 +127,34 @@ impl DeliveryMessage {
         }
     }
 
-    /// The same message, due no earlier than `not_before_ms`.
+    /// A retry of a delivery, due at `not_before_ms`.
+    pub fn retry(delivery_id: Uuid, webhook_id: Uuid, not_before_ms: i64) -> Self {
+        Self::V1 {
+            delivery_id,
+            webhook_id: Some(webhook_id),
+            trigger: WireTrigger::Scheduled,
+            not_before_ms: Some(not_before_ms),
+            deferrals: 0,
+        }
+    }
+
+    /// How often it was deferred so far.
+    pub fn deferrals(&self) -> u32 {
+        match self {
+            Self::V1 { deferrals, .. } => *deferrals,
+        }
+    }
+
+    /// The same message deferred once more, due no earlier than `not_before_ms`.
     pub fn deferred(self, not_before_ms: i64) -> Self {
         match self {
-            Self::V1 { delivery_id, webhook_id, trigger, .. } => {
-                Self::V1 { delivery_id, webhook_id, trigger, not_before_ms: Some(not_before_ms) }
-            }
+            Self::V1 { delivery_id, webhook_id, trigger, deferrals, .. } => Self::V1 {
+                delivery_id,
+                webhook_id,
+                trigger,
+                not_before_ms: Some(not_before_ms),
+                deferrals: deferrals.saturating_add(1),
+            },
         }
     }
 
@@ -190,6 +226,7 @@ mod tests {
             webhook_id: None,
             trigger: WireTrigger::Recover,
             not_before_ms: Some(5),
+            deferrals: 2,
         };
         assert_eq!(DeliveryMessage::decode(&later.encode()).expect("round trip"), later);
         assert!(DeliveryMessage::decode(br#"{"type":"delivery.v9","deliveryId":"x"}"#).is_err());

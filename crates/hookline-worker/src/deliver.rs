@@ -6,17 +6,12 @@
 //! Retries wait in the broker's delay tiers, never here: a message that
 //! arrives before it is due is sent through the next tier.
 
-use hookline_broker::{DeliveryMessage, Message, WireTrigger, topology::tier_for};
+use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
 use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, WebhookId, decide};
 use hookline_store::{Decided, NewAttempt};
 use time::OffsetDateTime;
 
-use crate::{
-    consume::Settle,
-    fairness::{DEFER, WAIT_FOR_SLOT},
-    http,
-    startup::Context,
-};
+use crate::{consume::Settle, fairness::defer_delay, http, startup::Context};
 
 fn unix_ms(at: OffsetDateTime) -> i64 {
     i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
@@ -37,8 +32,9 @@ fn jitter_sample() -> f64 {
 /// tier, freeing this worker slot for other webhooks.
 async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
-    let later = msg.deferred(now_ms + i64::try_from(DEFER.as_millis()).unwrap_or(i64::MAX));
-    tracing::debug!("webhook at its in-flight cap; deferring");
+    let delay = defer_delay(msg.deferrals());
+    let later = msg.deferred(now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)));
+    tracing::debug!(delay_ms = delay.as_millis(), "webhook at its in-flight cap; deferring");
     match ctx.publisher().schedule(&later, now_ms).await {
         Ok(()) => Settle::Ack,
         Err(e) => ctx.infrastructure_fault("deferring a delivery", &e).await,
@@ -83,7 +79,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     // message names its webhook, else right after.
     let mut slot = None;
     if let Some(webhook) = msg.webhook_id() {
-        match ctx.in_flight.acquire(WebhookId::from_uuid(webhook), WAIT_FOR_SLOT).await {
+        match ctx.in_flight.acquire(WebhookId::from_uuid(webhook)).await {
             Some(permit) => slot = Some(permit),
             None => return defer(ctx, msg).await,
         }
@@ -121,7 +117,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     }
 
     if slot.is_none() {
-        match ctx.in_flight.acquire(job.webhook_id, WAIT_FOR_SLOT).await {
+        match ctx.in_flight.acquire(job.webhook_id).await {
             Some(permit) => slot = Some(permit),
             None => return defer(ctx, msg).await,
         }
@@ -204,12 +200,7 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         "attempt failed"
     );
     if let (Next::Retry { .. }, Some(due)) = (&recorded.decided.next, recorded.decided.next_attempt_at) {
-        let retry = DeliveryMessage::V1 {
-            delivery_id: id.as_uuid(),
-            webhook_id: Some(job.webhook_id.as_uuid()),
-            trigger: WireTrigger::Scheduled,
-            not_before_ms: Some(unix_ms(due)),
-        };
+        let retry = DeliveryMessage::retry(id.as_uuid(), job.webhook_id.as_uuid(), unix_ms(due));
         if let Err(e) = ctx.publisher().schedule(&retry, unix_ms(OffsetDateTime::now_utc())).await {
             // The failure is recorded but its retry is not queued: hand this
             // message back, so the delivery is attempted again rather than lost.

@@ -2,49 +2,97 @@
 //! delivery slot of a worker.
 //!
 //! Each webhook gets at most `cap` requests in flight per worker. A delivery
-//! that finds its webhook at the cap waits briefly (a fast endpoint frees a
-//! slot within milliseconds); if none frees up, the message is deferred
-//! through a delay tier and its worker slot goes to other webhooks.
+//! that finds its webhook at the cap is handled by how the webhook is doing:
+//! if one of its requests finished in the last [`FLOWING`], it is busy but
+//! answering, and the delivery waits up to [`WAIT_FOR_SLOT`] for a slot; if
+//! none finished lately, it is hanging, and the delivery is deferred at once
+//! through a delay tier ([`defer_delay`]: 2 s, doubling up to 30 s as it
+//! keeps hanging), freeing the worker slot for other webhooks without
+//! holding it while waiting.
 
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use hookline_core::WebhookId;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// How long a delivery waits for its webhook's slot before being deferred.
-pub const WAIT_FOR_SLOT: Duration = Duration::from_millis(50);
+/// A webhook with a request finished this recently counts as answering.
+pub const FLOWING: Duration = Duration::from_millis(500);
 
-/// How long a deferred delivery waits before trying again.
-pub const DEFER: Duration = Duration::from_secs(1);
+/// How long a delivery to an answering webhook waits for a slot.
+pub const WAIT_FOR_SLOT: Duration = Duration::from_millis(200);
+
+/// How long a deferred delivery waits before trying again, the first time.
+pub const DEFER: Duration = Duration::from_secs(2);
+
+/// The longest a deferred delivery waits before trying again.
+pub const MAX_DEFER: Duration = Duration::from_secs(30);
+
+/// How long a delivery deferred `deferrals` times already waits now: twice
+/// as long each time, up to [`MAX_DEFER`], so the messages of a webhook that
+/// hangs for a long time do not circle through the broker every few seconds.
+pub fn defer_delay(deferrals: u32) -> Duration {
+    DEFER.saturating_mul(1u32 << deferrals.min(8)).min(MAX_DEFER)
+}
+
+#[derive(Debug)]
+struct Entry {
+    semaphore: Arc<Semaphore>,
+    last_done: Mutex<Option<Instant>>,
+}
+
+/// One request's slot; releasing it notes when the webhook last answered.
+#[derive(Debug)]
+pub struct Slot {
+    entry: Arc<Entry>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        *self.entry.last_done.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+    }
+}
 
 /// The per-webhook slots of one worker.
 #[derive(Debug)]
 pub struct InFlight {
     cap: usize,
-    slots: Mutex<HashMap<WebhookId, Arc<Semaphore>>>,
+    entries: Mutex<HashMap<WebhookId, Arc<Entry>>>,
 }
 
 impl InFlight {
     /// At most `cap` requests per webhook at once.
     pub fn new(cap: usize) -> Self {
-        Self { cap: cap.max(1), slots: Mutex::new(HashMap::new()) }
+        Self { cap: cap.max(1), entries: Mutex::new(HashMap::new()) }
     }
 
-    fn semaphore(&self, webhook: WebhookId) -> Arc<Semaphore> {
-        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
-        slots.entry(webhook).or_insert_with(|| Arc::new(Semaphore::new(self.cap))).clone()
+    fn entry(&self, webhook: WebhookId) -> Arc<Entry> {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .entry(webhook)
+            .or_insert_with(|| {
+                Arc::new(Entry { semaphore: Arc::new(Semaphore::new(self.cap)), last_done: Mutex::new(None) })
+            })
+            .clone()
     }
 
-    /// A slot for `webhook`, waiting at most `wait`; `None` when the webhook
-    /// stays at its cap (the caller defers the delivery).
-    pub async fn acquire(&self, webhook: WebhookId, wait: Duration) -> Option<OwnedSemaphorePermit> {
-        let semaphore = self.semaphore(webhook);
-        match tokio::time::timeout(wait, semaphore.acquire_owned()).await {
-            Ok(Ok(permit)) => Some(permit),
+    /// A slot for `webhook`; `None` when the caller should defer the delivery.
+    pub async fn acquire(&self, webhook: WebhookId) -> Option<Slot> {
+        let entry = self.entry(webhook);
+        if let Ok(permit) = entry.semaphore.clone().try_acquire_owned() {
+            return Some(Slot { entry, _permit: permit });
+        }
+        let flowing =
+            entry.last_done.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|at| at.elapsed() < FLOWING);
+        if !flowing {
+            return None;
+        }
+        match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
+            Ok(Ok(permit)) => Some(Slot { entry, _permit: permit }),
             Ok(Err(_)) | Err(_) => None,
         }
     }
@@ -54,18 +102,40 @@ impl InFlight {
 mod tests {
     use super::*;
 
-    /// A webhook gets `cap` slots; others are unaffected; a released slot
-    /// can be taken again.
+    /// Deferral delays double from [`DEFER`] and stop at [`MAX_DEFER`].
+    #[test]
+    fn deferral_backs_off() {
+        assert_eq!(defer_delay(0), DEFER);
+        assert_eq!(defer_delay(1), DEFER * 2);
+        assert_eq!(defer_delay(3), DEFER * 8);
+        assert_eq!(defer_delay(4), MAX_DEFER);
+        assert_eq!(defer_delay(u32::MAX), MAX_DEFER);
+    }
+
+    /// A webhook gets `cap` slots; others are unaffected; at the cap, a
+    /// hanging webhook (nothing finished lately) is deferred at once, an
+    /// answering one gets the next free slot.
     #[tokio::test]
     async fn caps_per_webhook() {
-        let in_flight = InFlight::new(2);
+        let in_flight = Arc::new(InFlight::new(2));
         let a = WebhookId::from_uuid(uuid::Uuid::from_u128(1));
         let b = WebhookId::from_uuid(uuid::Uuid::from_u128(2));
-        let first = in_flight.acquire(a, Duration::ZERO).await.expect("slot 1");
-        let _second = in_flight.acquire(a, Duration::ZERO).await.expect("slot 2");
-        assert!(in_flight.acquire(a, Duration::from_millis(10)).await.is_none(), "a is at its cap");
-        assert!(in_flight.acquire(b, Duration::ZERO).await.is_some(), "b is not affected");
+        let first = in_flight.acquire(a).await.expect("slot 1");
+        let second = in_flight.acquire(a).await.expect("slot 2");
+        let started = Instant::now();
+        assert!(in_flight.acquire(a).await.is_none(), "a is at its cap and has not answered lately");
+        assert!(started.elapsed() < WAIT_FOR_SLOT, "a hanging webhook is deferred without waiting");
+        assert!(in_flight.acquire(b).await.is_some(), "b is not affected");
         drop(first);
-        assert!(in_flight.acquire(a, Duration::ZERO).await.is_some(), "a released slot is free again");
+        let third = in_flight.acquire(a).await.expect("a released slot is free again");
+        // `a` has just answered: the next caller waits for a slot.
+        let waiter = {
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { in_flight.acquire(a).await.is_some() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(second);
+        assert!(waiter.await.expect("task"), "an answering webhook's delivery waits for the next slot");
+        drop(third);
     }
 }

@@ -121,6 +121,7 @@ async fn scheduled_message_waits_in_tiers() {
         webhook_id: None,
         trigger: hookline_broker::WireTrigger::Scheduled,
         not_before_ms: Some(due),
+        deferrals: 0,
     };
     publisher.schedule(&message, start).await.expect("confirmed");
     let channel = connection.create_channel().await.expect("channel");

@@ -230,6 +230,7 @@ async fn retry(
         webhook_id: Some(webhook.id.as_uuid()),
         trigger: WireTrigger::Manual,
         not_before_ms: None,
+        deferrals: 0,
     };
     if let Err(e) = state.publisher()?.publish_now(&message).await {
         tracing::error!(error.message = %e, "publishing a manual retry failed");

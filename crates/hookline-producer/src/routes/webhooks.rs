@@ -283,6 +283,7 @@ async fn recover(
             webhook_id: Some(webhook.id.as_uuid()),
             trigger: WireTrigger::Recover,
             not_before_ms: (i > 0).then_some(last_due),
+            deferrals: 0,
         };
         if let Err(e) = state.publisher()?.schedule(&message, now_ms).await {
             tracing::error!(error.message = %e, "publishing a recover message failed");
