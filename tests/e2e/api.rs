@@ -1,6 +1,6 @@
 //! The webhooks API: shapes, validation, paging, and errors as problem+json.
 
-use hookline_e2e::{TestApp, webhook};
+use hookline_e2e::{ADMIN_KEY, TestApp, webhook};
 use serde_json::json;
 
 /// Create returns 201 with every field and a masked token; read, patch
@@ -157,8 +157,9 @@ async fn health_and_unknown_routes() {
     app.stop().await;
 }
 
-/// Every `/v1` route refuses a request without credentials, whatever the
-/// method, before looking at the request any further.
+/// Every `/v1` route refuses a request without credentials or with a wrong
+/// key, whatever the method, before looking at the request any further, and
+/// says nothing of why.
 #[tokio::test]
 async fn every_v1_route_needs_credentials() {
     use reqwest::Method;
@@ -177,11 +178,18 @@ async fn every_v1_route_needs_credentials() {
         (Method::GET, "/v1/tenants".to_owned()),
         (Method::DELETE, "/v1/tenants/default".to_owned()),
         (Method::POST, "/v1/tenants/default/tokens".to_owned()),
+        (Method::POST, format!("/v1/webhooks/{id}/resume")),
+        (Method::POST, format!("/v1/webhooks/{id}/recover")),
+        (Method::POST, format!("/v1/webhooks/{id}/rotate-token")),
+        (Method::POST, format!("/v1/deliveries/{id}/retry")),
     ];
     for (method, path) in routes {
-        let response = app.call(method.clone(), &path, Some(&json!({})), None).await;
-        assert_eq!(response.status, 401, "{method} {path}");
-        assert_eq!(response.body["code"], "unauthorized");
+        for bearer in [None, Some("wrong-key-0123456789"), Some(&ADMIN_KEY[1..])] {
+            let response = app.call(method.clone(), &path, Some(&json!({})), bearer).await;
+            assert_eq!(response.status, 401, "{method} {path} {bearer:?}");
+            assert_eq!(response.body["code"], "unauthorized");
+            assert_eq!(response.content_type, "application/problem+json");
+        }
     }
     assert_eq!(app.get(&format!("/v1/webhooks/{id}")).await.status, 200, "still there");
     app.stop().await;

@@ -6,5 +6,6 @@ mod api;
 mod faults;
 mod pipeline;
 mod retries;
+mod security;
 mod tenants;
 mod tidy;

@@ -57,7 +57,7 @@ pub struct Response {
 
 /// Settings of both services for this test's database and namespace.
 pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Settings, hookline_worker::Settings) {
-    let pg = PgSettings { url: db.url().to_owned(), pool_size: 4 };
+    let pg = PgSettings { url: db.url().to_owned(), pool_size: 4, ..Default::default() };
     let amqp = AmqpSettings {
         url: broker.url().to_owned(),
         namespace: broker.namespace().to_owned(),
@@ -72,6 +72,7 @@ pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Setting
         pg: pg.clone(),
         amqp: amqp.clone(),
         api_keys: vec![Secret::new(ADMIN_KEY.to_owned())],
+        allowed_networks: hookline_core::AllowList::loopback(),
         tenant_token_secret: Some(Secret::new(TOKEN_SECRET.to_owned())),
         ..Default::default()
     };
@@ -84,6 +85,7 @@ pub fn settings(db: &TestDb, broker: &TestBroker) -> (hookline_producer::Setting
         drain_timeout: Duration::from_secs(5),
         // No retries unless a test asks for them (with millisecond delays).
         retry_schedule: hookline_core::RetrySchedule::from_delays(Vec::new()),
+        allowed_networks: hookline_core::AllowList::loopback(),
         ..Default::default()
     };
     (producer, worker)

@@ -80,8 +80,11 @@ struct Stack {
 async fn start_stack() -> anyhow::Result<Stack> {
     let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
     let database = format!("hookline_bench_{id}");
-    let pg =
-        hookline_store::PgSettings { url: format!("postgres://postgres@127.0.0.1:5432/{database}"), pool_size: 16 };
+    let pg = hookline_store::PgSettings {
+        url: format!("postgres://postgres@127.0.0.1:5432/{database}"),
+        pool_size: 16,
+        ..Default::default()
+    };
     let amqp = hookline_broker::AmqpSettings { namespace: format!("bench{id}"), ..Default::default() };
     let producer = hookline_producer::Settings {
         listen_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
@@ -89,6 +92,7 @@ async fn start_stack() -> anyhow::Result<Stack> {
         amqp: amqp.clone(),
         api_keys: vec![hookline_producer::settings::Secret::new(KEY.to_owned())],
         max_webhooks_per_tenant: 10_000,
+        allowed_networks: hookline_core::AllowList::loopback(),
         ..Default::default()
     };
     let worker = hookline_worker::Settings {
@@ -97,6 +101,7 @@ async fn start_stack() -> anyhow::Result<Stack> {
         amqp,
         request_timeout: Duration::from_secs(30),
         drain_timeout: Duration::from_secs(1),
+        allowed_networks: hookline_core::AllowList::loopback(),
         ..Default::default()
     };
     let producer = hookline_producer::build(&producer).await.context("starting the producer")?;

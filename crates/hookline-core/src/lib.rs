@@ -18,9 +18,11 @@
 //! - [`signature`]: `Webhook-Signature` signing and verifying.
 //! - [`tenant_token`]: short-lived tokens that scope API access to one tenant.
 //! - [`outcome`]: how the result of an HTTP attempt is classified.
+//! - [`destination`]: which addresses deliveries may go to (SSRF rules).
 //! - [`config`]: reading settings from a map of environment variables.
 
 pub mod config;
+pub mod destination;
 pub mod event;
 pub mod filter;
 pub mod health;
@@ -31,6 +33,7 @@ pub mod signature;
 pub mod tenant_token;
 pub mod webhook;
 
+pub use destination::{AllowList, Blocked, InvalidIpRange, IpRange};
 pub use event::{
     Event, EventId, EventType, InvalidEventData, InvalidEventId, InvalidEventType, InvalidTenantId, InvalidTimestamp,
     TenantId, format_timestamp, parse_timestamp, validate_data,
@@ -40,7 +43,10 @@ pub use health::{Attempted, Health, Next, Trigger, decide, describe_failure};
 pub use id::{AttemptId, DeliveryId, InvalidId, WebhookId};
 pub use outcome::{AttemptOutcome, TransportErrorKind, classify_status};
 pub use retry::{InvalidRetrySchedule, RetrySchedule};
-pub use signature::{sign, verify};
+pub use signature::{
+    InvalidStandardSecret, SignatureScheme, UnknownSignatureScheme, new_secret, sign, sign_standard, signature_headers,
+    standard_key, verify, verify_standard,
+};
 pub use tenant_token::{InvalidTenantToken, TokenSecret, WeakTokenSecret};
 pub use webhook::{
     DeliveryState, HealthStatus, InvalidSigningToken, InvalidWebhookName, InvalidWebhookUrl, SigningToken,

@@ -11,6 +11,9 @@ pub enum TransportErrorKind {
     Tls,
     /// Reading or writing failed mid-request (reset, closed early).
     Io,
+    /// The destination is a refused address (loopback, private, link-local,
+    /// …): no connection was made.
+    Blocked,
 }
 
 impl TransportErrorKind {
@@ -21,6 +24,7 @@ impl TransportErrorKind {
             Self::Dns => "dns",
             Self::Tls => "tls",
             Self::Io => "io",
+            Self::Blocked => "blocked",
         }
     }
 }

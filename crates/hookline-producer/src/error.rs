@@ -37,6 +37,12 @@ impl ApiError {
         Self { status, code, detail: detail.into(), field: None }
     }
 
+    /// The same error, naming the request field it is about.
+    pub fn with_field(mut self, field: &str) -> Self {
+        self.field = Some(field.to_owned());
+        self
+    }
+
     /// A field of the request failed validation (422, `invalid_field`).
     pub fn invalid_field(field: &str, error: impl std::fmt::Display) -> Self {
         Self {

@@ -10,9 +10,11 @@
 //! - `routes`: one module per resource, each with its own `router()`.
 //! - `auth`: the `Caller` extractor: an admin API key or a tenant token.
 //! - [`error`]: [`ApiError`], answered as `application/problem+json`.
-//! - `json`: the JSON extractor that routes rejections through [`ApiError`].
+//! - `json`: the JSON extractors that route rejections through [`ApiError`].
+//! - `destination`: refusing webhook URLs that point inward (SSRF).
 
 mod auth;
+mod destination;
 pub mod error;
 mod json;
 mod routes;

@@ -3,7 +3,10 @@
 use std::net::SocketAddr;
 
 use hookline_broker::AmqpSettings;
-use hookline_core::config::{ConfigError, Vars};
+use hookline_core::{
+    AllowList,
+    config::{ConfigError, Vars},
+};
 use hookline_store::PgSettings;
 use hookline_telemetry::TelemetrySettings;
 
@@ -53,6 +56,9 @@ pub struct Settings {
     pub max_webhooks_per_tenant: i64,
     /// Deliveries per second a `recover` replays (`HOOKLINE_RECOVER_RATE_PER_SEC`).
     pub recover_rate_per_sec: u32,
+    /// Address ranges webhook URLs may point into despite being private,
+    /// loopback or link-local (`HOOKLINE_ALLOWED_NETWORKS`); empty by default.
+    pub allowed_networks: AllowList,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -68,6 +74,7 @@ impl Default for Settings {
             tenant_token_secret: None,
             max_webhooks_per_tenant: 100,
             recover_rate_per_sec: 10,
+            allowed_networks: AllowList::default(),
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -119,6 +126,7 @@ impl Settings {
             max_webhooks_per_tenant: vars
                 .positive("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", default.max_webhooks_per_tenant)?,
             recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", default.recover_rate_per_sec)?,
+            allowed_networks: AllowList::from_vars(vars)?,
             telemetry: telemetry_from_vars(vars)?,
         })
     }
@@ -154,6 +162,10 @@ mod tests {
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_LOG_FORMAT");
         let vars: Vars = [("HOOKLINE_API_KEYS", "long-enough-key-123, short")].into_iter().collect();
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_API_KEYS");
+        let vars: Vars = [("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8,localhost")].into_iter().collect();
+        assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_ALLOWED_NETWORKS");
+        let vars: Vars = [("HOOKLINE_ENCRYPTION_KEYS", "k1:short")].into_iter().collect();
+        assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_ENCRYPTION_KEYS");
     }
 
     /// API keys are a comma-separated list and never show in `Debug`.

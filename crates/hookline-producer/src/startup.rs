@@ -34,6 +34,11 @@ pub enum StartupError {
         "HOOKLINE_API_KEYS is not set and {0} is not a loopback address: refusing to start an open API (set HOOKLINE_API_KEYS)"
     )]
     NoApiKeys(SocketAddr),
+    /// No encryption key is configured and the API is not on loopback.
+    #[error(
+        "HOOKLINE_ENCRYPTION_KEYS is not set and {0} is not a loopback address: refusing to keep webhook tokens under the public development key (set HOOKLINE_ENCRYPTION_KEYS)"
+    )]
+    NoEncryptionKey(SocketAddr),
     /// The listen address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -89,6 +94,9 @@ pub struct Producer {
 /// (declaring the topology), and binds the listener.
 pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
     let auth = auth(settings)?;
+    if settings.pg.encryption_keys.is_development() && !settings.listen_addr.ip().is_loopback() {
+        return Err(StartupError::NoEncryptionKey(settings.listen_addr));
+    }
     let store = (|| Store::connect(&settings.pg))
         .retry(startup_backoff())
         .when(hookline_store::Error::is_transient)
@@ -117,6 +125,7 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
             auth,
             max_webhooks_per_tenant: settings.max_webhooks_per_tenant,
             recover_rate_per_sec: settings.recover_rate_per_sec,
+            allowed_networks: settings.allowed_networks.clone(),
         },
         connection,
         max_body_bytes: settings.max_body_bytes,

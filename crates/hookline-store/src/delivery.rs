@@ -2,8 +2,8 @@
 //! loads before an attempt, what it records after, and the event log.
 
 use hookline_core::{
-    AttemptId, DeliveryId, DeliveryState, EventId, Health, HealthStatus, Next, SigningToken, TenantId, Trigger,
-    WebhookId, WebhookUrl,
+    AttemptId, DeliveryId, DeliveryState, EventId, Health, HealthStatus, Next, SignatureScheme, SigningToken, TenantId,
+    Trigger, WebhookId, WebhookUrl,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -31,6 +31,10 @@ pub struct DeliveryJob {
     pub url: WebhookUrl,
     /// The signing secret.
     pub token: SigningToken,
+    /// The token replaced by a rotation, with the end of its grace period.
+    pub previous_token: Option<(SigningToken, OffsetDateTime)>,
+    /// How to sign.
+    pub scheme: SignatureScheme,
     /// Whether the webhook still receives events.
     pub active: bool,
     /// The webhook's health.
@@ -224,7 +228,8 @@ impl Store {
         let row = client
             .query_opt(
                 "SELECT d.id, d.state, d.attempt_count, d.event_id, d.event_type, e.body,
-                        w.id AS webhook_id, w.url, w.token, w.active, w.status
+                        w.id AS webhook_id, w.url, w.token, w.active, w.status, w.signature_scheme,
+                        w.previous_token, w.previous_token_expires_at
                  FROM deliveries d
                  JOIN events e ON e.tenant = d.tenant AND e.id = d.event_id
                  JOIN webhooks w ON w.id = d.webhook_id
@@ -234,6 +239,14 @@ impl Store {
             .await?;
         let Some(row) = row else { return Ok(None) };
         let bad = corrupt("deliveries");
+        let webhook_id = WebhookId::from_uuid(row.try_get("webhook_id")?);
+        let previous_token = match (
+            row.try_get::<_, Option<&str>>("previous_token")?,
+            row.try_get::<_, Option<OffsetDateTime>>("previous_token_expires_at")?,
+        ) {
+            (Some(stored), Some(until)) => Some((self.keys.open(webhook_id, stored)?, until)),
+            _ => None,
+        };
         Ok(Some(DeliveryJob {
             id,
             state: DeliveryState::parse(row.try_get("state")?).map_err(|e| bad(&e))?,
@@ -241,9 +254,11 @@ impl Store {
             event_id: EventId::parse(row.try_get("event_id")?).map_err(|e| bad(&e))?,
             event_type: row.try_get("event_type")?,
             body: row.try_get("body")?,
-            webhook_id: WebhookId::from_uuid(row.try_get("webhook_id")?),
+            webhook_id,
             url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| bad(&e))?,
-            token: SigningToken::parse(row.try_get("token")?).map_err(|e| bad(&e))?,
+            token: self.keys.open(webhook_id, row.try_get("token")?)?,
+            previous_token,
+            scheme: SignatureScheme::parse(row.try_get("signature_scheme")?).map_err(|e| bad(&e))?,
             active: row.try_get("active")?,
             status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
         }))

@@ -18,6 +18,12 @@ pub enum Error {
     /// The connection URL is not valid.
     #[error("invalid database URL: {0}")]
     InvalidUrl(String),
+    /// A token is sealed under a key that is not configured.
+    #[error("a webhook token is sealed under encryption key `{0}`, which HOOKLINE_ENCRYPTION_KEYS does not list")]
+    UnknownEncryptionKey(String),
+    /// Sealing a token failed.
+    #[error("encryption: {0}")]
+    Crypto(&'static str),
     /// A row holds a value the domain types reject.
     #[error("corrupt row in {table}: {detail}")]
     Corrupt {
@@ -52,7 +58,12 @@ impl Error {
                     }
                 }
             }
-            Self::PoolConfig(_) | Self::Migration(_) | Self::InvalidUrl(_) | Self::Corrupt { .. } => false,
+            Self::PoolConfig(_)
+            | Self::Migration(_)
+            | Self::InvalidUrl(_)
+            | Self::Corrupt { .. }
+            | Self::UnknownEncryptionKey(_)
+            | Self::Crypto(_) => false,
         }
     }
 

@@ -14,12 +14,14 @@
 //! - [`delivery`]: loading a delivery for an attempt, recording the attempt,
 //!   and the event log.
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
+//! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
 pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod migrate;
+pub mod secret;
 pub mod settings;
 pub mod tenant;
 pub mod webhook;
@@ -29,6 +31,7 @@ pub use delivery::{
 };
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};
+pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;
 pub use tenant::{TenantDeletion, TenantSummary};
 pub use webhook::{Created, NewWebhook, Webhook, WebhookPatch};
@@ -39,6 +42,8 @@ use deadpool_postgres::Pool;
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: Pool,
+    /// Seal and open signing tokens; rows never hold them in plaintext.
+    keys: std::sync::Arc<EncryptionKeys>,
 }
 
 impl Store {
@@ -47,12 +52,19 @@ impl Store {
     pub async fn connect(settings: &PgSettings) -> Result<Self> {
         migrate::ensure_database(settings).await?;
         migrate::run(settings).await?;
-        Ok(Self { pool: settings.pool()? })
+        let store = Self { pool: settings.pool()?, keys: std::sync::Arc::new(settings.encryption_keys.clone()) };
+        if settings.encryption_keys.is_development() {
+            tracing::warn!(
+                "HOOKLINE_ENCRYPTION_KEYS is not set: webhook tokens are sealed with the public development key"
+            );
+        }
+        store.reencrypt_tokens().await?;
+        Ok(store)
     }
 
     /// A store over an existing pool (the schema must already be migrated).
-    pub fn from_pool(pool: Pool) -> Self {
-        Self { pool }
+    pub fn from_pool(pool: Pool, keys: EncryptionKeys) -> Self {
+        Self { pool, keys: std::sync::Arc::new(keys) }
     }
 
     /// The underlying pool.

@@ -3,7 +3,7 @@
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 
-use crate::{Error, Result};
+use crate::{Error, Result, secret::EncryptionKeys};
 
 /// The database a service connects to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,11 +14,18 @@ pub struct PgSettings {
     /// Maximum connections in the pool. Every in-flight delivery holds one
     /// only while it reads or records, never while it waits on HTTP.
     pub pool_size: usize,
+    /// Seal the webhooks' signing tokens at rest (`HOOKLINE_ENCRYPTION_KEYS`);
+    /// the first key seals, every key opens. Unset: a public development key.
+    pub encryption_keys: EncryptionKeys,
 }
 
 impl Default for PgSettings {
     fn default() -> Self {
-        Self { url: "postgres://postgres@127.0.0.1:5432/hookline".to_owned(), pool_size: 16 }
+        Self {
+            url: "postgres://postgres@127.0.0.1:5432/hookline".to_owned(),
+            pool_size: 16,
+            encryption_keys: EncryptionKeys::default(),
+        }
     }
 }
 
@@ -66,6 +73,11 @@ impl PgSettings {
         let settings = Self {
             url: vars.string("HOOKLINE_DATABASE_URL", &default.url),
             pool_size: vars.positive("HOOKLINE_DATABASE_POOL_SIZE", default.pool_size)?,
+            encryption_keys: match vars.get("HOOKLINE_ENCRYPTION_KEYS") {
+                Some(text) => EncryptionKeys::parse(text)
+                    .map_err(|e| hookline_core::config::ConfigError::new("HOOKLINE_ENCRYPTION_KEYS", e))?,
+                None => EncryptionKeys::default(),
+            },
         };
         settings.pg_config().map_err(|e| hookline_core::config::ConfigError::new("HOOKLINE_DATABASE_URL", e))?;
         Ok(settings)

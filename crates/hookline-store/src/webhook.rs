@@ -1,10 +1,15 @@
-//! Webhooks: create, read, list, update, delete.
+//! Webhooks: create, read, list, update, delete, rotate the token.
+//!
+//! Tokens are sealed on the way in and opened on the way out
+//! ([`crate::secret`]): no query writes or reads one in plaintext.
 
-use hookline_core::{EventFilters, HealthStatus, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl};
+use hookline_core::{
+    EventFilters, HealthStatus, SignatureScheme, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl,
+};
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use crate::{Error, Result, Store};
+use crate::{Error, Result, Store, secret::EncryptionKeys};
 
 /// A webhook as stored.
 #[derive(Clone, Debug)]
@@ -19,6 +24,10 @@ pub struct Webhook {
     pub url: WebhookUrl,
     /// The signing secret.
     pub token: SigningToken,
+    /// How deliveries are signed.
+    pub scheme: SignatureScheme,
+    /// Until when the token replaced by the last rotation still signs.
+    pub previous_token_expires_at: Option<OffsetDateTime>,
     /// Event types and patterns it subscribes to.
     pub events: EventFilters,
     /// When false, nothing is sent and nothing is logged for it.
@@ -50,6 +59,8 @@ pub struct NewWebhook {
     pub url: WebhookUrl,
     /// The signing secret.
     pub token: SigningToken,
+    /// How deliveries are signed.
+    pub scheme: SignatureScheme,
     /// Event types and patterns it subscribes to.
     pub events: EventFilters,
     /// Whether it receives events.
@@ -63,8 +74,10 @@ pub struct WebhookPatch {
     pub name: Option<WebhookName>,
     /// New URL.
     pub url: Option<WebhookUrl>,
-    /// New signing secret.
+    /// New signing secret (replacing the old one at once, no grace period).
     pub token: Option<SigningToken>,
+    /// New signature scheme.
+    pub scheme: Option<SignatureScheme>,
     /// New subscriptions.
     pub events: Option<EventFilters>,
     /// New active flag.
@@ -80,18 +93,21 @@ pub enum Created {
     LimitReached,
 }
 
-const COLUMNS: &str = "id, tenant, name, url, token, events, active, status, consecutive_failures, last_success_at, last_failure_at, \
-     suspended_at, created_at, updated_at";
+const COLUMNS: &str = "id, tenant, name, url, token, signature_scheme, previous_token_expires_at, events, active, status, \
+     consecutive_failures, last_success_at, last_failure_at, suspended_at, created_at, updated_at";
 
-pub(crate) fn from_row(row: &Row) -> Result<Webhook> {
+fn from_row(keys: &EncryptionKeys, row: &Row) -> Result<Webhook> {
     let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
     let events: Vec<String> = row.try_get("events")?;
+    let id = WebhookId::from_uuid(row.try_get("id")?);
     Ok(Webhook {
-        id: WebhookId::from_uuid(row.try_get("id")?),
+        id,
         tenant: TenantId::parse(row.try_get("tenant")?).map_err(|e| bad(&e))?,
         name: WebhookName::parse(row.try_get("name")?).map_err(|e| bad(&e))?,
         url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| bad(&e))?,
-        token: SigningToken::parse(row.try_get("token")?).map_err(|e| bad(&e))?,
+        token: keys.open(id, row.try_get("token")?)?,
+        scheme: SignatureScheme::parse(row.try_get("signature_scheme")?).map_err(|e| bad(&e))?,
+        previous_token_expires_at: row.try_get("previous_token_expires_at")?,
         events: EventFilters::parse(&events).map_err(|e| bad(&e))?,
         active: row.try_get("active")?,
         status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
@@ -128,22 +144,24 @@ impl Store {
         let row = tx
             .query_one(
                 &format!(
-                    "INSERT INTO webhooks (id, tenant, name, url, token, events, active, created_at, updated_at)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING {COLUMNS}"
+                    "INSERT INTO webhooks (id, tenant, name, url, token, events, active, created_at, updated_at,
+                                           signature_scheme)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {COLUMNS}"
                 ),
                 &[
                     &id.as_uuid(),
                     &new.tenant.as_str(),
                     &new.name.as_str(),
                     &new.url.as_str(),
-                    &new.token.expose(),
+                    &self.keys.seal(id, &new.token)?,
                     &new.events.as_strings(),
                     &new.active,
                     &now,
+                    &new.scheme.as_str(),
                 ],
             )
             .await?;
-        let webhook = from_row(&row)?;
+        let webhook = from_row(&self.keys, &row)?;
         tx.commit().await?;
         Ok(Created::Webhook(Box::new(webhook)))
     }
@@ -157,7 +175,7 @@ impl Store {
                 &[&id.as_uuid(), &tenant.map(TenantId::as_str)],
             )
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(&self.keys, r)).transpose()
     }
 
     /// A page of webhooks in creation order, after the cursor `after`.
@@ -178,7 +196,7 @@ impl Store {
                 &[&tenant.map(TenantId::as_str), &after.map(|id| id.as_uuid()), &limit],
             )
             .await?;
-        rows.iter().map(from_row).collect()
+        rows.iter().map(|r| from_row(&self.keys, r)).collect()
     }
 
     /// Applies `patch`; `None` when the webhook does not exist (or belongs to
@@ -198,9 +216,12 @@ impl Store {
                         name = COALESCE($3, name),
                         url = COALESCE($4, url),
                         token = COALESCE($5, token),
+                        previous_token = CASE WHEN $5 IS NULL THEN previous_token END,
+                        previous_token_expires_at = CASE WHEN $5 IS NULL THEN previous_token_expires_at END,
                         events = COALESCE($6, events),
                         active = COALESCE($7, active),
-                        updated_at = $8
+                        updated_at = $8,
+                        signature_scheme = COALESCE($9, signature_scheme)
                      WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
                      RETURNING {COLUMNS}"
                 ),
@@ -209,14 +230,15 @@ impl Store {
                     &tenant.map(TenantId::as_str),
                     &patch.name.as_ref().map(WebhookName::as_str),
                     &patch.url.as_ref().map(WebhookUrl::as_str),
-                    &patch.token.as_ref().map(SigningToken::expose),
+                    &patch.token.as_ref().map(|t| self.keys.seal(id, t)).transpose()?,
                     &patch.events.as_ref().map(EventFilters::as_strings),
                     &patch.active,
                     &now,
+                    &patch.scheme.map(SignatureScheme::as_str),
                 ],
             )
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(&self.keys, r)).transpose()
     }
 
     /// Deletes a webhook and its event log; false when it did not exist.
@@ -252,6 +274,46 @@ impl Store {
                 &[&id.as_uuid(), &tenant.map(TenantId::as_str), &now],
             )
             .await?;
-        row.as_ref().map(from_row).transpose()
+        row.as_ref().map(|r| from_row(&self.keys, r)).transpose()
+    }
+}
+
+impl Store {
+    /// Replaces the token with `token`; the old one keeps signing beside it
+    /// until `grace_until` (no grace when that is not after `now`). A token
+    /// still in an earlier grace period is dropped. `None` when the webhook
+    /// does not exist for `tenant`.
+    pub async fn rotate_token(
+        &self,
+        id: WebhookId,
+        tenant: Option<&TenantId>,
+        token: &SigningToken,
+        grace_until: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Option<Webhook>> {
+        let client = self.pool.get().await?;
+        let in_grace = grace_until > now;
+        let row = client
+            .query_opt(
+                &format!(
+                    "UPDATE webhooks SET
+                        previous_token = CASE WHEN $4 THEN token END,
+                        previous_token_expires_at = CASE WHEN $4 THEN $5::timestamptz END,
+                        token = $3,
+                        updated_at = $6
+                     WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
+                     RETURNING {COLUMNS}"
+                ),
+                &[
+                    &id.as_uuid(),
+                    &tenant.map(TenantId::as_str),
+                    &self.keys.seal(id, token)?,
+                    &in_grace,
+                    &grace_until,
+                    &now,
+                ],
+            )
+            .await?;
+        row.as_ref().map(|r| from_row(&self.keys, r)).transpose()
     }
 }

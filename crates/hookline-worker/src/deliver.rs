@@ -124,7 +124,20 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     }
     let _slot = slot;
 
-    let request = http::Request { url: job.url.as_str(), delivery_id: id, token: &job.token, body: &job.body };
+    let mut tokens = vec![&job.token];
+    if let Some((previous, until)) = &job.previous_token
+        && *until > now
+    {
+        tokens.push(previous);
+    }
+    let request = http::Request {
+        url: job.url.as_str(),
+        delivery_id: id,
+        tokens: &tokens,
+        scheme: job.scheme,
+        body: &job.body,
+        allow: &ctx.allowed_networks,
+    };
     let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
     let attempt = NewAttempt {
         id: AttemptId::from_uuid(uuid::Uuid::now_v7()),

@@ -2,20 +2,64 @@
 //!
 //! Redirects are never followed (a 3xx is recorded as a failure): following
 //! them would send signed payloads to places the webhook's owner never named.
+//!
+//! Server-side request forgery: the client resolves names through
+//! [`GuardedResolver`], which drops every address the allow-list refuses, so
+//! the check is made on the address actually connected to (a name that
+//! resolves inward is caught at connect time, however it resolved when the
+//! webhook was created). A URL holding an IP literal is checked before any
+//! request. No proxy is used: a proxy would resolve names itself.
 
-use std::time::Instant;
+use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use hookline_core::{
-    AttemptOutcome, DeliveryId, SigningToken, TransportErrorKind, classify_status, retry::parse_retry_after, sign,
+    AllowList, AttemptOutcome, Blocked, DeliveryId, SignatureScheme, SigningToken, TransportErrorKind, classify_status,
+    retry::parse_retry_after, signature_headers,
 };
-use reqwest::{Client, header};
+use reqwest::{
+    Client,
+    dns::{Addrs, Name, Resolve, Resolving},
+    header,
+};
 use time::OffsetDateTime;
 
 use crate::Settings;
 
+/// Resolves names with the system resolver and keeps only the addresses
+/// deliveries may go to; a name with none left fails with [`Blocked`].
+#[derive(Debug)]
+pub struct GuardedResolver {
+    allow: AllowList,
+}
+
+impl Resolve for GuardedResolver {
+    fn resolve(&self, name: Name) -> Resolving {
+        let allow = self.allow.clone();
+        Box::pin(async move {
+            let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let mut refused = None;
+            let allowed: Vec<SocketAddr> = resolved
+                .filter(|addr| match allow.check(addr.ip()) {
+                    Ok(()) => true,
+                    Err(blocked) => {
+                        refused.get_or_insert(blocked);
+                        false
+                    }
+                })
+                .collect();
+            match (allowed.is_empty(), refused) {
+                (true, Some(blocked)) => Err(Box::new(blocked) as Box<dyn std::error::Error + Send + Sync>),
+                _ => Ok(Box::new(allowed.into_iter()) as Addrs),
+            }
+        })
+    }
+}
+
 /// Builds the client every delivery goes through.
 pub fn client(settings: &Settings) -> reqwest::Result<Client> {
     Client::builder()
+        .dns_resolver(Arc::new(GuardedResolver { allow: settings.allowed_networks.clone() }))
+        .no_proxy()
         .redirect(reqwest::redirect::Policy::none())
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout)
@@ -31,10 +75,15 @@ pub struct Request<'a> {
     pub url: &'a str,
     /// Sent as `Webhook-Id`; stable across retries of one delivery.
     pub delivery_id: DeliveryId,
-    /// The signing secret.
-    pub token: &'a SigningToken,
+    /// The signing secrets: the current one, then one still in its rotation
+    /// grace period.
+    pub tokens: &'a [&'a SigningToken],
+    /// How to sign.
+    pub scheme: SignatureScheme,
     /// The exact body bytes.
     pub body: &'a [u8],
+    /// Addresses that may be connected to (for URLs holding an IP literal).
+    pub allow: &'a AllowList,
 }
 
 /// What happened, ready to be recorded.
@@ -62,6 +111,8 @@ fn transport_kind(e: &reqwest::Error, chain: &str) -> AttemptOutcome {
     let chain = chain.to_ascii_lowercase();
     let kind = if e.is_timeout() {
         return AttemptOutcome::TimedOut;
+    } else if is_blocked(e) {
+        TransportErrorKind::Blocked
     } else if chain.contains("dns error") || chain.contains("failed to lookup") || chain.contains("name or service") {
         TransportErrorKind::Dns
     } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("handshake") {
@@ -72,6 +123,27 @@ fn transport_kind(e: &reqwest::Error, chain: &str) -> AttemptOutcome {
         TransportErrorKind::Io
     };
     AttemptOutcome::Transport { kind }
+}
+
+/// Whether the resolver refused every address of the name.
+fn is_blocked(e: &reqwest::Error) -> bool {
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        if cause.is::<Blocked>() {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
+}
+
+/// The IP address a URL names literally, if it does.
+fn literal_ip(url: &str) -> Option<std::net::IpAddr> {
+    match url::Url::parse(url).ok()?.host()? {
+        url::Host::Ipv4(ip) => Some(ip.into()),
+        url::Host::Ipv6(ip) => Some(ip.into()),
+        url::Host::Domain(_) => None,
+    }
 }
 
 /// The error and its causes on one line (reqwest's own message is terse).
@@ -101,16 +173,25 @@ async fn excerpt(response: &mut reqwest::Response, limit: usize) -> Option<Strin
 /// Signs and POSTs once. Never fails: every result is an outcome to record.
 pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize) -> Attempted {
     let sent_at = OffsetDateTime::now_utc();
+    if let Some(Err(blocked)) = literal_ip(request.url).map(|ip| request.allow.check(ip)) {
+        return Attempted {
+            outcome: AttemptOutcome::Transport { kind: TransportErrorKind::Blocked },
+            sent_at,
+            received_at: None,
+            duration_ms: 0,
+            response_excerpt: None,
+            error_message: Some(blocked.to_string()),
+            retry_after: None,
+        };
+    }
     let started = Instant::now();
-    let result = client
-        .post(request.url)
-        .header(header::CONTENT_TYPE, "application/json; charset=utf-8")
-        .header("Webhook-Signature", sign(request.token, request.body))
-        .header("Webhook-Id", request.delivery_id.to_string())
-        .header("Webhook-Timestamp", sent_at.unix_timestamp().to_string())
-        .body(request.body.to_vec())
-        .send()
-        .await;
+    let mut builder = client.post(request.url).header(header::CONTENT_TYPE, "application/json; charset=utf-8");
+    let id = request.delivery_id.to_string();
+    for (name, value) in signature_headers(request.scheme, request.tokens, &id, sent_at.unix_timestamp(), request.body)
+    {
+        builder = builder.header(name, value);
+    }
+    let result = builder.body(request.body.to_vec()).send().await;
     let elapsed = |started: Instant| i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     match result {
         Ok(mut response) => {

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use hookline_broker::AmqpSettings;
 use hookline_core::{
-    RetrySchedule,
+    AllowList, RetrySchedule,
     config::{ConfigError, Vars},
 };
 use hookline_store::PgSettings;
@@ -42,6 +42,9 @@ pub struct Settings {
     pub retry_schedule: RetrySchedule,
     /// Consecutive failures that suspend a webhook (`HOOKLINE_SUSPEND_AFTER_FAILURES`).
     pub suspend_after_failures: u32,
+    /// Address ranges deliveries may connect to although they are private,
+    /// loopback or link-local (`HOOKLINE_ALLOWED_NETWORKS`); empty by default.
+    pub allowed_networks: AllowList,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -61,6 +64,7 @@ impl Default for Settings {
             drain_timeout: Duration::from_secs(20),
             retry_schedule: RetrySchedule::default(),
             suspend_after_failures: hookline_core::health::DEFAULT_SUSPEND_AFTER,
+            allowed_networks: AllowList::default(),
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -88,6 +92,7 @@ impl Settings {
                 Some(raw) => RetrySchedule::parse(raw).map_err(|e| ConfigError::new("HOOKLINE_RETRY_SCHEDULE", e))?,
             },
             suspend_after_failures: vars.positive("HOOKLINE_SUSPEND_AFTER_FAILURES", d.suspend_after_failures)?,
+            allowed_networks: AllowList::from_vars(vars)?,
             telemetry: telemetry_from_vars(vars)?,
         };
         if settings.concurrency > usize::from(u16::MAX) {

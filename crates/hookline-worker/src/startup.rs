@@ -34,6 +34,8 @@ pub struct Context {
     pub request_timeout: Duration,
     /// Per-webhook in-flight slots.
     pub in_flight: crate::fairness::InFlight,
+    /// Private ranges deliveries may go to anyway.
+    pub allowed_networks: hookline_core::AllowList,
 }
 
 impl Context {
@@ -129,6 +131,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         suspend_after_failures: settings.suspend_after_failures,
         request_timeout: settings.request_timeout,
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
+        allowed_networks: settings.allowed_networks.clone(),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }

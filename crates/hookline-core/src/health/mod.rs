@@ -8,7 +8,7 @@
 use std::time::Duration;
 
 use crate::{
-    AttemptOutcome, DeliveryState, HealthStatus,
+    AttemptOutcome, DeliveryState, HealthStatus, TransportErrorKind,
     retry::{RetrySchedule, clamp_retry_after, format_delay},
 };
 
@@ -146,6 +146,9 @@ pub fn describe_failure(outcome: &AttemptOutcome, request_timeout: Duration) -> 
     match outcome {
         AttemptOutcome::Delivered { status } | AttemptOutcome::Rejected { status } => format!("HTTP {status}"),
         AttemptOutcome::TimedOut => format!("timeout after {}", format_delay(request_timeout)),
+        AttemptOutcome::Transport { kind: TransportErrorKind::Blocked } => {
+            "destination blocked: it is or resolves to a refused (private, loopback, link-local) address".to_owned()
+        }
         AttemptOutcome::Transport { kind } => format!("{} error", kind.as_str()),
     }
 }
@@ -163,6 +166,11 @@ pub fn decide(a: &Attempted<'_>, schedule: &RetrySchedule) -> Next {
             format!("{failure}; webhook suspended after {} consecutive failures", a.health_after.consecutive_failures)
         };
         return Next::Stop { state: DeliveryState::Suspended, reason: why };
+    }
+    if a.outcome == &(AttemptOutcome::Transport { kind: TransportErrorKind::Blocked }) {
+        // Retrying would not change where the URL points; the webhook's
+        // owner must change it (or an operator allow the range).
+        return Next::Stop { state: DeliveryState::Failed, reason: format!("{failure}; not retried") };
     }
     if a.trigger != Trigger::Scheduled {
         // A manual or recover attempt schedules nothing of its own; a retry

@@ -66,6 +66,18 @@ fn scheduled_failures() {
     assert_eq!(decide(&attempted(&classify_status(201), 1), &schedule()), Next::Delivered);
 }
 
+/// A blocked destination fails at once: retrying cannot change where it points.
+#[test]
+fn blocked_destinations_are_not_retried() {
+    let blocked = AttemptOutcome::Transport { kind: TransportErrorKind::Blocked };
+    let next = decide(&attempted(&blocked, 1), &schedule());
+    assert_eq!(next.state(), DeliveryState::Failed);
+    assert!(
+        matches!(&next, Next::Stop { reason, .. } if reason.starts_with("destination blocked") && reason.ends_with("not retried"))
+    );
+    assert_eq!(blocked.error_kind(), Some("blocked"));
+}
+
 /// Retry-After is honoured on 429 and 503 only, clamped to [delay, 2 × delay].
 #[test]
 fn retry_after() {

@@ -38,6 +38,8 @@ pub(crate) struct AppState {
     pub(crate) auth: crate::auth::Auth,
     pub(crate) max_webhooks_per_tenant: i64,
     pub(crate) recover_rate_per_sec: u32,
+    /// Ranges webhook URLs may point into although they are private.
+    pub(crate) allowed_networks: hookline_core::AllowList,
 }
 
 /// The whole API.

@@ -1,4 +1,8 @@
-//! `/v1/webhooks`: create, list, read, update, delete.
+//! `/v1/webhooks`: create, list, read, update, delete, rotate the token.
+//!
+//! A token is write-only: reads show it masked. Only a token Hookline
+//! generated (none given at creation, or a rotation without one) is shown in
+//! full, once, in the answer to the call that generated it.
 
 use axum::{
     Router,
@@ -6,7 +10,9 @@ use axum::{
     http::StatusCode,
     routing::get,
 };
-use hookline_core::{EventFilters, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl, format_timestamp};
+use hookline_core::{
+    EventFilters, SignatureScheme, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl, format_timestamp,
+};
 use hookline_store::{Created, NewWebhook, Webhook, WebhookPatch};
 use serde::{Deserialize, Serialize};
 
@@ -14,7 +20,11 @@ use super::{
     State,
     page::{Page, PageQuery},
 };
-use crate::{ApiError, auth::Caller, json::AppJson};
+use crate::{
+    ApiError,
+    auth::Caller,
+    json::{AppJson, OptionalJson},
+};
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -22,6 +32,7 @@ pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
         .route("/webhooks/{id}", get(read).patch(update).delete(remove))
         .route("/webhooks/{id}/resume", axum::routing::post(resume))
         .route("/webhooks/{id}/recover", axum::routing::post(recover))
+        .route("/webhooks/{id}/rotate-token", axum::routing::post(rotate_token))
 }
 
 /// `POST /v1/webhooks` body.
@@ -30,11 +41,13 @@ pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
 struct CreateWebhook {
     name: String,
     url: String,
-    token: String,
+    /// Generated (and shown once) when omitted.
+    token: Option<String>,
     events: Vec<String>,
     #[serde(default = "active_by_default")]
     active: bool,
     tenant: Option<String>,
+    signature_scheme: Option<String>,
 }
 
 fn active_by_default() -> bool {
@@ -50,6 +63,7 @@ struct UpdateWebhook {
     token: Option<String>,
     events: Option<Vec<String>>,
     active: Option<bool>,
+    signature_scheme: Option<String>,
 }
 
 /// A webhook as the API shows it: the token only masked.
@@ -61,6 +75,10 @@ pub(super) struct WebhookDto {
     name: String,
     url: String,
     token: String,
+    signature_scheme: &'static str,
+    /// While a rotated-out token still signs beside the new one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous_token_expires_at: Option<String>,
     events: Vec<String>,
     active: bool,
     status: &'static str,
@@ -72,6 +90,19 @@ pub(super) struct WebhookDto {
     updated_at: String,
 }
 
+impl WebhookDto {
+    /// The webhook with its token in full when `show` (a token Hookline has
+    /// just generated), else masked.
+    fn showing_token(webhook: Webhook, show: bool) -> Self {
+        let full = show.then(|| webhook.token.expose().to_owned());
+        let mut dto = Self::from(webhook);
+        if let Some(full) = full {
+            dto.token = full;
+        }
+        dto
+    }
+}
+
 impl From<Webhook> for WebhookDto {
     fn from(w: Webhook) -> Self {
         Self {
@@ -80,6 +111,8 @@ impl From<Webhook> for WebhookDto {
             name: w.name.as_str().to_owned(),
             url: w.url.as_str().to_owned(),
             token: w.token.masked(),
+            signature_scheme: w.scheme.as_str(),
+            previous_token_expires_at: w.previous_token_expires_at.map(format_timestamp),
             events: w.events.as_strings(),
             active: w.active,
             status: w.status.as_str(),
@@ -102,6 +135,25 @@ fn url(raw: &str) -> Result<WebhookUrl, ApiError> {
 fn token(raw: &str) -> Result<SigningToken, ApiError> {
     SigningToken::parse(raw).map_err(|e| ApiError::invalid_field("token", e))
 }
+fn scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
+    SignatureScheme::parse(raw).map_err(|e| ApiError::invalid_field("signatureScheme", e))
+}
+/// A fresh `whsec_` token from 32 bytes of the OS's randomness.
+fn generated_token() -> Result<SigningToken, ApiError> {
+    let mut random = [0u8; 32];
+    aws_lc_rs::rand::fill(&mut random).map_err(|_| ApiError::internal(&NoRandomness))?;
+    Ok(SigningToken::parse(&hookline_core::new_secret(random)).expect("a generated secret is a valid token"))
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the operating system gave no randomness")]
+struct NoRandomness;
+
+/// The token must suit the scheme (Standard Webhooks takes `whsec_` secrets).
+fn check_scheme_token(scheme: SignatureScheme, token: &SigningToken) -> Result<(), ApiError> {
+    scheme.check_token(token).map_err(|e| ApiError::invalid_field("token", e))
+}
+
 fn events(raw: &[String]) -> Result<EventFilters, ApiError> {
     EventFilters::parse(raw).map_err(|e| ApiError::invalid_field("events", e))
 }
@@ -114,16 +166,25 @@ pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
 
 impl CreateWebhook {
     /// Validates the body; the tenant is decided by the caller's rights.
-    fn into_new(self, caller: &Caller) -> Result<NewWebhook, ApiError> {
+    /// The flag says whether the token was generated.
+    fn into_new(self, caller: &Caller) -> Result<(NewWebhook, bool), ApiError> {
         let body = self;
-        Ok(NewWebhook {
+        let scheme = body.signature_scheme.as_deref().map(scheme).transpose()?.unwrap_or_default();
+        let (token, generated) = match body.token.as_deref() {
+            Some(raw) => (token(raw)?, false),
+            None => (generated_token()?, true),
+        };
+        check_scheme_token(scheme, &token)?;
+        let new = NewWebhook {
             tenant: caller.tenant_for_write(tenant(body.tenant.as_deref())?)?,
             name: name(&body.name)?,
             url: url(&body.url)?,
-            token: token(&body.token)?,
+            token,
+            scheme,
             events: events(&body.events)?,
             active: body.active,
-        })
+        };
+        Ok((new, generated))
     }
 }
 
@@ -135,6 +196,7 @@ impl TryFrom<UpdateWebhook> for WebhookPatch {
             name: body.name.as_deref().map(name).transpose()?,
             url: body.url.as_deref().map(url).transpose()?,
             token: body.token.as_deref().map(token).transpose()?,
+            scheme: body.signature_scheme.as_deref().map(scheme).transpose()?,
             events: body.events.as_deref().map(events).transpose()?,
             active: body.active,
         })
@@ -146,7 +208,8 @@ async fn create(
     caller: Caller,
     AppJson(body): AppJson<CreateWebhook>,
 ) -> Result<(StatusCode, AppJson<WebhookDto>), ApiError> {
-    let new = body.into_new(&caller)?;
+    let (new, generated) = body.into_new(&caller)?;
+    crate::destination::check(&new.url, &state.allowed_networks).await?;
     let id = WebhookId::from_uuid(uuid::Uuid::now_v7());
     let now = time::OffsetDateTime::now_utc();
     let webhook = match state.store.create_webhook(id, &new, now, state.max_webhooks_per_tenant).await? {
@@ -163,7 +226,7 @@ async fn create(
         }
     };
     tracing::info!(webhook_id = %webhook.id, tenant = %webhook.tenant, "webhook created");
-    Ok((StatusCode::CREATED, AppJson(webhook.into())))
+    Ok((StatusCode::CREATED, AppJson(WebhookDto::showing_token(webhook, generated))))
 }
 
 async fn list(
@@ -195,6 +258,15 @@ async fn update(
 ) -> Result<AppJson<WebhookDto>, ApiError> {
     let id = webhook_id(&id)?;
     let patch = WebhookPatch::try_from(body)?;
+    if let Some(url) = &patch.url {
+        crate::destination::check(url, &state.allowed_networks).await?;
+    }
+    if patch.token.is_some() || patch.scheme.is_some() {
+        // The token and the scheme must suit each other once both apply.
+        let current =
+            state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+        check_scheme_token(patch.scheme.unwrap_or(current.scheme), patch.token.as_ref().unwrap_or(&current.token))?;
+    }
     let webhook = state
         .store
         .update_webhook(id, caller.scope(), &patch, time::OffsetDateTime::now_utc())
@@ -302,4 +374,50 @@ async fn recover(
             finishes_at: finishes_at.map(format_timestamp),
         }),
     ))
+}
+
+/// Longest grace period of a rotation: a week.
+const MAX_GRACE_SECONDS: i64 = 7 * 24 * 3600;
+
+/// `POST /v1/webhooks/{id}/rotate-token` body (may be empty).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct RotateToken {
+    /// The new token; generated (and shown once) when omitted.
+    token: Option<String>,
+    /// How long the old token keeps signing beside the new one (default a
+    /// day, at most a week; 0 ends it at once).
+    grace_seconds: Option<i64>,
+}
+
+/// `POST /v1/webhooks/{id}/rotate-token`: a new token; during the grace
+/// period every delivery carries a signature by each token.
+async fn rotate_token(
+    state: State,
+    caller: Caller,
+    Path(id): Path<String>,
+    OptionalJson(body): OptionalJson<RotateToken>,
+) -> Result<AppJson<WebhookDto>, ApiError> {
+    let id = webhook_id(&id)?;
+    let grace = body.grace_seconds.unwrap_or(24 * 3600);
+    if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
+        return Err(ApiError::invalid_field("graceSeconds", format!("must be 0 to {MAX_GRACE_SECONDS} (a week)")));
+    }
+    let (new_token, generated) = match body.token.as_deref() {
+        Some(raw) => (token(raw)?, false),
+        None => (generated_token()?, true),
+    };
+    let current = state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
+    check_scheme_token(current.scheme, &new_token)?;
+    if new_token == current.token {
+        return Err(ApiError::invalid_field("token", "must differ from the current token"));
+    }
+    let now = time::OffsetDateTime::now_utc();
+    let webhook = state
+        .store
+        .rotate_token(id, caller.scope(), &new_token, now + time::Duration::seconds(grace), now)
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))?;
+    tracing::info!(webhook_id = %webhook.id, grace_seconds = grace, "webhook token rotated");
+    Ok(AppJson(WebhookDto::showing_token(webhook, generated)))
 }

@@ -12,11 +12,14 @@ use time::OffsetDateTime;
 use uuid::Uuid;
 
 async fn store(db: &TestDb) -> Store {
-    Store::connect(&PgSettings { url: db.url().to_owned(), pool_size: 4 }).await.expect("store connects and migrates")
+    Store::connect(&PgSettings { url: db.url().to_owned(), pool_size: 4, ..Default::default() })
+        .await
+        .expect("store connects and migrates")
 }
 
 async fn webhook(store: &Store, tenant: &str, events: &[&str], active: bool) -> WebhookId {
     let new = NewWebhook {
+        scheme: Default::default(),
         tenant: TenantId::parse(tenant).expect("tenant"),
         name: WebhookName::parse("w").expect("name"),
         url: WebhookUrl::parse("https://example.com/h").expect("url"),
@@ -52,7 +55,7 @@ fn new_id() -> DeliveryId {
 #[tokio::test]
 async fn migrations_run_from_empty_and_concurrently() {
     let db = TestDb::new().await;
-    let settings = PgSettings { url: db.url().to_owned(), pool_size: 2 };
+    let settings = PgSettings { url: db.url().to_owned(), pool_size: 2, ..Default::default() };
     let (a, b, c) = tokio::join!(Store::connect(&settings), Store::connect(&settings), Store::connect(&settings));
     a.expect("first");
     b.expect("second");
@@ -71,7 +74,7 @@ async fn migrations_run_from_empty_and_concurrently() {
 #[tokio::test]
 async fn missing_database_is_created() {
     let db = TestDb::new().await;
-    let settings = PgSettings { url: format!("{}_created", db.url()), pool_size: 1 };
+    let settings = PgSettings { url: format!("{}_created", db.url()), pool_size: 1, ..Default::default() };
     let (a, b, c) = tokio::join!(Store::connect(&settings), Store::connect(&settings), Store::connect(&settings));
     for store in [a, b, c] {
         store.expect("creates the database or finds it created").ping().await.expect("usable");

@@ -21,6 +21,7 @@ fn spawn_worker(db: &TestDb, broker: &TestBroker) -> tokio::process::Child {
         .env("HOOKLINE_QUEUE_TYPE", "classic")
         .env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("HOOKLINE_WORKER_CONCURRENCY", "32")
+        .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -44,8 +45,11 @@ impl Load {
         let db = TestDb::new().await;
         let broker = TestBroker::new().await;
         let receiver = Receiver::start().await;
-        let store = Store::connect(&PgSettings { url: db.url().to_owned(), pool_size: 2 }).await.expect("store");
+        let store = Store::connect(&PgSettings { url: db.url().to_owned(), pool_size: 2, ..Default::default() })
+            .await
+            .expect("store");
         let new = NewWebhook {
+            scheme: Default::default(),
             tenant: TenantId::default(),
             name: WebhookName::parse("load").expect("valid"),
             url: WebhookUrl::parse(&receiver.url()).expect("valid"),
