@@ -45,3 +45,112 @@ async fn run_starts_both_services_and_exits_on_sigterm() {
     )
     .await;
 }
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("a free loopback port").port()
+}
+
+/// Webhook tokens never reach the logs: `hookline run` at debug level goes
+/// through create, update, rotation, a refused create and a delivery, and
+/// none of the tokens involved appears in anything it printed.
+#[tokio::test]
+async fn tokens_never_appear_in_logs() {
+    use tokio::io::AsyncReadExt;
+    let db = hookline_testkit::TestDb::new().await;
+    let broker = hookline_testkit::TestBroker::new().await;
+    let receiver = hookline_testkit::Receiver::start().await;
+    let (api_port, worker_port) = (free_port(), free_port());
+    let key = "leak-test-admin-key-0123456789";
+    let mut child = tokio::process::Command::new(BIN)
+        .arg("run")
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOOKLINE_DATABASE_URL", db.url())
+        .env("HOOKLINE_AMQP_URL", broker.url())
+        .env("HOOKLINE_NAMESPACE", broker.namespace())
+        .env("HOOKLINE_QUEUE_EXPIRES_MS", "120000")
+        .env("HOOKLINE_QUEUE_TYPE", "classic")
+        .env("HOOKLINE_LISTEN_ADDR", format!("127.0.0.1:{api_port}"))
+        .env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{worker_port}"))
+        .env("HOOKLINE_API_KEYS", key)
+        .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
+        .env("RUST_LOG", "debug")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("hookline starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    let mut stderr = child.stderr.take().expect("stderr");
+    let out = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stdout.read_to_string(&mut text).await;
+        text
+    });
+    let err = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text).await;
+        text
+    });
+
+    let http = reqwest::Client::new();
+    let api = format!("http://127.0.0.1:{api_port}");
+    hookline_testkit::eventually(std::time::Duration::from_secs(60), || async {
+        http.get(format!("{api}/healthz")).send().await.map(drop).map_err(|e| e.to_string())
+    })
+    .await;
+    let canaries = [
+        "canary-first-token-0123456789",
+        "canary-patched-token-0123456789",
+        "canary-rotated-token-0123456789",
+        "canary-short",
+    ];
+    let post = |path: &str, body: serde_json::Value| {
+        http.post(format!("{api}{path}")).bearer_auth(key).json(&body).send()
+    };
+    let created = post(
+        "/v1/webhooks",
+        serde_json::json!({"name": "w", "url": receiver.url(), "token": canaries[0], "events": ["*"]}),
+    )
+    .await
+    .expect("create");
+    assert_eq!(created.status(), 201);
+    let id = created.json::<serde_json::Value>().await.expect("json")["id"].as_str().expect("id").to_owned();
+    let patched = http
+        .patch(format!("{api}/v1/webhooks/{id}"))
+        .bearer_auth(key)
+        .json(&serde_json::json!({"token": canaries[1]}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(patched.status(), 200);
+    let rotated = post(&format!("/v1/webhooks/{id}/rotate-token"), serde_json::json!({"token": canaries[2]}))
+        .await
+        .expect("rotate");
+    assert_eq!(rotated.status(), 200);
+    let refused = post(
+        "/v1/webhooks",
+        serde_json::json!({"name": "w", "url": receiver.url(), "token": canaries[3], "events": ["*"]}),
+    )
+    .await
+    .expect("refused create");
+    assert_eq!(refused.status(), 422);
+    assert!(!refused.text().await.expect("body").contains(canaries[3]), "the error does not echo the token");
+    let sent = post("/v1/events", serde_json::json!({"event": "license.created", "data": {}})).await.expect("event");
+    assert_eq!(sent.status(), 202);
+    let got = receiver.wait_for(1, std::time::Duration::from_secs(30)).await;
+    assert!(got[0].header("webhook-signature").is_some_and(|s| s.split(' ').count() == 2), "signed by both tokens");
+
+    let pid = child.id().expect("running");
+    assert!(Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill").success());
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+        .await
+        .expect("exits after SIGTERM")
+        .expect("wait");
+    assert!(status.success(), "{status}");
+    let logs = out.await.expect("stdout") + &err.await.expect("stderr");
+    assert!(logs.contains("webhook created") && logs.contains("delivered"), "debug logs were captured: {logs}");
+    for canary in canaries {
+        assert!(!logs.contains(canary), "token {canary} appears in the logs");
+    }
+}
