@@ -194,3 +194,27 @@ async fn every_v1_route_needs_credentials() {
     assert_eq!(app.get(&format!("/v1/webhooks/{id}")).await.status, 200, "still there");
     app.stop().await;
 }
+
+/// The OpenAPI document is served openly, and every operation it lists is a
+/// real route (the router answers it, neither 405 nor "route not found").
+#[tokio::test]
+async fn openapi_document_matches_the_router() {
+    let app = TestApp::spawn().await;
+    let doc = app.call(reqwest::Method::GET, "/openapi.json", None, None).await;
+    assert_eq!(doc.status, 200);
+    assert_eq!(doc.body["openapi"], "3.1.0");
+    let paths = doc.body["paths"].as_object().expect("paths");
+    let mut operations = 0;
+    for (path, item) in paths {
+        for (method, _) in item.as_object().expect("path item").iter().filter(|(k, _)| *k != "parameters") {
+            let concrete = path.replace("{id}", "00000000-0000-0000-0000-000000000000").replace("{tenant}", "t1");
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
+            let response = app.call(method.clone(), &concrete, Some(&json!({})), Some(ADMIN_KEY)).await;
+            assert_ne!(response.status, 405, "{method} {path}");
+            assert_ne!(response.body["detail"], "route not found", "{method} {path}");
+            operations += 1;
+        }
+    }
+    assert_eq!(operations, 18, "every operation is listed");
+    app.stop().await;
+}

@@ -28,6 +28,28 @@ where
     }
 }
 
+/// Query parameters, with rejections (an unknown parameter, a number that
+/// is not one) answered as a `400 invalid_query` problem.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct AppQuery<T>(pub(crate) T);
+
+impl<T, S> axum::extract::FromRequestParts<S> for AppQuery<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut axum::http::request::Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Query::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Query(value)) => Ok(Self(value)),
+            Err(rejection) => {
+                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", strip_prefix(rejection.body_text())))
+            }
+        }
+    }
+}
+
 /// A JSON body that may be left out: an empty body is `T::default()`.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct OptionalJson<T>(pub(crate) T);

@@ -12,11 +12,13 @@
 //! - [`error`]: [`ApiError`], answered as `application/problem+json`.
 //! - `json`: the JSON extractors that route rejections through [`ApiError`].
 //! - `destination`: refusing webhook URLs that point inward (SSRF).
+//! - `openapi`: the OpenAPI document served at `/openapi.json`.
 
 mod auth;
 mod destination;
 pub mod error;
 mod json;
+mod openapi;
 mod routes;
 pub mod settings;
 pub mod startup;

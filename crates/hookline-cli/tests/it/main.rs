@@ -105,9 +105,8 @@ async fn tokens_never_appear_in_logs() {
         "canary-rotated-token-0123456789",
         "canary-short",
     ];
-    let post = |path: &str, body: serde_json::Value| {
-        http.post(format!("{api}{path}")).bearer_auth(key).json(&body).send()
-    };
+    let post =
+        |path: &str, body: serde_json::Value| http.post(format!("{api}{path}")).bearer_auth(key).json(&body).send();
     let created = post(
         "/v1/webhooks",
         serde_json::json!({"name": "w", "url": receiver.url(), "token": canaries[0], "events": ["*"]}),

@@ -82,6 +82,11 @@ impl WebhookUrl {
         if !url.username().is_empty() || url.password().is_some() {
             return Err(InvalidWebhookUrl::Credentials);
         }
+        // Normalising can lengthen a URL (a trailing `/`, percent-encoding):
+        // the stored form must itself be valid when it is read back.
+        if url.as_str().len() > MAX_URL_LEN {
+            return Err(InvalidWebhookUrl::TooLong);
+        }
         Ok(Self(url))
     }
 

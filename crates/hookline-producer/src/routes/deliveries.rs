@@ -1,10 +1,6 @@
 //! The event log: `/v1/webhooks/{id}/deliveries` and `/v1/deliveries/{id}`.
 
-use axum::{
-    Router,
-    extract::{Path, Query},
-    routing::get,
-};
+use axum::{Router, extract::Path, routing::get};
 use hookline_core::{DeliveryId, DeliveryState, format_timestamp};
 use hookline_store::{Attempt, Delivery, DeliveryFilter};
 use serde::{Deserialize, Serialize};
@@ -14,7 +10,11 @@ use super::{
     page::{Page, PageQuery},
     webhooks::{tenant, webhook_id},
 };
-use crate::{ApiError, auth::Caller, json::AppJson};
+use crate::{
+    ApiError,
+    auth::Caller,
+    json::{AppJson, AppQuery},
+};
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
     Router::new()
@@ -159,7 +159,7 @@ async fn query_page(state: &State, filter: &DeliveryFilter, page: &PageQuery) ->
 async fn list(
     state: State,
     caller: Caller,
-    Query(query): Query<DeliveryQuery>,
+    AppQuery(query): AppQuery<DeliveryQuery>,
 ) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
     let filter = query.filter(&caller)?;
     Ok(AppJson(query_page(&state, &filter, &query.page()).await?))
@@ -170,7 +170,7 @@ async fn list_for_webhook(
     state: State,
     caller: Caller,
     Path(id): Path<String>,
-    Query(query): Query<DeliveryQuery>,
+    AppQuery(query): AppQuery<DeliveryQuery>,
 ) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
     let id = webhook_id(&id)?;
     if state.store.get_webhook(id, caller.scope()).await?.is_none() {

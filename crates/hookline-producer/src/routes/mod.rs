@@ -54,6 +54,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
     Router::new()
         .nest("/v1", v1)
         .merge(health::router())
+        .route("/openapi.json", axum::routing::get(openapi))
         .fallback(|| async { crate::ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(TraceLayer::new_for_http())
@@ -67,4 +68,11 @@ impl AppState {
     pub(crate) fn publisher(&self) -> Result<Publisher, crate::ApiError> {
         self.broker.get().ok_or_else(crate::ApiError::broker_unavailable)
     }
+}
+
+/// `GET /openapi.json`: the API's OpenAPI document (open, like the health
+/// routes: it describes the API, it grants nothing).
+async fn openapi() -> crate::json::AppJson<&'static serde_json::Value> {
+    static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
+    crate::json::AppJson(DOCUMENT.get_or_init(crate::openapi::document))
 }

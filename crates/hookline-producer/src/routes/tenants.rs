@@ -3,7 +3,7 @@
 
 use axum::{
     Router,
-    extract::{Path, Query},
+    extract::Path,
     routing::{delete, get, post},
 };
 use hookline_core::{TenantId, format_timestamp};
@@ -14,7 +14,11 @@ use super::{
     State,
     page::{Page, PageQuery},
 };
-use crate::{ApiError, auth::Caller, json::AppJson};
+use crate::{
+    ApiError,
+    auth::Caller,
+    json::{AppJson, AppQuery},
+};
 
 /// Longest lifetime of a tenant token: they are meant to be short-lived.
 const MAX_TOKEN_TTL_SECS: i64 = 24 * 60 * 60;
@@ -55,7 +59,7 @@ impl From<TenantSummary> for TenantDto {
 async fn list(
     state: State,
     caller: Caller,
-    Query(query): Query<PageQuery>,
+    AppQuery(query): AppQuery<PageQuery>,
 ) -> Result<AppJson<Page<TenantDto>>, ApiError> {
     caller.require_admin()?;
     let limit = query.limit()?;

@@ -4,12 +4,7 @@
 //! generated (none given at creation, or a rotation without one) is shown in
 //! full, once, in the answer to the call that generated it.
 
-use axum::{
-    Router,
-    extract::{Path, Query},
-    http::StatusCode,
-    routing::get,
-};
+use axum::{Router, extract::Path, http::StatusCode, routing::get};
 use hookline_core::{
     EventFilters, SignatureScheme, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl, format_timestamp,
 };
@@ -23,7 +18,7 @@ use super::{
 use crate::{
     ApiError,
     auth::Caller,
-    json::{AppJson, OptionalJson},
+    json::{AppJson, AppQuery, OptionalJson},
 };
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
@@ -232,7 +227,7 @@ async fn create(
 async fn list(
     state: State,
     caller: Caller,
-    Query(query): Query<PageQuery>,
+    AppQuery(query): AppQuery<PageQuery>,
 ) -> Result<AppJson<Page<WebhookDto>>, ApiError> {
     let limit = query.limit()?;
     let tenant = caller.tenant_for_read(tenant(query.tenant.as_deref())?)?;
