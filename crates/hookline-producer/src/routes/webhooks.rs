@@ -140,6 +140,14 @@ fn generated_token() -> Result<SigningToken, ApiError> {
     Ok(SigningToken::parse(&hookline_core::new_secret(random)).expect("a generated secret is a valid token"))
 }
 
+/// The token given, or a generated one; the flag says it was generated.
+fn given_or_generated(raw: Option<&str>) -> Result<(SigningToken, bool), ApiError> {
+    match raw {
+        Some(raw) => Ok((token(raw)?, false)),
+        None => Ok((generated_token()?, true)),
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 #[error("the operating system gave no randomness")]
 struct NoRandomness;
@@ -165,10 +173,7 @@ impl CreateWebhook {
     fn into_new(self, caller: &Caller) -> Result<(NewWebhook, bool), ApiError> {
         let body = self;
         let scheme = body.signature_scheme.as_deref().map(scheme).transpose()?.unwrap_or_default();
-        let (token, generated) = match body.token.as_deref() {
-            Some(raw) => (token(raw)?, false),
-            None => (generated_token()?, true),
-        };
+        let (token, generated) = given_or_generated(body.token.as_deref())?;
         check_scheme_token(scheme, &token)?;
         let new = NewWebhook {
             tenant: caller.tenant_for_write(tenant(body.tenant.as_deref())?)?,
@@ -398,10 +403,7 @@ async fn rotate_token(
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
         return Err(ApiError::invalid_field("graceSeconds", format!("must be 0 to {MAX_GRACE_SECONDS} (a week)")));
     }
-    let (new_token, generated) = match body.token.as_deref() {
-        Some(raw) => (token(raw)?, false),
-        None => (generated_token()?, true),
-    };
+    let (new_token, generated) = given_or_generated(body.token.as_deref())?;
     let current = state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     check_scheme_token(current.scheme, &new_token)?;
     if new_token == current.token {
