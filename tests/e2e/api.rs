@@ -215,6 +215,6 @@ async fn openapi_document_matches_the_router() {
             operations += 1;
         }
     }
-    assert_eq!(operations, 18, "every operation is listed");
+    assert_eq!(operations, 19, "every operation is listed");
     app.stop().await;
 }

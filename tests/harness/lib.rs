@@ -51,7 +51,7 @@ pub struct Response {
     pub status: u16,
     /// The `Content-Type` header.
     pub content_type: String,
-    /// The body, parsed (Null when empty).
+    /// The body, parsed (Null when empty; a string when it is not JSON).
     pub body: Value,
 }
 
@@ -174,7 +174,13 @@ impl TestApp {
             .unwrap_or_default()
             .to_owned();
         let bytes = response.bytes().await.expect("a body");
-        let body = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).expect("a JSON body") };
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else if content_type.contains("json") {
+            serde_json::from_slice(&bytes).expect("a JSON body")
+        } else {
+            Value::String(String::from_utf8_lossy(&bytes).into_owned())
+        };
         Response { status, content_type, body }
     }
 

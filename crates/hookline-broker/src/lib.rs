@@ -22,6 +22,7 @@ pub mod message;
 pub mod publisher;
 pub mod settings;
 pub mod topology;
+pub mod trace;
 
 pub use consumer::{Ack, Consumed, Message};
 pub use error::{Error, Result};

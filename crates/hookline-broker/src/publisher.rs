@@ -2,13 +2,15 @@
 //!
 //! Every publish is `mandatory` (an unroutable message comes back instead of
 //! vanishing) and persistent, and is awaited until the broker confirms it:
-//! a caller that gets `Ok` knows the message is safely queued.
+//! a caller that gets `Ok` knows the message is safely queued. Every publish
+//! carries the current trace context in its headers ([`crate::trace`]).
 
 use futures_util::future::try_join_all;
 use hookline_core::{DeliveryId, WebhookId};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, PublisherConfirm,
-    options::{BasicPublishOptions, ConfirmSelectOptions},
+    options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
+    types::{AMQPValue, FieldTable},
 };
 
 use crate::{DeliveryMessage, Error, EventMessage, Result, Topology, topology::tier_for};
@@ -16,11 +18,18 @@ use crate::{DeliveryMessage, Error, EventMessage, Result, Topology, topology::ti
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 
+/// Header of an event published by the producer: when it was accepted, in
+/// Unix milliseconds (the start of its ingest → delivery latency).
+pub const INGESTED_AT_HEADER: &str = "x-hookline-ingested-ms";
+
 /// A confirm-mode channel and the topology it publishes into. Cheap to clone;
 /// clones share the channel.
 #[derive(Clone, Debug)]
 pub struct Publisher {
     channel: Channel,
+    /// A second channel for passive queue declarations (queue depths): a
+    /// failed one closes its channel, which must not be the publishing one.
+    inspect: Channel,
     topology: Topology,
 }
 
@@ -42,7 +51,8 @@ impl Publisher {
     pub async fn open(connection: &Connection, topology: Topology) -> Result<Self> {
         let channel = connection.create_channel().await?;
         channel.confirm_select(ConfirmSelectOptions::default()).await?;
-        Ok(Self { channel, topology })
+        let inspect = connection.create_channel().await?;
+        Ok(Self { channel, inspect, topology })
     }
 
     /// Declares the topology on this publisher's channel (idempotent).
@@ -53,7 +63,20 @@ impl Publisher {
     /// Closes the channel (before closing the connection, so the broker sees
     /// an orderly shutdown).
     pub async fn close(&self) -> Result<()> {
+        let _ = self.inspect.close(200, "closing".into()).await;
         Ok(self.channel.close(200, "closing".into()).await?)
+    }
+
+    /// The number of ready messages in every queue of the topology, by role
+    /// (`dispatch`, `deliveries`, `retries`, `parked`, `delay.<ms>`).
+    pub async fn queue_depths(&self) -> Result<Vec<(String, u32)>> {
+        let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+        let mut depths = Vec::new();
+        for (role, name) in self.topology.queues() {
+            let queue = self.inspect.queue_declare(name.into(), passive, FieldTable::default()).await?;
+            depths.push((role, queue.message_count()));
+        }
+        Ok(depths)
     }
 
     /// The topology this publisher targets.
@@ -74,14 +97,26 @@ impl Publisher {
         props: BasicProperties,
     ) -> Result<PublisherConfirm> {
         let options = BasicPublishOptions { mandatory: true, ..BasicPublishOptions::default() };
-        let props = props.with_delivery_mode(PERSISTENT).with_content_type("application/json".into());
+        let mut headers = crate::trace::current_headers();
+        if let Some(given) = props.headers() {
+            for (k, v) in given.inner() {
+                headers.insert(k.clone(), v.clone());
+            }
+        }
+        let props =
+            props.with_delivery_mode(PERSISTENT).with_content_type("application/json".into()).with_headers(headers);
         Ok(self.channel.basic_publish(exchange.into(), routing_key.into(), options, body, props).await?)
     }
 
     /// Publishes an event to the events exchange with its type as routing key
     /// and waits for the broker's confirm.
     pub async fn publish_event(&self, message: &EventMessage) -> Result<()> {
-        let mut props = BasicProperties::default();
+        let mut headers = FieldTable::default();
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+        headers.insert(INGESTED_AT_HEADER.into(), AMQPValue::LongLongInt(now_ms));
+        let mut props = BasicProperties::default().with_headers(headers);
         if let Some(id) = &message.id {
             props = props.with_message_id(id.clone().into());
         }

@@ -94,6 +94,19 @@ impl Topology {
         format!("{}.parked", self.namespace)
     }
 
+    /// Every queue with a short role name for metrics: `dispatch`,
+    /// `deliveries`, `retries`, `parked`, `delay.<ms>`.
+    pub fn queues(&self) -> Vec<(String, String)> {
+        let mut queues = vec![
+            ("dispatch".to_owned(), self.dispatch_queue()),
+            ("deliveries".to_owned(), self.deliveries_queue()),
+            ("retries".to_owned(), self.retries_queue()),
+            ("parked".to_owned(), self.parked_queue()),
+        ];
+        queues.extend(TIERS_MS.iter().map(|ms| (format!("delay.{ms}"), self.tier_queue(*ms))));
+        queues
+    }
+
     /// The delay tier queue holding messages for `ms` milliseconds.
     pub fn tier_queue(&self, ms: u64) -> String {
         format!("{}.delay.{ms}", self.namespace)

@@ -85,7 +85,10 @@ async fn run() -> anyhow::Result<()> {
     let vars: hookline_core::config::Vars = std::env::vars().collect();
     let producer_settings = hookline_producer::Settings::from_vars(&vars).context("invalid configuration")?;
     let worker_settings = hookline_worker::Settings::from_vars(&vars).context("invalid configuration")?;
-    let _telemetry = hookline_telemetry::init(&producer_settings.telemetry).context("starting telemetry")?;
+    // One process, one service name: `hookline` unless OTEL_SERVICE_NAME says.
+    let telemetry = hookline_telemetry::TelemetrySettings::from_lookup(|name| vars.get(name), "hookline")
+        .context("invalid configuration")?;
+    let _telemetry = hookline_telemetry::init(&telemetry).context("starting telemetry")?;
     let shutdown = CancellationToken::new();
     tokio::spawn(hookline_telemetry::cancel_on_signal(shutdown.clone()));
     let producer = hookline_producer::run(&producer_settings, shutdown.clone());

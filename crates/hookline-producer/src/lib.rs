@@ -13,11 +13,13 @@
 //! - `json`: the JSON extractors that route rejections through [`ApiError`].
 //! - `destination`: refusing webhook URLs that point inward (SSRF).
 //! - `openapi`: the OpenAPI document served at `/openapi.json`.
+//! - `metrics`: request spans and counts, and `/metrics`.
 
 mod auth;
 mod destination;
 pub mod error;
 mod json;
+mod metrics;
 mod openapi;
 mod routes;
 pub mod settings;

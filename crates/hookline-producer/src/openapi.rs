@@ -193,7 +193,8 @@ fn schemas() -> Value {
                 })),
                 "responseExcerpt": nullable(string()),
                 "retryReason": nullable(string()),
-                "nextAttemptAt": nullable(time())
+                "nextAttemptAt": nullable(time()),
+                "traceId": nullable(json!({"type": "string", "pattern": "^[0-9a-f]{32}$"}))
             }
         },
         "DeliveryDetail": {
@@ -330,6 +331,12 @@ pub(crate) fn document() -> Value {
                 "get": {
                     "operationId": "healthz", "security": [],
                     "responses": {"200": {"description": "Alive"}}
+                }
+            },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics", "security": [],
+                    "responses": {"200": {"description": "Prometheus text, or OpenMetrics when asked for"}}
                 }
             },
             "/readyz": {

@@ -100,7 +100,7 @@ fn api_keys(vars: &Vars) -> Result<Vec<Secret>, ConfigError> {
 }
 
 fn telemetry_from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
-    TelemetrySettings::from_values(vars.get("HOOKLINE_LOG_FORMAT"), vars.get("RUST_LOG"))
+    TelemetrySettings::from_lookup(|name| vars.get(name), "hookline-producer")
         .map_err(|e| ConfigError::new("HOOKLINE_LOG_FORMAT", e))
 }
 

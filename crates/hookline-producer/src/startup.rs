@@ -126,6 +126,7 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
             max_webhooks_per_tenant: settings.max_webhooks_per_tenant,
             recover_rate_per_sec: settings.recover_rate_per_sec,
             allowed_networks: settings.allowed_networks.clone(),
+            metrics: crate::metrics::ProducerMetrics::default(),
         },
         connection,
         max_body_bytes: settings.max_body_bytes,

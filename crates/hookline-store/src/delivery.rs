@@ -35,6 +35,9 @@ pub struct DeliveryJob {
     pub previous_token: Option<(SigningToken, OffsetDateTime)>,
     /// How to sign.
     pub scheme: SignatureScheme,
+    /// When the event was accepted (or, published straight to the exchange,
+    /// dispatched): where its ingest → delivery latency starts.
+    pub ingested_at: OffsetDateTime,
     /// Whether the webhook still receives events.
     pub active: bool,
     /// The webhook's health.
@@ -105,6 +108,8 @@ pub struct Attempt {
     pub retry_reason: Option<String>,
     /// When that attempt is due.
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// The attempt's trace, when tracing was on.
+    pub trace_id: Option<String>,
 }
 
 /// An attempt to record.
@@ -130,6 +135,8 @@ pub struct NewAttempt {
     pub error_message: Option<String>,
     /// The first bytes of the response body.
     pub response_excerpt: Option<String>,
+    /// The attempt's trace id (32 hex digits), when tracing was on.
+    pub trace_id: Option<String>,
 }
 
 /// What a failure decision is made from, read under the row locks.
@@ -214,6 +221,7 @@ fn attempt_from_row(row: &Row) -> Result<Attempt> {
         response_excerpt: row.try_get("response_excerpt")?,
         retry_reason: row.try_get("retry_reason")?,
         next_attempt_at: row.try_get("next_attempt_at")?,
+        trace_id: row.try_get("trace_id")?,
     })
 }
 
@@ -229,7 +237,8 @@ impl Store {
             .query_opt(
                 "SELECT d.id, d.state, d.attempt_count, d.event_id, d.event_type, e.body,
                         w.id AS webhook_id, w.url, w.token, w.active, w.status, w.signature_scheme,
-                        w.previous_token, w.previous_token_expires_at
+                        w.previous_token, w.previous_token_expires_at,
+                        COALESCE(e.ingested_at, e.received_at) AS ingested_at
                  FROM deliveries d
                  JOIN events e ON e.tenant = d.tenant AND e.id = d.event_id
                  JOIN webhooks w ON w.id = d.webhook_id
@@ -259,6 +268,7 @@ impl Store {
             token: self.keys.open(webhook_id, row.try_get("token")?)?,
             previous_token,
             scheme: SignatureScheme::parse(row.try_get("signature_scheme")?).map_err(|e| bad(&e))?,
+            ingested_at: row.try_get("ingested_at")?,
             active: row.try_get("active")?,
             status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
         }))
@@ -281,8 +291,8 @@ impl Store {
                     RETURNING id, webhook_id, attempt_count
                  ), a AS (
                     INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms,
-                                          status_code, error_kind, error_message, response_excerpt)
-                    SELECT $3, d.id, d.attempt_count, $4, $5, $6, $7, $8, $9, $10, $11 FROM d
+                                          status_code, error_kind, error_message, response_excerpt, trace_id)
+                    SELECT $3, d.id, d.attempt_count, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM d
                     RETURNING attempt_no
                  ), w AS (
                     UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
@@ -305,6 +315,7 @@ impl Store {
                     &attempt.error_kind,
                     &attempt.error_message,
                     &attempt.response_excerpt,
+                    &attempt.trace_id,
                 ],
             )
             .await?;
@@ -370,8 +381,8 @@ impl Store {
         tx.execute(
             "INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code,
                                    error_kind, error_message, response_excerpt, retry_reason, next_attempt_at,
-                                   failure_count, recorded_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp())",
+                                   failure_count, recorded_at, trace_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp(), $15)",
             &[
                 &attempt.id.as_uuid(),
                 &attempt.delivery_id.as_uuid(),
@@ -387,6 +398,7 @@ impl Store {
                 &reason,
                 &decided.next_attempt_at,
                 &failure_count,
+                &attempt.trace_id,
             ],
         )
         .await?;
@@ -474,7 +486,7 @@ impl Store {
         let attempts = client
             .query(
                 "SELECT id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code, error_kind, error_message,
-                        response_excerpt, retry_reason, next_attempt_at
+                        response_excerpt, retry_reason, next_attempt_at, trace_id
                  FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no",
                 &[&id.as_uuid()],
             )

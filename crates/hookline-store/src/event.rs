@@ -24,6 +24,9 @@ pub struct NewEvent {
     pub body: Vec<u8>,
     /// When the producer says it happened.
     pub triggered_at: OffsetDateTime,
+    /// When the producer accepted it (none for events published straight
+    /// to the exchange).
+    pub ingested_at: Option<OffsetDateTime>,
 }
 
 /// What the caller must publish after [`Store::record_event`].
@@ -54,8 +57,8 @@ impl Store {
         let tx = client.transaction().await?;
         let inserted = tx
             .execute(
-                "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at)
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, id) DO NOTHING",
+                "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, id) DO NOTHING",
                 &[
                     &event.tenant.as_str(),
                     &event.id.as_str(),
@@ -63,6 +66,7 @@ impl Store {
                     &event.body,
                     &event.triggered_at,
                     &now,
+                    &event.ingested_at,
                 ],
             )
             .await?;

@@ -317,3 +317,13 @@ impl Store {
         row.as_ref().map(|r| from_row(&self.keys, r)).transpose()
     }
 }
+
+impl Store {
+    /// How many webhooks are in each health state (states with none are
+    /// left out).
+    pub async fn webhook_counts(&self) -> Result<Vec<(String, i64)>> {
+        let client = self.pool.get().await?;
+        let rows = client.query("SELECT status, count(*) FROM webhooks GROUP BY status", &[]).await?;
+        rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect()
+    }
+}

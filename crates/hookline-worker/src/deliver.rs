@@ -5,11 +5,17 @@
 //! faults (Postgres or the broker unreachable) hand the message back.
 //! Retries wait in the broker's delay tiers, never here: a message that
 //! arrives before it is due is sent through the next tier.
+//!
+//! Each message is handled in a `delivery` span whose parent is the trace
+//! context the message carries; when a request is made the span is named
+//! `attempt` and carries the webhook id, attempt number, status code or
+//! error, and the retry reason. Its trace id is recorded with the attempt.
 
 use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
 use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, WebhookId, decide};
 use hookline_store::{Decided, NewAttempt};
 use time::OffsetDateTime;
+use tracing::{Instrument, field::Empty};
 
 use crate::{consume::Settle, fairness::defer_delay, http, startup::Context};
 
@@ -32,6 +38,7 @@ fn jitter_sample() -> f64 {
 /// tier, freeing this worker slot for other webhooks.
 async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
+    ctx.metrics.deferrals.inc(&[]);
     let delay = defer_delay(msg.deferrals());
     let later = msg.deferred(now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)));
     tracing::debug!(delay_ms = delay.as_millis(), "webhook at its in-flight cap; deferring");
@@ -41,9 +48,27 @@ async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
     }
 }
 
-/// Handles one delivery message (first attempt, due retry, manual or recover).
-#[tracing::instrument(skip_all, fields(delivery_id = tracing::field::Empty, webhook_id = tracing::field::Empty, trigger = tracing::field::Empty))]
+/// Handles one delivery message (first attempt, due retry, manual or
+/// recover) in a span that continues the message's trace.
 pub async fn handle(ctx: &Context, message: Message) -> Settle {
+    let _in_flight = crate::metrics::InFlightGuard::new(&ctx.metrics.in_flight);
+    let span = tracing::info_span!(
+        "delivery",
+        otel.name = "delivery",
+        delivery_id = Empty,
+        webhook_id = Empty,
+        trigger = Empty,
+        attempt_no = Empty,
+        http.response.status_code = Empty,
+        error.kind = Empty,
+        retry_reason = Empty,
+        outcome = Empty,
+    );
+    hookline_broker::trace::continue_trace(&span, &message.properties);
+    handle_in_span(ctx, message).instrument(span).await
+}
+
+async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let msg = match DeliveryMessage::decode(&message.body) {
         Ok(msg) => msg,
         Err(e) => {
@@ -102,16 +127,22 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     if !job.active {
         // Nothing is sent to an inactive webhook; an automatic attempt is
         // logged as skipped, a manual one changes nothing.
-        if trigger == Trigger::Scheduled
-            && let Err(e) = ctx.store.set_delivery_state(id, DeliveryState::Skipped, now).await
-        {
-            return ctx.infrastructure_fault("skipping delivery", &e).await;
+        if trigger == Trigger::Scheduled {
+            if let Err(e) = ctx.store.set_delivery_state(id, DeliveryState::Skipped, now).await {
+                return ctx.infrastructure_fault("skipping delivery", &e).await;
+            }
+            ctx.metrics.deliveries.inc(&["skipped"]);
+            span.record("outcome", "skipped");
         }
         return Settle::Ack;
     }
     if job.status == HealthStatus::Suspended && !trigger.overrides_suspension() {
         return match ctx.store.set_delivery_state(id, DeliveryState::Suspended, now).await {
-            Ok(()) => Settle::Ack,
+            Ok(()) => {
+                ctx.metrics.deliveries.inc(&["suspended"]);
+                span.record("outcome", "suspended");
+                Settle::Ack
+            }
             Err(e) => ctx.infrastructure_fault("holding delivery of a suspended webhook", &e).await,
         };
     }
@@ -138,7 +169,16 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         body: &job.body,
         allow: &ctx.allowed_networks,
     };
+    span.record("otel.name", "attempt");
     let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
+    ctx.metrics.attempt(&attempted.outcome, attempted.duration_ms);
+    if let Some(status) = attempted.outcome.status() {
+        span.record("http.response.status_code", status);
+    }
+    if let Some(kind) = attempted.outcome.error_kind() {
+        span.record("error.kind", kind);
+    }
+    let trace_id = hookline_broker::trace::trace_id(&span);
     let attempt = NewAttempt {
         id: AttemptId::from_uuid(uuid::Uuid::now_v7()),
         delivery_id: id,
@@ -150,11 +190,19 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         error_kind: attempted.outcome.error_kind().map(str::to_owned),
         error_message: attempted.error_message.clone(),
         response_excerpt: attempted.response_excerpt.clone(),
+        trace_id: trace_id.clone(),
     };
 
     if attempted.outcome.is_success() {
         return match ctx.store.record_success(&attempt, OffsetDateTime::now_utc()).await {
             Ok(attempt_no) => {
+                span.record("attempt_no", attempt_no);
+                span.record("outcome", "delivered");
+                if job.state != DeliveryState::Delivered {
+                    ctx.metrics.deliveries.inc(&["delivered"]);
+                    let latency = (OffsetDateTime::now_utc() - job.ingested_at).as_seconds_f64().max(0.0);
+                    ctx.metrics.delivery_latency.observe(&[], latency, trace_id.as_deref());
+                }
                 tracing::info!(
                     attempt_no,
                     status = attempt.status_code,
@@ -203,6 +251,21 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
         Err(e) => return ctx.infrastructure_fault("recording attempt", &e).await,
     };
     let health = recorded.decided.health;
+    span.record("attempt_no", recorded.attempt_no);
+    span.record("outcome", recorded.decided.next.state().as_str());
+    match &recorded.decided.next {
+        Next::Retry { reason, .. } => {
+            span.record("retry_reason", reason.as_str());
+            ctx.metrics.retries_scheduled.inc(&[]);
+        }
+        Next::Stop { state, reason } => {
+            span.record("retry_reason", reason.as_str());
+            if matches!(state, DeliveryState::Failed | DeliveryState::Suspended) && !job.state.is_terminal() {
+                ctx.metrics.deliveries.inc(&[state.as_str()]);
+            }
+        }
+        Next::Delivered => {}
+    }
     tracing::info!(
         attempt_no = recorded.attempt_no,
         status = attempt.status_code,

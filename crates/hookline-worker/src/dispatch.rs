@@ -12,6 +12,7 @@ use hookline_core::{
 };
 use hookline_store::{Dispatch, NewEvent};
 use time::OffsetDateTime;
+use tracing::{Instrument, field::Empty};
 
 use crate::{consume::Settle, startup::Context};
 
@@ -64,12 +65,30 @@ pub fn parse(message: &Message, now: OffsetDateTime) -> Result<NewEvent, Invalid
         None => TenantId::default(),
     };
     let body = Event::new(event_type.clone(), envelope.data, triggered_at).to_body();
-    Ok(NewEvent { tenant, id, event_type, body, triggered_at })
+    Ok(NewEvent { tenant, id, event_type, body, triggered_at, ingested_at: ingested_at(message) })
 }
 
-/// Handles one event message.
-#[tracing::instrument(skip_all, fields(event_id = tracing::field::Empty, event_type = tracing::field::Empty))]
+/// When the producer accepted the event (its header), if it says.
+fn ingested_at(message: &Message) -> Option<OffsetDateTime> {
+    let headers = message.properties.headers().as_ref()?;
+    let (_, value) =
+        headers.inner().iter().find(|(k, _)| k.as_str() == hookline_broker::publisher::INGESTED_AT_HEADER)?;
+    let ms = match value {
+        hookline_broker::lapin::types::AMQPValue::LongLongInt(ms) => *ms,
+        _ => return None,
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// Handles one event message, in a `dispatch` span that continues the trace
+/// the message carries (the ingest request's, or a direct publisher's).
 pub async fn handle(ctx: &Context, message: Message) -> Settle {
+    let span = tracing::info_span!("dispatch", event_id = Empty, event_type = Empty, deliveries = Empty);
+    hookline_broker::trace::continue_trace(&span, &message.properties);
+    handle_in_span(ctx, message).instrument(span).await
+}
+
+async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let now = OffsetDateTime::now_utc();
     let event = match parse(&message, now) {
         Ok(event) => event,
@@ -102,6 +121,9 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     if let Err(e) = ctx.store.mark_dispatched(&event.tenant, &event.id, OffsetDateTime::now_utc()).await {
         return ctx.infrastructure_fault("marking event dispatched", &e).await;
     }
+    ctx.metrics.events_dispatched.inc(&[]);
+    ctx.metrics.deliveries_created.add(&[], u64::try_from(ids.len()).unwrap_or(u64::MAX));
+    span.record("deliveries", ids.len());
     tracing::debug!(deliveries = ids.len(), "event dispatched");
     Settle::Ack
 }

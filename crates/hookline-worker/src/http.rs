@@ -22,6 +22,7 @@ use reqwest::{
     header,
 };
 use time::OffsetDateTime;
+use tracing::Instrument;
 
 use crate::Settings;
 
@@ -191,7 +192,21 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
     {
         builder = builder.header(name, value);
     }
-    let result = builder.body(request.body.to_vec()).send().await;
+    // The outbound request as a client span, child of the attempt; the URL's
+    // host and path only (a query string may hold the receiver's secrets).
+    let target = url::Url::parse(request.url).ok();
+    let span = tracing::info_span!(
+        "POST",
+        otel.kind = "client",
+        http.request.method = "POST",
+        server.address = target.as_ref().and_then(|u| u.host_str()).unwrap_or_default(),
+        url.path = target.as_ref().map(url::Url::path).unwrap_or_default(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let result = builder.body(request.body.to_vec()).send().instrument(span.clone()).await;
+    if let Ok(response) = &result {
+        span.record("http.response.status_code", response.status().as_u16());
+    }
     let elapsed = |started: Instant| i32::try_from(started.elapsed().as_millis()).unwrap_or(i32::MAX);
     match result {
         Ok(mut response) => {

@@ -16,6 +16,7 @@
 //! - [`deliver`]: a delivery message → sign, POST, record the attempt.
 //! - [`fairness`]: the per-webhook in-flight cap.
 //! - [`http`]: the outbound HTTP client and one attempt over it.
+//! - [`metrics`]: what a worker counts, served at `/metrics`.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 mod consume;
@@ -23,6 +24,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod fairness;
 pub mod http;
+pub mod metrics;
 pub mod settings;
 pub mod startup;
 

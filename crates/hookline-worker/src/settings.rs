@@ -114,7 +114,7 @@ impl Settings {
 }
 
 fn telemetry_from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
-    TelemetrySettings::from_values(vars.get("HOOKLINE_LOG_FORMAT"), vars.get("RUST_LOG"))
+    TelemetrySettings::from_lookup(|name| vars.get(name), "hookline-worker")
         .map_err(|e| ConfigError::new("HOOKLINE_LOG_FORMAT", e))
 }
 

@@ -36,6 +36,8 @@ pub struct Context {
     pub in_flight: crate::fairness::InFlight,
     /// Private ranges deliveries may go to anyway.
     pub allowed_networks: hookline_core::AllowList,
+    /// What this worker counts (served at `/metrics`).
+    pub metrics: crate::metrics::WorkerMetrics,
 }
 
 impl Context {
@@ -132,12 +134,22 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         request_timeout: settings.request_timeout,
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
         allowed_networks: settings.allowed_networks.clone(),
+        metrics: crate::metrics::WorkerMetrics::default(),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }
 
 async fn healthz() -> &'static str {
     "ok"
+}
+
+async fn metrics(
+    State(ctx): State<Arc<Context>>,
+    headers: axum::http::HeaderMap,
+) -> ([(axum::http::header::HeaderName, &'static str); 1], String) {
+    use hookline_telemetry::metrics::Format;
+    let format = Format::negotiate(headers.get(axum::http::header::ACCEPT).and_then(|v| v.to_str().ok()));
+    ([(axum::http::header::CONTENT_TYPE, format.content_type())], ctx.metrics.registry.render(format))
 }
 
 async fn readyz(State(ctx): State<Arc<Context>>) -> StatusCode {
@@ -164,8 +176,11 @@ impl Worker {
     /// connection (which hands anything unfinished back to the broker).
     pub async fn run_until_stopped(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self { settings, ctx, mut connection, topology, listener } = self;
-        let health =
-            Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz)).with_state(ctx.clone());
+        let health = Router::new()
+            .route("/healthz", get(healthz))
+            .route("/readyz", get(readyz))
+            .route("/metrics", get(metrics))
+            .with_state(ctx.clone());
         let health_stop = shutdown.clone();
         let health_task = tokio::spawn(async move {
             axum::serve(listener, health).with_graceful_shutdown(health_stop.cancelled_owned()).await

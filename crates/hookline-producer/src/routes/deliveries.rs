@@ -70,6 +70,8 @@ struct AttemptDto {
     response_excerpt: Option<String>,
     retry_reason: Option<String>,
     next_attempt_at: Option<String>,
+    /// The attempt's trace (look it up in Tempo/Grafana), when tracing was on.
+    trace_id: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -92,6 +94,7 @@ impl From<Attempt> for AttemptDto {
             response_excerpt: a.response_excerpt,
             retry_reason: a.retry_reason,
             next_attempt_at: a.next_attempt_at.map(format_timestamp),
+            trace_id: a.trace_id,
         }
     }
 }

@@ -55,6 +55,7 @@ async fn ingest(
         tracing::error!(error.message = %e, event_id = %id, "publish failed");
         return Err(ApiError::broker_unavailable());
     }
+    state.metrics.events_ingested.inc(&[]);
     tracing::debug!(event_id = %id, event_type = %event_type, "event accepted");
     Ok((StatusCode::ACCEPTED, AppJson(Accepted { id: id.to_string() })))
 }

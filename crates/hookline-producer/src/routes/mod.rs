@@ -12,7 +12,6 @@ use std::sync::Arc;
 use axum::{Router, extract::DefaultBodyLimit};
 use hookline_broker::Publisher;
 use hookline_store::Store;
-use tower_http::trace::TraceLayer;
 
 /// The current confirm-mode publisher; empty while the broker connection is
 /// down (the supervisor in `startup` fills it again on reconnect).
@@ -40,6 +39,8 @@ pub(crate) struct AppState {
     pub(crate) recover_rate_per_sec: u32,
     /// Ranges webhook URLs may point into although they are private.
     pub(crate) allowed_networks: hookline_core::AllowList,
+    /// What the producer counts (served at `/metrics`).
+    pub(crate) metrics: crate::metrics::ProducerMetrics,
 }
 
 /// The whole API.
@@ -55,9 +56,10 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .nest("/v1", v1)
         .merge(health::router())
         .route("/openapi.json", axum::routing::get(openapi))
+        .route("/metrics", axum::routing::get(crate::metrics::render))
         .fallback(|| async { crate::ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
         .with_state(state)
 }
 

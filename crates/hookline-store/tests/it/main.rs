@@ -41,6 +41,7 @@ fn event(tenant: &str, id: &str, event_type: &str) -> NewEvent {
         event_type: EventType::parse(event_type).expect("type"),
         body: br#"{"event":"x"}"#.to_vec(),
         triggered_at: OffsetDateTime::now_utc(),
+        ingested_at: None,
     }
 }
 
@@ -134,6 +135,7 @@ fn attempt(delivery_id: DeliveryId, status: Option<i32>) -> NewAttempt {
         error_kind: status.is_none().then(|| "connect".to_owned()),
         error_message: None,
         response_excerpt: None,
+        trace_id: None,
     }
 }
 

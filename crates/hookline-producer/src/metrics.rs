@@ -1,0 +1,136 @@
+//! What the producer counts, served (openly) at `/metrics`.
+//!
+//! Requests are counted by route template (`/v1/webhooks/{id}`), never by
+//! the path a client sent. The webhook-state and queue-depth gauges are read
+//! fresh at each scrape: a count per state from Postgres, a passive declare
+//! per queue from RabbitMQ, each bounded by a short timeout.
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    http::{HeaderMap, header},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use hookline_telemetry::metrics::{Counter, Format, Gauge, Histogram, LATENCY_BUCKETS, Registry};
+use opentelemetry::trace::TraceContextExt as _;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+use crate::routes::AppState;
+
+/// How long a scrape waits for Postgres or RabbitMQ.
+const GAUGE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The producer's metric families.
+#[derive(Debug, Clone)]
+pub(crate) struct ProducerMetrics {
+    pub(crate) registry: Registry,
+    /// Events accepted by `POST /v1/events`.
+    pub(crate) events_ingested: Arc<Counter>,
+    requests: Arc<Counter>,
+    request_duration: Arc<Histogram>,
+    webhooks: Arc<Gauge>,
+    queue_depth: Arc<Gauge>,
+}
+
+impl Default for ProducerMetrics {
+    fn default() -> Self {
+        let mut r = Registry::default();
+        Self {
+            events_ingested: r.counter(
+                "hookline_events_ingested_total",
+                "Events accepted by POST /v1/events (confirmed by the broker).",
+                &[],
+            ),
+            requests: r.counter(
+                "hookline_http_requests_total",
+                "API requests by route template, method and status.",
+                &["route", "method", "status"],
+            ),
+            request_duration: r.histogram(
+                "hookline_http_request_duration_seconds",
+                "API request durations by route template and method.",
+                &["route", "method"],
+                LATENCY_BUCKETS,
+            ),
+            webhooks: r.gauge("hookline_webhooks", "Webhooks by health state.", &["status"]),
+            queue_depth: r.gauge("hookline_queue_depth", "Ready messages per queue.", &["queue"]),
+            registry: r,
+        }
+    }
+}
+
+/// Reads a W3C `traceparent` (and `tracestate`) from request headers.
+struct HttpHeaders<'a>(&'a HeaderMap);
+
+impl opentelemetry::propagation::Extractor for HttpHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(header::HeaderName::as_str).collect()
+    }
+}
+
+/// The route template of a request, or `unmatched` (404s must not create a
+/// series per path a scanner tries).
+fn route_of(request: &Request) -> String {
+    request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
+}
+
+/// Wraps every request: a server span (continuing a `traceparent` the
+/// client sent) and the request count and duration.
+pub(crate) async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
+    let route = route_of(&request);
+    let method = request.method().as_str().to_owned();
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{method} {route}"),
+        otel.kind = "server",
+        http.request.method = method.as_str(),
+        http.route = route.as_str(),
+        http.response.status_code = tracing::field::Empty,
+    );
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HttpHeaders(request.headers())));
+    if parent.span().span_context().is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    let started = std::time::Instant::now();
+    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let status = response.status().as_u16();
+    span.record("http.response.status_code", status);
+    let m = &state.metrics;
+    m.requests.inc(&[&route, &method, &status.to_string()]);
+    m.request_duration.observe(&[&route, &method], started.elapsed().as_secs_f64(), None);
+    response
+}
+
+/// `GET /metrics`.
+pub(crate) async fn render(State(state): State<Arc<AppState>>, headers: HeaderMap) -> impl IntoResponse {
+    let m = &state.metrics;
+    match tokio::time::timeout(GAUGE_TIMEOUT, state.store.webhook_counts()).await {
+        Ok(Ok(counts)) => {
+            for status in ["healthy", "unhealthy", "suspended"] {
+                let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
+                m.webhooks.set(&[status], n as f64);
+            }
+        }
+        Ok(Err(e)) => tracing::warn!(error.message = %e, "metrics: cannot count webhooks"),
+        Err(_) => tracing::warn!("metrics: counting webhooks timed out"),
+    }
+    if let Some(publisher) = state.broker.get() {
+        match tokio::time::timeout(GAUGE_TIMEOUT, publisher.queue_depths()).await {
+            Ok(Ok(depths)) => {
+                for (queue, n) in depths {
+                    m.queue_depth.set(&[&queue], f64::from(n));
+                }
+            }
+            Ok(Err(e)) => tracing::warn!(error.message = %e, "metrics: cannot read queue depths"),
+            Err(_) => tracing::warn!("metrics: reading queue depths timed out"),
+        }
+    }
+    let format = Format::negotiate(headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()));
+    ([(header::CONTENT_TYPE, format.content_type())], m.registry.render(format))
+}
