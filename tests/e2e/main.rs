@@ -7,5 +7,6 @@ mod faults;
 mod pipeline;
 mod retries;
 mod security;
+mod telemetry;
 mod tenants;
 mod tidy;

@@ -7,13 +7,13 @@
 //! arrives before it is due is sent through the next tier.
 //!
 //! Each message is handled in a `delivery` span whose parent is the trace
-//! context the message carries; when a request is made the span is named
-//! `attempt` and carries the webhook id, attempt number, status code or
-//! error, and the retry reason. Its trace id is recorded with the attempt.
+//! context the message carries; a request made is an `attempt` span inside
+//! it (webhook id, attempt number, status code or error, retry reason), with
+//! the outbound `POST` as its child. The trace id is recorded with the attempt.
 
 use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
 use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, WebhookId, decide};
-use hookline_store::{Decided, NewAttempt};
+use hookline_store::{Decided, DeliveryJob, NewAttempt};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
@@ -52,18 +52,8 @@ async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
 /// recover) in a span that continues the message's trace.
 pub async fn handle(ctx: &Context, message: Message) -> Settle {
     let _in_flight = crate::metrics::InFlightGuard::new(&ctx.metrics.in_flight);
-    let span = tracing::info_span!(
-        "delivery",
-        otel.name = "delivery",
-        delivery_id = Empty,
-        webhook_id = Empty,
-        trigger = Empty,
-        attempt_no = Empty,
-        http.response.status_code = Empty,
-        error.kind = Empty,
-        retry_reason = Empty,
-        outcome = Empty,
-    );
+    let span =
+        tracing::info_span!("delivery", delivery_id = Empty, webhook_id = Empty, trigger = Empty, outcome = Empty,);
     hookline_broker::trace::continue_trace(&span, &message.properties);
     handle_in_span(ctx, message).instrument(span).await
 }
@@ -154,6 +144,24 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
     let _slot = slot;
+    let attempt_span = tracing::info_span!(
+        "attempt",
+        delivery_id = %id,
+        webhook_id = %job.webhook_id,
+        trigger = trigger.as_str(),
+        attempt_no = Empty,
+        http.response.status_code = Empty,
+        error.kind = Empty,
+        retry_reason = Empty,
+        outcome = Empty,
+    );
+    attempt(ctx, id, trigger, job, now).instrument(attempt_span).await
+}
+
+/// Signs and POSTs one delivery and records the attempt, the webhook's
+/// health and what comes next, in an `attempt` span.
+async fn attempt(ctx: &Context, id: DeliveryId, trigger: Trigger, job: DeliveryJob, now: OffsetDateTime) -> Settle {
+    let span = tracing::Span::current();
 
     let mut tokens = vec![&job.token];
     if let Some((previous, until)) = &job.previous_token
@@ -169,7 +177,6 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         body: &job.body,
         allow: &ctx.allowed_networks,
     };
-    span.record("otel.name", "attempt");
     let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
     ctx.metrics.attempt(&attempted.outcome, attempted.duration_ms);
     if let Some(status) = attempted.outcome.status() {
