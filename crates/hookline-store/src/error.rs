@@ -67,6 +67,15 @@ impl Error {
         }
     }
 
+    /// True for a deadlock or serialization failure: the transaction was
+    /// rolled back and may simply be run again.
+    pub fn is_conflict(&self) -> bool {
+        match self {
+            Self::Db(e) => e.code().is_some_and(|c| matches!(c.code(), "40P01" | "40001")),
+            _ => false,
+        }
+    }
+
     /// A stored event body that is not JSON (it always is when written).
     pub fn corrupt_body(delivery: impl std::fmt::Display) -> Self {
         Self::corrupt("events", format!("the body of delivery {delivery}'s event is not JSON"))

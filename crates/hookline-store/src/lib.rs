@@ -13,10 +13,13 @@
 //! - [`event`]: recording an event and fanning it out into deliveries.
 //! - [`delivery`]: loading a delivery for an attempt, recording the attempt,
 //!   and the event log.
+//! - [`batch`]: the hot path's group commits: events with their deliveries,
+//!   successful attempts and dispatched marks, many per round trip.
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
 //! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
+pub mod batch;
 pub mod delivery;
 pub mod error;
 pub mod event;
@@ -26,6 +29,7 @@ pub mod settings;
 pub mod tenant;
 pub mod webhook;
 
+pub use batch::{FreshDelivery, Recorded as RecordedEvent};
 pub use delivery::{
     Attempt, Decided, Delivery, DeliveryFilter, DeliveryJob, Facts, NewAttempt, Recorded, RecoverWindow,
 };

@@ -144,9 +144,17 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
     let _slot = slot;
-    let attempt_span = tracing::info_span!(
+    attempt(ctx, trigger, job, now).await
+}
+
+/// Signs and POSTs one delivery and records the attempt, the webhook's
+/// health and what comes next, in an `attempt` span. The caller holds the
+/// webhook's in-flight slot. (Dispatch calls it for first attempts straight
+/// from the event; the deliveries queue for everything else.)
+pub(crate) async fn attempt(ctx: &Context, trigger: Trigger, job: DeliveryJob, now: OffsetDateTime) -> Settle {
+    let span = tracing::info_span!(
         "attempt",
-        delivery_id = %id,
+        delivery_id = %job.id,
         webhook_id = %job.webhook_id,
         trigger = trigger.as_str(),
         attempt_no = Empty,
@@ -155,13 +163,12 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         retry_reason = Empty,
         outcome = Empty,
     );
-    attempt(ctx, id, trigger, job, now).instrument(attempt_span).await
+    attempt_in_span(ctx, trigger, job, now).instrument(span).await
 }
 
-/// Signs and POSTs one delivery and records the attempt, the webhook's
-/// health and what comes next, in an `attempt` span.
-async fn attempt(ctx: &Context, id: DeliveryId, trigger: Trigger, job: DeliveryJob, now: OffsetDateTime) -> Settle {
+async fn attempt_in_span(ctx: &Context, trigger: Trigger, job: DeliveryJob, now: OffsetDateTime) -> Settle {
     let span = tracing::Span::current();
+    let id = job.id;
 
     let mut tokens = vec![&job.token];
     if let Some((previous, until)) = &job.previous_token
@@ -201,7 +208,7 @@ async fn attempt(ctx: &Context, id: DeliveryId, trigger: Trigger, job: DeliveryJ
     };
 
     if attempted.outcome.is_success() {
-        return match ctx.store.record_success(&attempt, OffsetDateTime::now_utc()).await {
+        return match ctx.batches.successes.submit(attempt.clone()).await {
             Ok(attempt_no) => {
                 span.record("attempt_no", attempt_no);
                 span.record("outcome", "delivered");
@@ -210,7 +217,7 @@ async fn attempt(ctx: &Context, id: DeliveryId, trigger: Trigger, job: DeliveryJ
                     let latency = (OffsetDateTime::now_utc() - job.ingested_at).as_seconds_f64().max(0.0);
                     ctx.metrics.delivery_latency.observe(&[], latency, trace_id.as_deref());
                 }
-                tracing::info!(
+                tracing::debug!(
                     attempt_no,
                     status = attempt.status_code,
                     duration_ms = attempt.duration_ms,

@@ -8,20 +8,28 @@
 
 use hookline_broker::{EventMessage, Message};
 use hookline_core::{
-    DeliveryId, Event, EventId, EventType, InvalidEventType, TenantId, parse_timestamp, validate_data,
+    DeliveryState, Event, EventId, EventType, InvalidEventType, TenantId, Trigger, parse_timestamp, validate_data,
 };
-use hookline_store::{Dispatch, NewEvent};
+use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
 use crate::{consume::Settle, startup::Context};
 
-/// How long a dispatch of one event may take (record, publish, mark) before a
-/// second copy of the event treats it as abandoned and publishes itself.
-/// Until then a second copy waits, so two concurrent copies of one event
-/// produce one request per webhook, not two. A dispatch takes milliseconds;
-/// after a worker is killed mid-dispatch its events wait this long.
-pub const DISPATCH_LEASE: time::Duration = time::Duration::seconds(10);
+/// How long a dispatch of one event may take (record, attempt each delivery,
+/// mark) before a second copy of the event treats it as abandoned and
+/// publishes what is still pending. Until then a second copy waits, so two
+/// concurrent copies of one event produce one request per webhook, not two.
+/// A dispatch includes first attempts, so the lease is the request timeout
+/// plus this margin; after a worker is killed mid-dispatch, or an attempt
+/// could not be recorded, the event's pending deliveries wait that long
+/// before going through the deliveries queue.
+pub const DISPATCH_LEASE_MARGIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The dispatch lease for a request timeout.
+pub fn dispatch_lease(request_timeout: std::time::Duration) -> time::Duration {
+    time::Duration::try_from(request_timeout + DISPATCH_LEASE_MARGIN).unwrap_or(time::Duration::MINUTE)
+}
 
 /// Why an event message can never be dispatched.
 #[derive(Debug, thiserror::Error)]
@@ -101,29 +109,91 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     span.record("event_id", tracing::field::display(&event.id));
     span.record("event_type", tracing::field::display(&event.event_type));
 
-    let new_id = || DeliveryId::from_uuid(uuid::Uuid::now_v7());
-    let ids = match ctx.store.record_event(&event, new_id, now, DISPATCH_LEASE).await {
-        Ok(Dispatch::Duplicate) => {
+    let recorded = match ctx.batches.events.submit(event.clone()).await {
+        Ok(recorded) => recorded,
+        Err(e) => return ctx.infrastructure_fault("recording event", &e).await,
+    };
+    let ids = match recorded {
+        RecordedEvent::Fresh(deliveries) => return attempt_fresh(ctx, &event, deliveries).await,
+        RecordedEvent::Seen(seen) => seen,
+    };
+    // Seen before (a redelivery after a crash, or an id sent twice): publish
+    // what is still pending through the deliveries queue.
+    let ids = match ids {
+        Dispatch::Duplicate => {
             tracing::debug!("duplicate event; already dispatched");
             return Settle::Ack;
         }
-        Ok(Dispatch::InProgress) => {
+        Dispatch::InProgress => {
             tracing::debug!("another copy of this event is being dispatched; checking again shortly");
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             return Settle::Requeue;
         }
-        Ok(Dispatch::Publish(ids)) => ids,
-        Err(e) => return ctx.infrastructure_fault("recording event", &e).await,
+        Dispatch::Publish(ids) => ids,
     };
     if let Err(e) = ctx.publisher().publish_deliveries(&ids).await {
         return ctx.infrastructure_fault("publishing deliveries", &e).await;
     }
-    if let Err(e) = ctx.store.mark_dispatched(&event.tenant, &event.id, OffsetDateTime::now_utc()).await {
+    if let Err(e) = ctx.batches.dispatched.submit((event.tenant.clone(), event.id.clone())).await {
         return ctx.infrastructure_fault("marking event dispatched", &e).await;
     }
     ctx.metrics.events_dispatched.inc(&[]);
     ctx.metrics.deliveries_created.add(&[], u64::try_from(ids.len()).unwrap_or(u64::MAX));
     span.record("deliveries", ids.len());
     tracing::debug!(deliveries = ids.len(), "event dispatched");
+    Settle::Ack
+}
+
+/// A fresh event's deliveries, attempted straight from the event message
+/// (no second trip through the broker), all at once. A webhook at its
+/// in-flight cap gets its delivery through the deliveries queue instead.
+/// The event is acked once every attempt (or hand-off) is recorded; if any
+/// is not, it is handed back, and its redelivery publishes what is still
+/// pending once the dispatch lease has run out.
+async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDelivery>) -> Settle {
+    let span = tracing::Span::current();
+    span.record("deliveries", deliveries.len());
+    ctx.metrics.deliveries_created.add(&[], u64::try_from(deliveries.len()).unwrap_or(u64::MAX));
+    let now = OffsetDateTime::now_utc();
+    let body: std::sync::Arc<[u8]> = event.body.clone().into();
+    let attempts = deliveries.into_iter().map(|d| {
+        let body = body.clone();
+        async move {
+            let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
+                return match ctx.publisher().publish_deliveries(&[(d.id, d.webhook_id)]).await {
+                    Ok(()) => Settle::Ack,
+                    Err(e) => ctx.infrastructure_fault("handing a delivery to the queue", &e).await,
+                };
+            };
+            let job = DeliveryJob {
+                id: d.id,
+                state: DeliveryState::Pending,
+                attempt_count: 0,
+                event_id: event.id.clone(),
+                event_type: event.event_type.to_string(),
+                body: body.to_vec(),
+                webhook_id: d.webhook_id,
+                url: d.url,
+                token: d.token,
+                previous_token: d.previous_token,
+                scheme: d.scheme,
+                active: true,
+                status: d.status,
+                ingested_at: event.ingested_at.unwrap_or(now),
+            };
+            let settle = crate::deliver::attempt(ctx, Trigger::Scheduled, job, now).await;
+            drop(slot);
+            settle
+        }
+    });
+    let settled = futures_util::future::join_all(attempts).await;
+    if settled.contains(&Settle::Requeue) {
+        return Settle::Requeue;
+    }
+    if let Err(e) = ctx.batches.dispatched.submit((event.tenant.clone(), event.id.clone())).await {
+        return ctx.infrastructure_fault("marking event dispatched", &e).await;
+    }
+    ctx.metrics.events_dispatched.inc(&[]);
+    tracing::debug!("event dispatched and attempted");
     Settle::Ack
 }

@@ -17,8 +17,10 @@
 //! - [`fairness`]: the per-webhook in-flight cap.
 //! - [`http`]: the outbound HTTP client and one attempt over it.
 //! - [`metrics`]: what a worker counts, served at `/metrics`.
+//! - [`batch`]: group commit of the hot path's writes.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
+pub mod batch;
 mod consume;
 pub mod deliver;
 pub mod dispatch;

@@ -38,6 +38,8 @@ pub struct Context {
     pub allowed_networks: hookline_core::AllowList,
     /// What this worker counts (served at `/metrics`).
     pub metrics: crate::metrics::WorkerMetrics,
+    /// Group-committed writes of the hot path.
+    pub batches: crate::batch::Batches,
 }
 
 impl Context {
@@ -125,7 +127,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
     let ctx = Arc::new(Context {
-        store,
+        store: store.clone(),
         publisher: std::sync::RwLock::new(publisher),
         client,
         excerpt_limit: settings.response_excerpt_bytes,
@@ -135,6 +137,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
+        batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }

@@ -22,6 +22,9 @@ fn spawn_worker(db: &TestDb, broker: &TestBroker) -> tokio::process::Child {
         .env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
         .env("HOOKLINE_WORKER_CONCURRENCY", "32")
         .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
+        // Events a killed worker was dispatching wait out the dispatch
+        // lease (request timeout + 5 s) before another worker takes them.
+        .env("HOOKLINE_REQUEST_TIMEOUT_MS", "3000")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -1,0 +1,212 @@
+//! Group commit: handlers hand their writes to a batcher and wait; the
+//! batcher takes whatever has queued up (at most `max`), writes it in one
+//! round trip, and answers each handler. Under load the batches grow while a
+//! round trip is under way; at light load a batch is one item and nothing
+//! waits for a timer. A handler still acks only after its own write is
+//! committed.
+
+use std::{future::Future, sync::Arc};
+
+use tokio::sync::{Mutex, mpsc, oneshot};
+
+type Reply<R> = oneshot::Sender<Result<R, Arc<hookline_store::Error>>>;
+
+/// Submits items to be written together.
+#[derive(Debug)]
+pub struct Batcher<T, R> {
+    tx: mpsc::UnboundedSender<(T, Reply<R>)>,
+}
+
+/// The batcher stopped (its worker is shutting down).
+#[derive(Debug, thiserror::Error)]
+#[error("the batch writer has stopped")]
+pub struct Stopped;
+
+/// Why a submitted write did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// The batch's round trip failed.
+    #[error(transparent)]
+    Store(Arc<hookline_store::Error>),
+    /// The batcher is gone.
+    #[error(transparent)]
+    Stopped(#[from] Stopped),
+}
+
+impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+    /// Starts `lanes` writers sharing one queue; each takes up to `max`
+    /// queued items and passes them to `write`, which returns one result per
+    /// item, in order. Several lanes let one batch collect while another is
+    /// in flight.
+    pub fn spawn<F, Fut>(lanes: usize, max: usize, write: F) -> Self
+    where
+        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Vec<R>, hookline_store::Error>> + Send,
+    {
+        let (tx, rx) = mpsc::unbounded_channel::<(T, Reply<R>)>();
+        let rx = Arc::new(Mutex::new(rx));
+        let write = Arc::new(write);
+        for _ in 0..lanes.max(1) {
+            let rx = rx.clone();
+            let write = write.clone();
+            tokio::spawn(async move {
+                loop {
+                    let mut batch = Vec::new();
+                    {
+                        let mut rx = rx.lock().await;
+                        let Some(first) = rx.recv().await else { return };
+                        batch.push(first);
+                        while batch.len() < max {
+                            match rx.try_recv() {
+                                Ok(item) => batch.push(item),
+                                Err(_) => break,
+                            }
+                        }
+                    }
+                    let (items, replies): (Vec<T>, Vec<Reply<R>>) = batch.into_iter().unzip();
+                    match write(items).await {
+                        Ok(results) => {
+                            for (reply, result) in replies.into_iter().zip(results) {
+                                let _ = reply.send(Ok(result));
+                            }
+                        }
+                        Err(e) => {
+                            let e = Arc::new(e);
+                            for reply in replies {
+                                let _ = reply.send(Err(e.clone()));
+                            }
+                        }
+                    }
+                }
+            });
+        }
+        Self { tx }
+    }
+
+    /// Queues `item` and waits until its batch is written.
+    pub async fn submit(&self, item: T) -> Result<R, BatchError> {
+        let (reply, answer) = oneshot::channel();
+        self.tx.send((item, reply)).map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)?.map_err(BatchError::Store)
+    }
+}
+
+/// Most items one group commit writes.
+const MAX_BATCH: usize = 256;
+
+/// Retries a batch write that lost a deadlock or serialization race (its
+/// rows were locked by a concurrent batch in another order): nothing was
+/// written, so writing it again is safe.
+async fn retry_conflicts<R, Fut>(mut write: impl FnMut() -> Fut) -> Result<R, hookline_store::Error>
+where
+    Fut: Future<Output = Result<R, hookline_store::Error>>,
+{
+    let mut tries = 0;
+    loop {
+        match write().await {
+            Err(e) if e.is_conflict() && tries < 5 => tries += 1,
+            other => return other,
+        }
+    }
+}
+
+/// The worker's group-committed writes.
+#[derive(Debug)]
+pub struct Batches {
+    /// Fresh events with their deliveries.
+    pub events: Batcher<hookline_store::NewEvent, hookline_store::RecordedEvent>,
+    /// Successful attempts.
+    pub successes: Batcher<hookline_store::NewAttempt, Option<i32>>,
+    /// Events whose deliveries are all handled.
+    pub dispatched: Batcher<(hookline_core::TenantId, hookline_core::EventId), ()>,
+}
+
+impl Batches {
+    /// Starts the batchers over `store`; `lease` is the dispatch lease.
+    pub fn spawn(store: &hookline_store::Store, lease: time::Duration) -> Self {
+        let s = store.clone();
+        let events = Batcher::spawn(2, MAX_BATCH, move |events: Vec<hookline_store::NewEvent>| {
+            let s = s.clone();
+            async move {
+                let new_id = || hookline_core::DeliveryId::from_uuid(uuid::Uuid::now_v7());
+                let now = time::OffsetDateTime::now_utc();
+                retry_conflicts(|| s.record_events(&events, new_id, now, lease)).await
+            }
+        });
+        let s = store.clone();
+        let successes = Batcher::spawn(2, MAX_BATCH, move |attempts: Vec<hookline_store::NewAttempt>| {
+            let s = s.clone();
+            async move {
+                // A delivery may be recorded once per statement: a repeat
+                // (an at-least-once duplicate) goes into a later round.
+                let mut results = vec![None; attempts.len()];
+                let mut left: Vec<usize> = (0..attempts.len()).collect();
+                while !left.is_empty() {
+                    let mut seen = std::collections::HashSet::new();
+                    let (round, later): (Vec<usize>, Vec<usize>) =
+                        left.into_iter().partition(|&i| seen.insert(attempts[i].delivery_id));
+                    let batch: Vec<hookline_store::NewAttempt> = round.iter().map(|&i| attempts[i].clone()).collect();
+                    let now = time::OffsetDateTime::now_utc();
+                    let written = retry_conflicts(|| s.record_successes(&batch, now)).await?;
+                    for (i, number) in round.into_iter().zip(written) {
+                        results[i] = number;
+                    }
+                    left = later;
+                }
+                Ok(results)
+            }
+        });
+        let s = store.clone();
+        let dispatched =
+            Batcher::spawn(1, MAX_BATCH, move |events: Vec<(hookline_core::TenantId, hookline_core::EventId)>| {
+                let s = s.clone();
+                async move {
+                    let n = events.len();
+                    let now = time::OffsetDateTime::now_utc();
+                    retry_conflicts(|| s.mark_dispatched_many(&events, now)).await?;
+                    Ok(vec![(); n])
+                }
+            });
+        Self { events, successes, dispatched }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use super::*;
+
+    /// Concurrent submissions are written in fewer batches than items, each
+    /// answered with its own result.
+    #[tokio::test]
+    async fn batches_concurrent_submissions() {
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = calls.clone();
+        let batcher = Arc::new(Batcher::spawn(1, 100, move |items: Vec<u32>| {
+            counted.fetch_add(1, Ordering::SeqCst);
+            async move {
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+                Ok(items.into_iter().map(|i| i * 2).collect())
+            }
+        }));
+        let tasks: Vec<_> = (0..50u32)
+            .map(|i| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { batcher.submit(i).await.expect("written") })
+            })
+            .collect();
+        for (i, task) in tasks.into_iter().enumerate() {
+            assert_eq!(task.await.expect("task"), u32::try_from(i).expect("small") * 2);
+        }
+        assert!(calls.load(Ordering::SeqCst) < 50, "{} batches for 50 items", calls.load(Ordering::SeqCst));
+    }
+
+    /// A failed batch fails every submission in it.
+    #[tokio::test]
+    async fn a_failed_batch_fails_its_items() {
+        let batcher: Batcher<u32, u32> =
+            Batcher::spawn(1, 10, |_items: Vec<u32>| async { Err(hookline_store::Error::InvalidUrl("boom".into())) });
+        assert!(matches!(batcher.submit(1).await, Err(BatchError::Store(_))));
+    }
+}
