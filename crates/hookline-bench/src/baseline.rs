@@ -75,6 +75,9 @@ pub(crate) async fn rabbitmq_rate(queue_type: &str, n: usize) -> anyhow::Result<
     }
     consuming.await??;
     let rate = n as f64 / started.elapsed().as_secs_f64();
+    // Close the consuming channel first: deleting a queue under a live
+    // consumer makes the broker cancel it mid-conversation.
+    let _ = consume.close(200, "done".into()).await;
     publish.queue_delete(queue.as_str().into(), QueueDeleteOptions::default()).await?;
     let _ = connection.close(200, "done".into()).await;
     Ok(rate)

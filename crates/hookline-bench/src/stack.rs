@@ -117,6 +117,10 @@ impl Stack {
             command
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                // HOOKLINE_* settings given to the benchmark pass through (to
+                // try one: HOOKLINE_DISPATCH_CONCURRENCY=64 hookline-bench …);
+                // those set below win.
+                .envs(std::env::vars().filter(|(k, _)| k.starts_with("HOOKLINE_") && !k.starts_with("HOOKLINE_TEST_")))
                 .env("HOOKLINE_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{database}"))
                 .env("HOOKLINE_NAMESPACE", &namespace)
                 .env("HOOKLINE_QUEUE_EXPIRES_MS", "600000")

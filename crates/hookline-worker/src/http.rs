@@ -65,7 +65,7 @@ pub fn client(settings: &Settings) -> reqwest::Result<Client> {
         .timeout(settings.request_timeout)
         .connect_timeout(settings.connect_timeout)
         .user_agent(concat!("Hookline/", env!("CARGO_PKG_VERSION")))
-        .pool_max_idle_per_host(32)
+        .pool_max_idle_per_host(settings.concurrency.max(settings.dispatch_concurrency))
         .build()
 }
 

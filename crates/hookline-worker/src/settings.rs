@@ -56,7 +56,7 @@ impl Default for Settings {
             pg: PgSettings::default(),
             amqp: AmqpSettings::default(),
             concurrency: 128,
-            dispatch_concurrency: 16,
+            dispatch_concurrency: 256,
             max_in_flight_per_webhook: 32,
             request_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
