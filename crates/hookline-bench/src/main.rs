@@ -211,7 +211,7 @@ async fn drive(
     stack: &Stack,
     scenario: &Scenario,
     n: usize,
-    event_type: impl Fn(u64) -> String,
+    event_at: impl Fn(usize) -> (String, u64),
 ) -> anyhow::Result<(Sent, Duration)> {
     let sent = Arc::new(Mutex::new(Sent { at: vec![None; n], ingest: Vec::with_capacity(n) }));
     let started = Instant::now();
@@ -229,7 +229,8 @@ async fn drive(
             let mut requests = futures_util::stream::iter(0..n)
                 .map(|i| {
                     let http = http.clone();
-                    let body = event_body(&event_type(i as u64), i as u64);
+                    let (kind, index) = event_at(i);
+                    let body = event_body(&kind, index);
                     let sent = sent.clone();
                     let api = stack.api;
                     async move {
@@ -271,13 +272,13 @@ async fn drive(
                     sent.at[i] = Some(at);
                 }
                 let at = Instant::now();
-                let kind = event_type(i as u64);
+                let (kind, index) = event_at(i);
                 let confirm = channel
                     .basic_publish(
                         exchange.as_str().into(),
                         kind.as_str().into(),
                         BasicPublishOptions { mandatory: true, ..Default::default() },
-                        event_body(&kind, i as u64).as_bytes(),
+                        event_body(&kind, index).as_bytes(),
                         BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()),
                     )
                     .await?;
@@ -363,14 +364,15 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
         order
     };
     let (sent, ingest_took) = drive(&stack, scenario, total, |k| {
-        let i = order[usize::try_from(k).unwrap_or(0)];
-        if i >= healthy_events as u64 {
+        let i = order[k];
+        let kind = if i >= healthy_events as u64 {
             "slow.created".to_owned()
         } else if separate {
             format!("h{}.created", i % u64::from(fanout))
         } else {
             "bench.created".to_owned()
-        }
+        };
+        (kind, i)
     })
     .await?;
     // `sent.at` is by position in `order`; map it back to event indexes.

@@ -120,7 +120,10 @@ impl Stack {
                 // HOOKLINE_* settings given to the benchmark pass through (to
                 // try one: HOOKLINE_DISPATCH_CONCURRENCY=64 hookline-bench …);
                 // those set below win.
-                .envs(std::env::vars().filter(|(k, _)| k.starts_with("HOOKLINE_") && !k.starts_with("HOOKLINE_TEST_")))
+                .envs(std::env::vars().filter(|(k, _)| {
+                    k.starts_with("HOOKLINE_")
+                        && !["HOOKLINE_TEST_DATABASE_URL", "HOOKLINE_TEST_AMQP_URL"].contains(&k.as_str())
+                }))
                 .env("HOOKLINE_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{database}"))
                 .env("HOOKLINE_NAMESPACE", &namespace)
                 .env("HOOKLINE_QUEUE_EXPIRES_MS", "600000")

@@ -3,12 +3,12 @@
 //!
 //! Each webhook gets at most `cap` requests in flight per worker. A delivery
 //! that finds its webhook at the cap is handled by how the webhook is doing:
-//! if one of its requests finished in the last [`FLOWING`], it is busy but
-//! answering, and the delivery waits up to [`WAIT_FOR_SLOT`] for a slot; if
-//! none finished lately, it is hanging, and the delivery is deferred at once
-//! through a delay tier ([`defer_delay`]: 2 s, doubling up to 30 s as it
-//! keeps hanging), freeing the worker slot for other webhooks without
-//! holding it while waiting.
+//! if it made progress in the last [`FLOWING`] (a request finished, or it
+//! went from idle to busy), it is busy but answering, and the delivery waits
+//! for a slot (re-checking every [`WAIT_FOR_SLOT`] that it still answers);
+//! if not, its requests have hung for that long, and the delivery is
+//! deferred at once through a delay tier ([`defer_delay`]: 2 s, doubling up
+//! to 30 s as it keeps hanging), freeing the worker slot for other webhooks.
 
 use std::{
     collections::HashMap,
@@ -22,7 +22,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// A webhook with a request finished this recently counts as answering.
 pub const FLOWING: Duration = Duration::from_millis(500);
 
-/// How long a delivery to an answering webhook waits for a slot.
+/// How often a delivery waiting for a slot checks that its webhook still
+/// answers.
 pub const WAIT_FOR_SLOT: Duration = Duration::from_millis(200);
 
 /// How long a deferred delivery waits before trying again, the first time.
@@ -41,7 +42,19 @@ pub fn defer_delay(deferrals: u32) -> Duration {
 #[derive(Debug)]
 struct Entry {
     semaphore: Arc<Semaphore>,
-    last_done: Mutex<Option<Instant>>,
+    /// When a request last finished, or the webhook last went from idle to
+    /// busy (so a burst of first requests counts as progress, not a hang).
+    last_progress: Mutex<Instant>,
+}
+
+impl Entry {
+    fn progress(&self) {
+        *self.last_progress.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    }
+
+    fn flowing(&self) -> bool {
+        self.last_progress.lock().unwrap_or_else(PoisonError::into_inner).elapsed() < FLOWING
+    }
 }
 
 /// One request's slot; releasing it notes when the webhook last answered.
@@ -53,7 +66,7 @@ pub struct Slot {
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        *self.entry.last_done.lock().unwrap_or_else(PoisonError::into_inner) = Some(Instant::now());
+        self.entry.progress();
     }
 }
 
@@ -75,7 +88,10 @@ impl InFlight {
         entries
             .entry(webhook)
             .or_insert_with(|| {
-                Arc::new(Entry { semaphore: Arc::new(Semaphore::new(self.cap)), last_done: Mutex::new(None) })
+                Arc::new(Entry {
+                    semaphore: Arc::new(Semaphore::new(self.cap)),
+                    last_progress: Mutex::new(Instant::now()),
+                })
             })
             .clone()
     }
@@ -83,17 +99,24 @@ impl InFlight {
     /// A slot for `webhook`; `None` when the caller should defer the delivery.
     pub async fn acquire(&self, webhook: WebhookId) -> Option<Slot> {
         let entry = self.entry(webhook);
+        let idle = entry.semaphore.available_permits() == self.cap;
         if let Ok(permit) = entry.semaphore.clone().try_acquire_owned() {
+            if idle {
+                entry.progress();
+            }
             return Some(Slot { entry, _permit: permit });
         }
-        let flowing =
-            entry.last_done.lock().unwrap_or_else(PoisonError::into_inner).is_some_and(|at| at.elapsed() < FLOWING);
-        if !flowing {
-            return None;
-        }
-        match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
-            Ok(Ok(permit)) => Some(Slot { entry, _permit: permit }),
-            Ok(Err(_)) | Err(_) => None,
+        // Wait for a slot as long as the webhook keeps answering; give up
+        // as soon as it stops (its requests hang).
+        loop {
+            if !entry.flowing() {
+                return None;
+            }
+            match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => return Some(Slot { entry, _permit: permit }),
+                Ok(Err(_)) => return None,
+                Err(_) => {}
+            }
         }
     }
 }
@@ -112,9 +135,10 @@ mod tests {
         assert_eq!(defer_delay(u32::MAX), MAX_DEFER);
     }
 
-    /// A webhook gets `cap` slots; others are unaffected; at the cap, a
-    /// hanging webhook (nothing finished lately) is deferred at once, an
-    /// answering one gets the next free slot.
+    /// A webhook gets `cap` slots; others are unaffected. At the cap, a
+    /// webhook that made progress lately (here: a burst just started) makes
+    /// the next caller wait for a slot; one whose requests have hung for
+    /// [`FLOWING`] is deferred at once.
     #[tokio::test]
     async fn caps_per_webhook() {
         let in_flight = Arc::new(InFlight::new(2));
@@ -122,20 +146,23 @@ mod tests {
         let b = WebhookId::from_uuid(uuid::Uuid::from_u128(2));
         let first = in_flight.acquire(a).await.expect("slot 1");
         let second = in_flight.acquire(a).await.expect("slot 2");
-        let started = Instant::now();
-        assert!(in_flight.acquire(a).await.is_none(), "a is at its cap and has not answered lately");
-        assert!(started.elapsed() < WAIT_FOR_SLOT, "a hanging webhook is deferred without waiting");
-        assert!(in_flight.acquire(b).await.is_some(), "b is not affected");
-        drop(first);
-        let third = in_flight.acquire(a).await.expect("a released slot is free again");
-        // `a` has just answered: the next caller waits for a slot.
+        // A burst just started: the third waits and gets the slot freed.
         let waiter = {
             let in_flight = in_flight.clone();
-            tokio::spawn(async move { in_flight.acquire(a).await.is_some() })
+            tokio::spawn(async move { in_flight.acquire(a).await })
         };
         tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(first);
+        let third = waiter.await.expect("task").expect("a busy, answering webhook's delivery waits for a slot");
+        assert!(in_flight.acquire(b).await.is_some(), "b is not affected");
+
+        // Nothing finishes for longer than FLOWING: a is hanging.
+        tokio::time::sleep(FLOWING + Duration::from_millis(50)).await;
+        let started = Instant::now();
+        assert!(in_flight.acquire(a).await.is_none(), "a hanging webhook at its cap is deferred");
+        assert!(started.elapsed() < WAIT_FOR_SLOT, "without waiting");
         drop(second);
-        assert!(waiter.await.expect("task"), "an answering webhook's delivery waits for the next slot");
-        drop(third);
+        let fourth = in_flight.acquire(a).await.expect("a released slot is free again");
+        drop((third, fourth));
     }
 }
