@@ -194,8 +194,15 @@ impl Store {
     /// [`Store::record_success`] does for one: each delivery delivered, its
     /// attempt logged, its webhook healthy. Returns each attempt's number
     /// (`None` for a delivery that no longer exists), in the order given.
-    /// A delivery may appear once per batch.
-    pub async fn record_successes(&self, attempts: &[NewAttempt], now: OffsetDateTime) -> Result<Vec<Option<i32>>> {
+    /// A delivery may appear once per batch. The events in `dispatched` are
+    /// marked dispatched in the same statement (a single-delivery event's
+    /// success completes its dispatch: one commit instead of two).
+    pub async fn record_successes(
+        &self,
+        attempts: &[NewAttempt],
+        dispatched: &[(TenantId, EventId)],
+        now: OffsetDateTime,
+    ) -> Result<Vec<Option<i32>>> {
         let client = self.pool.get().await?;
         let deliveries: Vec<Uuid> = attempts.iter().map(|a| a.delivery_id.as_uuid()).collect();
         let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
@@ -206,6 +213,8 @@ impl Store {
         let statuses: Vec<Option<i32>> = attempts.iter().map(|a| a.status_code).collect();
         let excerpts: Vec<Option<&str>> = attempts.iter().map(|a| a.response_excerpt.as_deref()).collect();
         let traces: Vec<Option<&str>> = attempts.iter().map(|a| a.trace_id.as_deref()).collect();
+        let mark_tenants: Vec<&str> = dispatched.iter().map(|(t, _)| t.as_str()).collect();
+        let mark_ids: Vec<&str> = dispatched.iter().map(|(_, id)| id.as_str()).collect();
         let rows = client
             .query(
                 "WITH i AS (
@@ -232,9 +241,26 @@ impl Store {
                     WHERE webhooks.id IN (SELECT webhook_id FROM d)
                       AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
                            OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $10 - interval '1 second')
+                 ), e AS (
+                    UPDATE events SET dispatched_at = $10
+                    FROM UNNEST($11::text[], $12::text[]) AS m (tenant, id)
+                    WHERE events.tenant = m.tenant AND events.id = m.id AND events.dispatched_at IS NULL
                  )
                  SELECT delivery_id, attempt_no FROM a",
-                &[&deliveries, &ids, &triggers, &sent, &received, &durations, &statuses, &excerpts, &traces, &now],
+                &[
+                    &deliveries,
+                    &ids,
+                    &triggers,
+                    &sent,
+                    &received,
+                    &durations,
+                    &statuses,
+                    &excerpts,
+                    &traces,
+                    &now,
+                    &mark_tenants,
+                    &mark_ids,
+                ],
             )
             .await?;
         let numbers: HashMap<Uuid, i32> =

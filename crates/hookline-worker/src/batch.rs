@@ -94,6 +94,10 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
 /// Most items one group commit writes.
 const MAX_BATCH: usize = 256;
 
+/// Batches of one kind in flight at once: while some wait for their commit
+/// (a WAL flush), others collect and write.
+const LANES: usize = 2;
+
 /// Retries a batch write that lost a deadlock or serialization race (its
 /// rows were locked by a concurrent batch in another order): nothing was
 /// written, so writing it again is safe.
@@ -110,13 +114,17 @@ where
     }
 }
 
+/// A successful attempt to record, and the event its recording completes
+/// (marked dispatched in the same statement), if any.
+pub type Success = (hookline_store::NewAttempt, Option<(hookline_core::TenantId, hookline_core::EventId)>);
+
 /// The worker's group-committed writes.
 #[derive(Debug)]
 pub struct Batches {
     /// Fresh events with their deliveries.
     pub events: Batcher<hookline_store::NewEvent, hookline_store::RecordedEvent>,
-    /// Successful attempts.
-    pub successes: Batcher<hookline_store::NewAttempt, Option<i32>>,
+    /// Successful attempts, each with the event it completes, if any.
+    pub successes: Batcher<Success, Option<i32>>,
     /// Events whose deliveries are all handled.
     pub dispatched: Batcher<(hookline_core::TenantId, hookline_core::EventId), ()>,
 }
@@ -125,7 +133,7 @@ impl Batches {
     /// Starts the batchers over `store`; `lease` is the dispatch lease.
     pub fn spawn(store: &hookline_store::Store, lease: time::Duration) -> Self {
         let s = store.clone();
-        let events = Batcher::spawn(2, MAX_BATCH, move |events: Vec<hookline_store::NewEvent>| {
+        let events = Batcher::spawn(LANES, MAX_BATCH, move |events: Vec<hookline_store::NewEvent>| {
             let s = s.clone();
             async move {
                 let new_id = || hookline_core::DeliveryId::from_uuid(uuid::Uuid::now_v7());
@@ -134,20 +142,22 @@ impl Batches {
             }
         });
         let s = store.clone();
-        let successes = Batcher::spawn(2, MAX_BATCH, move |attempts: Vec<hookline_store::NewAttempt>| {
+        let successes = Batcher::spawn(LANES, MAX_BATCH, move |items: Vec<Success>| {
             let s = s.clone();
             async move {
                 // A delivery may be recorded once per statement: a repeat
                 // (an at-least-once duplicate) goes into a later round.
-                let mut results = vec![None; attempts.len()];
-                let mut left: Vec<usize> = (0..attempts.len()).collect();
+                let mut results = vec![None; items.len()];
+                let mut left: Vec<usize> = (0..items.len()).collect();
                 while !left.is_empty() {
                     let mut seen = std::collections::HashSet::new();
                     let (round, later): (Vec<usize>, Vec<usize>) =
-                        left.into_iter().partition(|&i| seen.insert(attempts[i].delivery_id));
-                    let batch: Vec<hookline_store::NewAttempt> = round.iter().map(|&i| attempts[i].clone()).collect();
+                        left.into_iter().partition(|&i| seen.insert(items[i].0.delivery_id));
+                    let attempts: Vec<hookline_store::NewAttempt> = round.iter().map(|&i| items[i].0.clone()).collect();
+                    let marks: Vec<(hookline_core::TenantId, hookline_core::EventId)> =
+                        round.iter().filter_map(|&i| items[i].1.clone()).collect();
                     let now = time::OffsetDateTime::now_utc();
-                    let written = retry_conflicts(|| s.record_successes(&batch, now)).await?;
+                    let written = retry_conflicts(|| s.record_successes(&attempts, &marks, now)).await?;
                     for (i, number) in round.into_iter().zip(written) {
                         results[i] = number;
                     }

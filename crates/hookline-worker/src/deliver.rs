@@ -144,14 +144,22 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
     let _slot = slot;
-    attempt(ctx, trigger, job, now).await
+    attempt(ctx, trigger, job, now, None).await
 }
 
 /// Signs and POSTs one delivery and records the attempt, the webhook's
 /// health and what comes next, in an `attempt` span. The caller holds the
 /// webhook's in-flight slot. (Dispatch calls it for first attempts straight
-/// from the event; the deliveries queue for everything else.)
-pub(crate) async fn attempt(ctx: &Context, trigger: Trigger, job: DeliveryJob, now: OffsetDateTime) -> Settle {
+/// from the event; the deliveries queue for everything else.) When
+/// `completes` names an event, recording this attempt completes its
+/// dispatch: it is marked dispatched before `Ack` is returned.
+pub(crate) async fn attempt(
+    ctx: &Context,
+    trigger: Trigger,
+    job: DeliveryJob,
+    now: OffsetDateTime,
+    completes: Option<EventKey>,
+) -> Settle {
     let span = tracing::info_span!(
         "attempt",
         delivery_id = %job.id,
@@ -163,10 +171,19 @@ pub(crate) async fn attempt(ctx: &Context, trigger: Trigger, job: DeliveryJob, n
         retry_reason = Empty,
         outcome = Empty,
     );
-    attempt_in_span(ctx, trigger, job, now).instrument(span).await
+    attempt_in_span(ctx, trigger, job, now, completes).instrument(span).await
 }
 
-async fn attempt_in_span(ctx: &Context, trigger: Trigger, job: DeliveryJob, now: OffsetDateTime) -> Settle {
+/// An event's tenant and id.
+pub(crate) type EventKey = (hookline_core::TenantId, hookline_core::EventId);
+
+async fn attempt_in_span(
+    ctx: &Context,
+    trigger: Trigger,
+    job: DeliveryJob,
+    now: OffsetDateTime,
+    completes: Option<EventKey>,
+) -> Settle {
     let span = tracing::Span::current();
     let id = job.id;
 
@@ -208,7 +225,7 @@ async fn attempt_in_span(ctx: &Context, trigger: Trigger, job: DeliveryJob, now:
     };
 
     if attempted.outcome.is_success() {
-        return match ctx.batches.successes.submit(attempt.clone()).await {
+        return match ctx.batches.successes.submit((attempt.clone(), completes)).await {
             Ok(attempt_no) => {
                 span.record("attempt_no", attempt_no);
                 span.record("outcome", "delivered");
@@ -296,6 +313,11 @@ async fn attempt_in_span(ctx: &Context, trigger: Trigger, job: DeliveryJob, now:
             // message back, so the delivery is attempted again rather than lost.
             return ctx.infrastructure_fault("scheduling the retry", &e).await;
         }
+    }
+    if let Some(event) = completes
+        && let Err(e) = ctx.batches.dispatched.submit(event).await
+    {
+        return ctx.infrastructure_fault("marking event dispatched", &e).await;
     }
     Settle::Ack
 }

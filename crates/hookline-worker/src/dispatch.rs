@@ -156,14 +156,18 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
     ctx.metrics.deliveries_created.add(&[], u64::try_from(deliveries.len()).unwrap_or(u64::MAX));
     let now = OffsetDateTime::now_utc();
     let body: std::sync::Arc<[u8]> = event.body.clone().into();
+    // A single delivery attempted here completes the event: its recording
+    // marks the event dispatched in the same commit.
+    let single = deliveries.len() == 1;
     let attempts = deliveries.into_iter().map(|d| {
         let body = body.clone();
         async move {
             let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
-                return match ctx.publisher().publish_deliveries(&[(d.id, d.webhook_id)]).await {
+                let settle = match ctx.publisher().publish_deliveries(&[(d.id, d.webhook_id)]).await {
                     Ok(()) => Settle::Ack,
                     Err(e) => ctx.infrastructure_fault("handing a delivery to the queue", &e).await,
                 };
+                return (settle, false);
             };
             let job = DeliveryJob {
                 id: d.id,
@@ -181,16 +185,18 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                 status: d.status,
                 ingested_at: event.ingested_at.unwrap_or(now),
             };
-            let settle = crate::deliver::attempt(ctx, Trigger::Scheduled, job, now).await;
+            let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
+            let settle = crate::deliver::attempt(ctx, Trigger::Scheduled, job, now, completes).await;
             drop(slot);
-            settle
+            (settle, single)
         }
     });
     let settled = futures_util::future::join_all(attempts).await;
-    if settled.contains(&Settle::Requeue) {
+    if settled.iter().any(|(settle, _)| *settle == Settle::Requeue) {
         return Settle::Requeue;
     }
-    if let Err(e) = ctx.batches.dispatched.submit((event.tenant.clone(), event.id.clone())).await {
+    let marked = settled.iter().any(|(_, marked)| *marked);
+    if !marked && let Err(e) = ctx.batches.dispatched.submit((event.tenant.clone(), event.id.clone())).await {
         return ctx.infrastructure_fault("marking event dispatched", &e).await;
     }
     ctx.metrics.events_dispatched.inc(&[]);
