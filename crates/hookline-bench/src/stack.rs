@@ -121,7 +121,7 @@ impl Stack {
                 // try one: HOOKLINE_DISPATCH_CONCURRENCY=64 hookline-bench …);
                 // those set below win.
                 .envs(std::env::vars().filter(|(k, _)| {
-                    k.starts_with("HOOKLINE_")
+                    (k.starts_with("HOOKLINE_") || k.starts_with("MALLOC_"))
                         && !["HOOKLINE_TEST_DATABASE_URL", "HOOKLINE_TEST_AMQP_URL"].contains(&k.as_str())
                 }))
                 .env("HOOKLINE_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{database}"))

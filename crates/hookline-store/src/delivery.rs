@@ -187,6 +187,13 @@ pub struct DeliveryFilter {
     pub until: Option<OffsetDateTime>,
 }
 
+/// The smallest UUIDv7 of the millisecond `at` (the ids of deliveries made
+/// then are at or above it).
+fn uuid_v7_floor(at: OffsetDateTime) -> uuid::Uuid {
+    let ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0).min((1 << 48) - 1);
+    uuid::Uuid::from_u128(u128::from(ms) << 80)
+}
+
 fn corrupt(table: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     move |e| Error::corrupt(table, e)
 }
@@ -500,15 +507,28 @@ impl Store {
 
 impl Store {
     /// The ids of the deliveries `recover` would replay, oldest first.
+    ///
+    /// Delivery ids are UUIDv7, stamped when the delivery was created, so the
+    /// window is also a range of ids: the webhook's log index
+    /// `(webhook_id, id)` narrows the scan to it (widened by a minute for
+    /// clock skew between workers), and `created_at` decides exactly.
     pub async fn recoverable(&self, window: &RecoverWindow) -> Result<Vec<DeliveryId>> {
         let client = self.pool.get().await?;
+        let margin = time::Duration::MINUTE;
         let rows = client
             .query(
                 "SELECT id FROM deliveries
-                 WHERE webhook_id = $1 AND state IN ('failed', 'suspended')
+                 WHERE webhook_id = $1 AND id >= $4 AND id < $5
+                   AND state IN ('failed', 'suspended')
                    AND created_at >= $2 AND created_at < $3
                  ORDER BY created_at, id",
-                &[&window.webhook.as_uuid(), &window.since, &window.until],
+                &[
+                    &window.webhook.as_uuid(),
+                    &window.since,
+                    &window.until,
+                    &uuid_v7_floor(window.since - margin),
+                    &uuid_v7_floor(window.until + margin),
+                ],
             )
             .await?;
         rows.iter().map(|r| Ok(DeliveryId::from_uuid(r.try_get("id")?))).collect()
@@ -526,5 +546,22 @@ impl Store {
                 &[&ids, &now],
             )
             .await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A UUIDv7 made at a time sorts between the floors of that millisecond
+    /// and the next.
+    #[test]
+    fn v7_floor_brackets_ids() {
+        let at = OffsetDateTime::from_unix_timestamp_nanos(1_764_000_000_123_456_789).expect("valid");
+        let ts = uuid::Timestamp::from_unix(uuid::NoContext, 1_764_000_000, 123_456_789);
+        let id = uuid::Uuid::new_v7(ts);
+        assert!(uuid_v7_floor(at) <= id);
+        assert!(id < uuid_v7_floor(at + time::Duration::milliseconds(1)));
+        assert!(uuid_v7_floor(at - time::Duration::milliseconds(1)) < uuid_v7_floor(at));
     }
 }

@@ -185,8 +185,12 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                 status: d.status,
                 ingested_at: event.ingested_at.unwrap_or(now),
             };
+            // At most `concurrency` first attempts at once per worker; the
+            // attempt's (large) future exists only while it runs, so events
+            // waiting their turn cost little memory.
+            let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
             let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
-            let settle = crate::deliver::attempt(ctx, Trigger::Scheduled, job, now, completes).await;
+            let settle = Box::pin(crate::deliver::attempt(ctx, Trigger::Scheduled, job, now, completes)).await;
             drop(slot);
             (settle, single)
         }

@@ -40,6 +40,9 @@ pub struct Context {
     pub metrics: crate::metrics::WorkerMetrics,
     /// Group-committed writes of the hot path.
     pub batches: crate::batch::Batches,
+    /// First attempts made straight from event messages, at most
+    /// `HOOKLINE_WORKER_CONCURRENCY` at once.
+    pub attempts: tokio::sync::Semaphore,
 }
 
 impl Context {
@@ -138,6 +141,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
         batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),
+        attempts: tokio::sync::Semaphore::new(settings.concurrency),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }
