@@ -2,11 +2,13 @@
 //! metrics.
 //!
 //! `init` installs a `tracing` subscriber: `RUST_LOG` when set, otherwise a
-//! crate-based default; readable text locally or JSON in deployment. Spans
-//! also become OpenTelemetry spans (so trace ids exist and travel in message
-//! headers); they are exported over OTLP/HTTP (protobuf) only when
-//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set. The W3C
-//! trace-context propagator is installed globally. Nothing here knows about
+//! crate-based default; readable text locally or JSON in deployment. When
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `…_TRACES_ENDPOINT`) is set, spans also
+//! become OpenTelemetry spans, exported over OTLP/HTTP (protobuf), whose
+//! trace ids travel in message headers and are recorded with attempts; when
+//! it is not, no OpenTelemetry span is made at all (they would only cost CPU
+//! on every delivery). The W3C trace-context propagator is installed
+//! globally. Nothing here knows about
 //! webhooks, Postgres or RabbitMQ.
 //!
 //! # Layout
@@ -183,8 +185,7 @@ fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, In
                 .map_err(|e| InitError(format!("OTLP exporter for {endpoint}: {e}")))?;
             builder.with_batch_exporter(exporter)
         }
-        // No exporter: spans still get trace ids (recorded with attempts and
-        // carried in message headers), and are dropped when they end.
+        // No exporter: the provider is not used (no OpenTelemetry layer).
         None => builder,
     };
     Ok(builder.build())
@@ -206,7 +207,9 @@ pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, InitError> {
     };
     tracing_subscriber::registry()
         .with(logs.with_filter(filter(settings)?))
-        .with(otel)
+        // No exporter, no spans: with nowhere to send them, OpenTelemetry
+        // spans would only cost CPU on every delivery.
+        .with(settings.otlp_traces_endpoint.is_some().then_some(otel))
         .try_init()
         .map_err(|e| InitError(e.to_string()))?;
     if let Some(endpoint) = &settings.otlp_traces_endpoint {
