@@ -38,6 +38,20 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// Applies `change` to the series with these label values, created from
+/// `fresh` when it does not exist yet.
+fn update<V: Copy>(series: &Mutex<Vec<(Labels, V)>>, values: &[&str], fresh: V, change: impl FnOnce(&mut V)) {
+    let mut series = lock(series);
+    match series.iter_mut().find(|(k, _)| same(k, values)) {
+        Some((_, v)) => change(v),
+        None => {
+            let mut v = fresh;
+            change(&mut v);
+            series.push((key(values), v));
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Meta {
     name: &'static str,
@@ -78,11 +92,7 @@ impl Counter {
     /// Adds `n` to the series with these label values.
     pub fn add(&self, values: &[&str], n: u64) {
         self.meta.check(values);
-        let mut series = lock(&self.series);
-        match series.iter_mut().find(|(k, _)| same(k, values)) {
-            Some((_, v)) => *v += n,
-            None => series.push((key(values), n)),
-        }
+        update(&self.series, values, 0, |v| *v += n);
     }
 
     /// Adds one.
@@ -107,21 +117,13 @@ impl Gauge {
     /// Sets the series with these label values.
     pub fn set(&self, values: &[&str], value: f64) {
         self.meta.check(values);
-        let mut series = lock(&self.series);
-        match series.iter_mut().find(|(k, _)| same(k, values)) {
-            Some((_, v)) => *v = value,
-            None => series.push((key(values), value)),
-        }
+        update(&self.series, values, 0.0, |v| *v = value);
     }
 
     /// Adds `delta` (negative to lower it).
     pub fn add(&self, values: &[&str], delta: f64) {
         self.meta.check(values);
-        let mut series = lock(&self.series);
-        match series.iter_mut().find(|(k, _)| same(k, values)) {
-            Some((_, v)) => *v += delta,
-            None => series.push((key(values), delta)),
-        }
+        update(&self.series, values, 0.0, |v| *v += delta);
     }
 
     /// The current value of one series.
