@@ -5,6 +5,10 @@
 //!   `Webhook-Signature` the way a receiver would (exit status 0 or 1).
 //! - `hookline receive --port P [--token T]`: a throwaway receiver that
 //!   prints every delivery (and checks its signature), for trying Hookline out.
+//! - `hookline webhooks|events|deliveries|logs …`: the API from a terminal
+//!   (`admin`), as a table or `--json`.
+
+mod admin;
 
 use std::{io::Read, process::ExitCode};
 
@@ -44,6 +48,34 @@ enum Command {
         #[arg(long, env = "HOOKLINE_VERIFY_TOKEN", hide_env_values = true)]
         token: Option<String>,
     },
+    /// Lists, creates, changes and deletes webhooks; resume, recover, rotate.
+    Webhooks {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::Webhooks,
+    },
+    /// Sends events.
+    Events {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::Events,
+    },
+    /// Reads the event log and retries deliveries.
+    Deliveries {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::Deliveries,
+    },
+    /// Follows a webhook's attempts live.
+    Logs {
+        #[command(flatten)]
+        connection: admin::Connection,
+        #[command(subcommand)]
+        command: admin::Logs,
+    },
 }
 
 fn main() -> ExitCode {
@@ -52,6 +84,10 @@ fn main() -> ExitCode {
         Command::Verify { token, signature } => verify(&token, &signature),
         Command::Run => report(run()),
         Command::Receive { port, token } => report(receive(port, token)),
+        Command::Webhooks { connection, command } => report(admin::webhooks(connection, command)),
+        Command::Events { connection, command } => report(admin::events(connection, command)),
+        Command::Deliveries { connection, command } => report(admin::deliveries(connection, command)),
+        Command::Logs { connection, command } => report(admin::logs(connection, command)),
     }
 }
 
