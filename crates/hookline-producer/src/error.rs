@@ -37,6 +37,16 @@ impl ApiError {
         Self { status, code, detail: detail.into(), field: None }
     }
 
+    /// The human explanation.
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+
+    /// The request field it is about, if one.
+    pub fn field(&self) -> Option<&str> {
+        self.field.as_deref()
+    }
+
     /// The same error, naming the request field it is about.
     pub fn with_field(mut self, field: &str) -> Self {
         self.field = Some(field.to_owned());

@@ -212,8 +212,14 @@ async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(axum::http::StatusCode, AppJson<Queued>), ApiError> {
-    use hookline_broker::{DeliveryMessage, WireTrigger};
     let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
+    retry_delivery(&state, &caller, id).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
+}
+
+/// Queues one attempt of a delivery of `caller`'s now (API and portal).
+pub(crate) async fn retry_delivery(state: &super::AppState, caller: &Caller, id: DeliveryId) -> Result<(), ApiError> {
+    use hookline_broker::{DeliveryMessage, WireTrigger};
     let (delivery, _, _) =
         state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
     let webhook = state
@@ -239,5 +245,5 @@ async fn retry(
         tracing::error!(error.message = %e, "publishing a manual retry failed");
         return Err(ApiError::broker_unavailable());
     }
-    Ok((axum::http::StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
+    Ok(())
 }

@@ -1,11 +1,11 @@
 //! The HTTP routes, one module per resource.
 
-mod deliveries;
+pub(crate) mod deliveries;
 mod events;
 mod health;
 mod page;
 mod tenants;
-mod webhooks;
+pub(crate) mod webhooks;
 
 use std::sync::Arc;
 

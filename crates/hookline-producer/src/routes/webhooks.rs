@@ -30,19 +30,19 @@ pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
         .route("/webhooks/{id}/rotate-token", axum::routing::post(rotate_token))
 }
 
-/// `POST /v1/webhooks` body.
+/// `POST /v1/webhooks` body (the portal's form fills the same).
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateWebhook {
-    name: String,
-    url: String,
+pub(crate) struct CreateWebhook {
+    pub(crate) name: String,
+    pub(crate) url: String,
     /// Generated (and shown once) when omitted.
-    token: Option<String>,
-    events: Vec<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) events: Vec<String>,
     #[serde(default = "active_by_default")]
-    active: bool,
-    tenant: Option<String>,
-    signature_scheme: Option<String>,
+    pub(crate) active: bool,
+    pub(crate) tenant: Option<String>,
+    pub(crate) signature_scheme: Option<String>,
 }
 
 fn active_by_default() -> bool {
@@ -50,15 +50,15 @@ fn active_by_default() -> bool {
 }
 
 /// `PATCH /v1/webhooks/{id}` body: every field optional.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateWebhook {
-    name: Option<String>,
-    url: Option<String>,
-    token: Option<String>,
-    events: Option<Vec<String>>,
-    active: Option<bool>,
-    signature_scheme: Option<String>,
+pub(crate) struct UpdateWebhook {
+    pub(crate) name: Option<String>,
+    pub(crate) url: Option<String>,
+    pub(crate) token: Option<String>,
+    pub(crate) events: Option<Vec<String>>,
+    pub(crate) active: Option<bool>,
+    pub(crate) signature_scheme: Option<String>,
 }
 
 /// A webhook as the API shows it: the token only masked.
@@ -208,7 +208,18 @@ async fn create(
     caller: Caller,
     AppJson(body): AppJson<CreateWebhook>,
 ) -> Result<(StatusCode, AppJson<WebhookDto>), ApiError> {
-    let (new, generated) = body.into_new(&caller)?;
+    let (webhook, generated) = create_webhook(&state, &caller, body).await?;
+    Ok((StatusCode::CREATED, AppJson(WebhookDto::showing_token(webhook, generated))))
+}
+
+/// Validates and creates a webhook for `caller` (API and portal alike);
+/// the flag says whether its token was generated.
+pub(crate) async fn create_webhook(
+    state: &super::AppState,
+    caller: &Caller,
+    body: CreateWebhook,
+) -> Result<(Webhook, bool), ApiError> {
+    let (new, generated) = body.into_new(caller)?;
     crate::destination::check(&new.url, &state.allowed_networks).await?;
     let id = WebhookId::from_uuid(uuid::Uuid::now_v7());
     let now = time::OffsetDateTime::now_utc();
@@ -226,7 +237,7 @@ async fn create(
         }
     };
     tracing::info!(webhook_id = %webhook.id, tenant = %webhook.tenant, "webhook created");
-    Ok((StatusCode::CREATED, AppJson(WebhookDto::showing_token(webhook, generated))))
+    Ok((webhook, generated))
 }
 
 async fn list(
@@ -256,7 +267,17 @@ async fn update(
     Path(id): Path<String>,
     AppJson(body): AppJson<UpdateWebhook>,
 ) -> Result<AppJson<WebhookDto>, ApiError> {
-    let id = webhook_id(&id)?;
+    Ok(AppJson(update_webhook(&state, &caller, webhook_id(&id)?, body).await?.into()))
+}
+
+/// Validates and applies a change to a webhook of `caller`'s (API and
+/// portal alike).
+pub(crate) async fn update_webhook(
+    state: &super::AppState,
+    caller: &Caller,
+    id: WebhookId,
+    body: UpdateWebhook,
+) -> Result<Webhook, ApiError> {
     let patch = WebhookPatch::try_from(body)?;
     if let Some(url) = &patch.url {
         crate::destination::check(url, &state.allowed_networks).await?;
@@ -267,12 +288,11 @@ async fn update(
             state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
         check_scheme_token(patch.scheme.unwrap_or(current.scheme), patch.token.as_ref().unwrap_or(&current.token))?;
     }
-    let webhook = state
+    state
         .store
         .update_webhook(id, caller.scope(), &patch, time::OffsetDateTime::now_utc())
         .await?
-        .ok_or_else(|| ApiError::not_found("webhook"))?;
-    Ok(AppJson(webhook.into()))
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 async fn remove(state: State, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
