@@ -5,6 +5,7 @@
 mod api;
 mod faults;
 mod pipeline;
+mod portal;
 mod retries;
 mod security;
 mod telemetry;

@@ -14,6 +14,7 @@
 //! - `destination`: refusing webhook URLs that point inward (SSRF).
 //! - `openapi`: the OpenAPI document served at `/openapi.json`.
 //! - `metrics`: request spans and counts, and `/metrics`.
+//! - `ui`: the admin portal under `/ui/`.
 
 mod auth;
 mod destination;
@@ -24,6 +25,7 @@ mod openapi;
 mod routes;
 pub mod settings;
 pub mod startup;
+mod ui;
 
 pub use error::ApiError;
 pub use settings::Settings;

@@ -59,6 +59,9 @@ pub struct Settings {
     /// Address ranges webhook URLs may point into despite being private,
     /// loopback or link-local (`HOOKLINE_ALLOWED_NETWORKS`); empty by default.
     pub allowed_networks: AllowList,
+    /// The portal links each attempt's trace id to this URL with the id
+    /// appended (`HOOKLINE_GRAFANA_TRACE_URL`), when set.
+    pub grafana_trace_url: Option<String>,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -75,6 +78,7 @@ impl Default for Settings {
             max_webhooks_per_tenant: 100,
             recover_rate_per_sec: 10,
             allowed_networks: AllowList::default(),
+            grafana_trace_url: None,
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -127,6 +131,7 @@ impl Settings {
                 .positive("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", default.max_webhooks_per_tenant)?,
             recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", default.recover_rate_per_sec)?,
             allowed_networks: AllowList::from_vars(vars)?,
+            grafana_trace_url: vars.get("HOOKLINE_GRAFANA_TRACE_URL").map(str::to_owned).filter(|u| !u.is_empty()),
             telemetry: telemetry_from_vars(vars)?,
         })
     }

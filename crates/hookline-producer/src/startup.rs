@@ -127,6 +127,7 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
             recover_rate_per_sec: settings.recover_rate_per_sec,
             allowed_networks: settings.allowed_networks.clone(),
             metrics: crate::metrics::ProducerMetrics::default(),
+            grafana_trace_url: settings.grafana_trace_url.clone(),
         },
         connection,
         max_body_bytes: settings.max_body_bytes,

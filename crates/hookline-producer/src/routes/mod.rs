@@ -41,6 +41,8 @@ pub(crate) struct AppState {
     pub(crate) allowed_networks: hookline_core::AllowList,
     /// What the producer counts (served at `/metrics`).
     pub(crate) metrics: crate::metrics::ProducerMetrics,
+    /// Where the portal links a trace id to (the id is appended).
+    pub(crate) grafana_trace_url: Option<String>,
 }
 
 /// The whole API.
@@ -57,6 +59,7 @@ pub(crate) fn router(state: AppState, max_body_bytes: usize) -> Router {
         .merge(health::router())
         .route("/openapi.json", axum::routing::get(openapi))
         .route("/metrics", axum::routing::get(crate::metrics::render))
+        .merge(crate::ui::router())
         .fallback(|| async { crate::ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::observe))
