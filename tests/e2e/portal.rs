@@ -217,3 +217,57 @@ async fn tenant_link_sees_its_own_webhooks() {
     assert_eq!(forged.get(&format!("/ui/login?token={}x", url_encode(&token))).await.status, 401);
     app.stop().await;
 }
+
+/// From the webhook page: a test event reaches only that webhook; a token
+/// rotation shows the new token once; recover counts first, then replays.
+#[tokio::test]
+async fn webhook_actions() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let id = app.create_webhook(&webhook("acts", &receiver.url(), &["license.*"])).await;
+    let mut browser = Browser::new(&app);
+    browser.post("/ui/login", &[("key", ADMIN_KEY)]).await;
+    let page = browser.get(&format!("/ui/webhooks/{id}")).await;
+    let token = csrf(&page.html);
+
+    let page = browser.post(&format!("/ui/webhooks/{id}/test"), &[("csrf", &token)]).await;
+    let location = page.location.expect("to the delivery");
+    assert!(location.starts_with("/ui/deliveries/"), "{location}");
+    let got = receiver.wait_for(1, WAIT).await;
+    let body: serde_json::Value = serde_json::from_slice(&got[0].body).expect("JSON");
+    assert_eq!(body["event"], "hookline.test");
+
+    let page = browser.post(&format!("/ui/webhooks/{id}/rotate"), &[("csrf", &token), ("grace_hours", "1")]).await;
+    assert!(page.html.contains("shown this once") && page.html.contains("whsec_"), "{}", page.html);
+    assert!(app.webhook(&id).await["previousTokenExpiresAt"].is_string());
+
+    receiver.set_status(500);
+    app.post_event(&json!({"event": "license.created", "id": "to-recover", "data": {}})).await;
+    eventually(WAIT, || async {
+        let list = app.deliveries(&id).await;
+        if list.iter().any(|d| d["eventId"] == "to-recover" && d["state"] == "failed") {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    })
+    .await;
+    let since = hookline_core::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::HOUR);
+    let page = browser.post(&format!("/ui/webhooks/{id}/recover"), &[("csrf", &token), ("since", &since)]).await;
+    assert!(page.html.contains("1 failed or suspended deliveries"), "{}", page.html);
+    receiver.set_status(200);
+    let page = browser
+        .post(&format!("/ui/webhooks/{id}/recover"), &[("csrf", &token), ("since", &since), ("confirm", "yes")])
+        .await;
+    assert!(page.html.contains("1 deliveries queued"), "{}", page.html);
+    eventually(WAIT, || async {
+        let list = app.deliveries(&id).await;
+        if list.iter().any(|d| d["eventId"] == "to-recover" && d["state"] == "delivered") {
+            Ok(())
+        } else {
+            Err(format!("{list:?}"))
+        }
+    })
+    .await;
+    app.stop().await;
+}

@@ -549,6 +549,65 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Records a test event for one webhook only (the caller builds its
+    /// body) and its single pending delivery, the event already counting as
+    /// dispatched. `None` when the webhook does not exist for `tenant`.
+    pub async fn create_test_delivery(
+        &self,
+        webhook: WebhookId,
+        tenant: Option<&TenantId>,
+        event_id: &EventId,
+        event_type: &str,
+        body: &[u8],
+        now: OffsetDateTime,
+    ) -> Result<Option<DeliveryId>> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let Some(row) = tx
+            .query_opt(
+                "SELECT tenant FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)",
+                &[&webhook.as_uuid(), &tenant.map(TenantId::as_str)],
+            )
+            .await?
+        else {
+            return Ok(None);
+        };
+        let owner: String = row.try_get(0)?;
+        tx.execute(
+            "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at, dispatched_at)
+             VALUES ($1, $2, $3, $4, $5, $5, $5, $5)",
+            &[&owner, &event_id.as_str(), &event_type, &body, &now],
+        )
+        .await?;
+        let id = DeliveryId::from_uuid(uuid::Uuid::now_v7());
+        tx.execute(
+            "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+            &[&id.as_uuid(), &owner, &event_id.as_str(), &webhook.as_uuid(), &event_type, &now],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Some(id))
+    }
+
+    /// Event types of the latest deliveries (of `tenant`, or all), for
+    /// suggesting subscriptions; read through the newest 1,000 deliveries.
+    pub async fn recent_event_types(&self, tenant: Option<&TenantId>) -> Result<Vec<String>> {
+        let client = self.pool.get().await?;
+        let rows = client
+            .query(
+                "SELECT DISTINCT event_type FROM (
+                    SELECT event_type FROM deliveries WHERE ($1::text IS NULL OR tenant = $1)
+                    ORDER BY id DESC LIMIT 1000) d
+                 ORDER BY event_type",
+                &[&tenant.map(TenantId::as_str)],
+            )
+            .await?;
+        rows.iter().map(|r| Ok(r.try_get(0)?)).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -329,14 +329,14 @@ struct Recover {
 
 #[derive(Debug, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct Recovering {
+pub(crate) struct Recovering {
     /// Deliveries found in the window (at most 10,000 are queued per call).
-    count: usize,
+    pub(crate) count: usize,
     /// Deliveries queued by this call (0 on a dry run).
-    queued: usize,
-    dry_run: bool,
+    pub(crate) queued: usize,
+    pub(crate) dry_run: bool,
     /// When the last queued delivery will be attempted, at the recover rate.
-    finishes_at: Option<String>,
+    pub(crate) finishes_at: Option<String>,
 }
 
 /// `POST /v1/webhooks/{id}/recover`: replays the failed and suspended
@@ -347,11 +347,26 @@ async fn recover(
     Path(id): Path<String>,
     AppJson(body): AppJson<Recover>,
 ) -> Result<(StatusCode, AppJson<Recovering>), ApiError> {
+    let recovering =
+        recover_webhook(&state, &caller, webhook_id(&id)?, &body.since, body.until.as_deref(), body.dry_run).await?;
+    let status = if recovering.dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, AppJson(recovering)))
+}
+
+/// Counts (`dry_run`) or queues the replay of a webhook's failed and
+/// suspended deliveries created in [since, until) (API and portal).
+pub(crate) async fn recover_webhook(
+    state: &super::AppState,
+    caller: &Caller,
+    id: WebhookId,
+    since: &str,
+    until: Option<&str>,
+    dry_run: bool,
+) -> Result<Recovering, ApiError> {
     use hookline_broker::{DeliveryMessage, WireTrigger};
-    let id = webhook_id(&id)?;
     let now = time::OffsetDateTime::now_utc();
-    let since = hookline_core::parse_timestamp(&body.since).map_err(|e| ApiError::invalid_field("since", e))?;
-    let until = match body.until.as_deref() {
+    let since = hookline_core::parse_timestamp(since).map_err(|e| ApiError::invalid_field("since", e))?;
+    let until = match until {
         Some(raw) => hookline_core::parse_timestamp(raw).map_err(|e| ApiError::invalid_field("until", e))?,
         None => now,
     };
@@ -361,8 +376,8 @@ async fn recover(
     let webhook = state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     let ids = state.store.recoverable(&hookline_store::RecoverWindow { webhook: webhook.id, since, until }).await?;
     let count = ids.len();
-    if body.dry_run {
-        return Ok((StatusCode::OK, AppJson(Recovering { count, queued: 0, dry_run: true, finishes_at: None })));
+    if dry_run {
+        return Ok(Recovering { count, queued: 0, dry_run: true, finishes_at: None });
     }
     let batch = &ids[..count.min(MAX_RECOVER)];
     let spacing_ms = 1000 / i64::from(state.recover_rate_per_sec.max(1));
@@ -385,15 +400,7 @@ async fn recover(
     state.store.mark_pending(batch, now).await?;
     let finishes_at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(last_due) * 1_000_000).ok();
     tracing::info!(webhook_id = %webhook.id, count, queued = batch.len(), "recover queued");
-    Ok((
-        StatusCode::ACCEPTED,
-        AppJson(Recovering {
-            count,
-            queued: batch.len(),
-            dry_run: false,
-            finishes_at: finishes_at.map(format_timestamp),
-        }),
-    ))
+    Ok(Recovering { count, queued: batch.len(), dry_run: false, finishes_at: finishes_at.map(format_timestamp) })
 }
 
 /// Longest grace period of a rotation: a week.
@@ -418,12 +425,26 @@ async fn rotate_token(
     Path(id): Path<String>,
     OptionalJson(body): OptionalJson<RotateToken>,
 ) -> Result<AppJson<WebhookDto>, ApiError> {
-    let id = webhook_id(&id)?;
-    let grace = body.grace_seconds.unwrap_or(24 * 3600);
+    let (webhook, generated) =
+        rotate_webhook_token(&state, &caller, webhook_id(&id)?, body.token.as_deref(), body.grace_seconds).await?;
+    Ok(AppJson(WebhookDto::showing_token(webhook, generated)))
+}
+
+/// Rotates a webhook's token (generated when `token` is `None`; the flag
+/// says so); the old one signs beside it for `grace_seconds` (default a
+/// day). API and portal alike.
+pub(crate) async fn rotate_webhook_token(
+    state: &super::AppState,
+    caller: &Caller,
+    id: WebhookId,
+    token: Option<&str>,
+    grace_seconds: Option<i64>,
+) -> Result<(Webhook, bool), ApiError> {
+    let grace = grace_seconds.unwrap_or(24 * 3600);
     if !(0..=MAX_GRACE_SECONDS).contains(&grace) {
         return Err(ApiError::invalid_field("graceSeconds", format!("must be 0 to {MAX_GRACE_SECONDS} (a week)")));
     }
-    let (new_token, generated) = given_or_generated(body.token.as_deref())?;
+    let (new_token, generated) = given_or_generated(token)?;
     let current = state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     check_scheme_token(current.scheme, &new_token)?;
     if new_token == current.token {
@@ -436,5 +457,5 @@ async fn rotate_token(
         .await?
         .ok_or_else(|| ApiError::not_found("webhook"))?;
     tracing::info!(webhook_id = %webhook.id, grace_seconds = grace, "webhook token rotated");
-    Ok(AppJson(WebhookDto::showing_token(webhook, generated)))
+    Ok((webhook, generated))
 }

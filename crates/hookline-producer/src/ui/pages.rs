@@ -20,7 +20,9 @@ use crate::{
     routes::{
         AppState,
         deliveries::retry_delivery,
-        webhooks::{CreateWebhook, UpdateWebhook, create_webhook, update_webhook},
+        webhooks::{
+            CreateWebhook, UpdateWebhook, create_webhook, recover_webhook, rotate_webhook_token, update_webhook,
+        },
     },
 };
 
@@ -34,6 +36,9 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/ui/webhooks/{id}/edit", get(edit_form))
         .route("/ui/webhooks/{id}/resume", post(resume))
         .route("/ui/webhooks/{id}/delete", post(delete))
+        .route("/ui/webhooks/{id}/test", post(send_test))
+        .route("/ui/webhooks/{id}/rotate", post(rotate))
+        .route("/ui/webhooks/{id}/recover", post(recover))
         .route("/ui/deliveries/{id}", get(delivery))
         .route("/ui/deliveries/{id}/retry", post(retry))
 }
@@ -135,7 +140,12 @@ fn field_error(view: &FormView, field: &str) -> String {
     }
 }
 
-fn form_html(session: &Session, action: &str, view: &FormView, creating: bool) -> String {
+/// Fills the token field with a fresh `whsec_` secret (32 random bytes);
+/// without JavaScript, an empty field has the server generate one.
+const GENERATE_SCRIPT: &str = "<script>function hooklineGenerate(){const b=new Uint8Array(32);crypto.getRandomValues(b);document.getElementById('token').value='whsec_'+btoa(String.fromCharCode(...b));}</script>";
+
+fn form_html(session: &Session, action: &str, view: &FormView, creating: bool, seen: &[String]) -> String {
+    let options: String = seen.iter().map(|t| format!("<option value=\"{}\">", esc(t))).collect();
     let general = match &view.error {
         Some((f, detail)) if !["name", "url", "token", "events", "signatureScheme"].contains(&f.as_str()) => {
             format!("<p class=\"error\" role=\"alert\">{}</p>", esc(detail))
@@ -155,11 +165,11 @@ fn form_html(session: &Session, action: &str, view: &FormView, creating: bool) -
         "{general}<form method=\"post\" action=\"{action}\">{csrf}\
          <label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" value=\"{name}\" required>{e_name}\
          <label for=\"url\">URL</label><input type=\"url\" id=\"url\" name=\"url\" value=\"{url}\" required>{e_url}\
-         <label for=\"token\">Token</label><input type=\"text\" id=\"token\" name=\"token\" autocomplete=\"off\"><small>{token_help}</small>{e_token}\
-         <label for=\"events\">Events</label><input type=\"text\" id=\"events\" name=\"events\" value=\"{events}\" placeholder=\"license.created, license.*\" required><small>Comma-separated event types or patterns; <code>*</code> is every event.</small>{e_events}\
+         <label for=\"token\">Token</label><input type=\"text\" id=\"token\" name=\"token\" autocomplete=\"off\"><button type=\"button\" onclick=\"hooklineGenerate()\">Generate</button><small>{token_help}</small>{e_token}\
+         <label for=\"events\">Events</label><input type=\"text\" id=\"events\" name=\"events\" value=\"{events}\" list=\"seen-events\" placeholder=\"license.created, license.*\" required><datalist id=\"seen-events\">{options}</datalist><small>Comma-separated event types or patterns; <code>*</code> is every event.</small>{e_events}\
          <label><input type=\"checkbox\" name=\"active\" value=\"on\"{active}> Active</label>\
          <label for=\"scheme\">Signature scheme</label><select id=\"scheme\" name=\"scheme\">{s1}{s2}</select>{e_scheme}\
-         <p><button>Save</button> <a href=\"/ui/webhooks\">Cancel</a></p></form>",
+         <p><button>Save</button> <a href=\"/ui/webhooks\">Cancel</a></p></form>{GENERATE_SCRIPT}",
         csrf = session.csrf_field(),
         name = esc(&view.name),
         url = esc(&view.url),
@@ -175,10 +185,16 @@ fn form_html(session: &Session, action: &str, view: &FormView, creating: bool) -
     )
 }
 
+/// Event types seen lately, for the form's suggestions (none on failure).
+async fn seen(state: &AppState, session: &Session) -> Vec<String> {
+    state.store.recent_event_types(session.caller.scope()).await.unwrap_or_default()
+}
+
 /// `GET /ui/webhooks/new`.
-async fn new_form(session: Session) -> Html<String> {
+async fn new_form(state: St, session: Session) -> Html<String> {
     let view = FormView { active: true, scheme: "hookline".to_owned(), ..FormView::default() };
-    page("Add a webhook", Some(&session), &form_html(&session, "/ui/webhooks", &view, true))
+    let seen = seen(&state, &session).await;
+    page("Add a webhook", Some(&session), &form_html(&session, "/ui/webhooks", &view, true, &seen))
 }
 
 #[derive(Debug, Deserialize)]
@@ -246,7 +262,7 @@ async fn create(state: St, session: Session, Form(form): Form<WebhookForm>) -> R
         }
         Err(e) => (
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            page("Add a webhook", Some(&session), &form_html(&session, "/ui/webhooks", &form.view(&e), true)),
+            page("Add a webhook", Some(&session), &form_html(&session, "/ui/webhooks", &form.view(&e), true, &[])),
         )
             .into_response(),
     }
@@ -271,8 +287,9 @@ async fn edit_form(state: St, session: Session, Path(id): Path<String>) -> Respo
         scheme: webhook.scheme.as_str().to_owned(),
         error: None,
     };
-    page("Edit webhook", Some(&session), &form_html(&session, &format!("/ui/webhooks/{}", webhook.id), &view, false))
-        .into_response()
+    let seen = seen(&state, &session).await;
+    let action = format!("/ui/webhooks/{}", webhook.id);
+    page("Edit webhook", Some(&session), &form_html(&session, &action, &view, false, &seen)).into_response()
 }
 
 /// `POST /ui/webhooks/{id}`: the edit form.
@@ -297,7 +314,7 @@ async fn update(state: St, session: Session, Path(id): Path<String>, Form(form):
             page(
                 "Edit webhook",
                 Some(&session),
-                &form_html(&session, &format!("/ui/webhooks/{id}"), &form.view(&e), false),
+                &form_html(&session, &format!("/ui/webhooks/{id}"), &form.view(&e), false, &[]),
             ),
         )
             .into_response(),
@@ -368,7 +385,10 @@ async fn show(state: St, session: Session, Path(id): Path<String>, Query(q): Que
         "<p>{status} · {active} · <code>{url}</code></p>\
          <p>Events: {events} · Token <code>{token}</code> · Scheme {scheme}</p>\
          <p><a href=\"/ui/webhooks/{id}/edit\">Edit</a></p>\
+         <form class=\"inline\" method=\"post\" action=\"/ui/webhooks/{id}/test\">{csrf}<button>Send a test event</button></form>\
          <form class=\"inline\" method=\"post\" action=\"/ui/webhooks/{id}/resume\">{csrf}<button>Resume</button></form>\
+         <details><summary>Rotate the token</summary><form method=\"post\" action=\"/ui/webhooks/{id}/rotate\">{csrf}<label for=\"grace\">Old token keeps signing for (hours, 0–168)</label><input type=\"text\" id=\"grace\" name=\"grace_hours\" value=\"24\" inputmode=\"numeric\"><button>Rotate</button></form></details>\
+         <details><summary>Recover failed and suspended deliveries</summary><form method=\"post\" action=\"/ui/webhooks/{id}/recover\">{csrf}<label for=\"since\">Created since (RFC 3339, UTC)</label><input type=\"text\" id=\"since\" name=\"since\" placeholder=\"2026-11-24T00:00:00Z\" required><label for=\"until\">Until (empty: now)</label><input type=\"text\" id=\"until\" name=\"until\"><button>Count them</button></form></details>\
          <form class=\"inline\" method=\"post\" action=\"/ui/webhooks/{id}/delete\" onsubmit=\"return confirm('Delete this webhook and its event log?')\">{csrf}<label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> I mean it</label><button>Delete</button></form>\
          <h2>Event log</h2>\
          <form method=\"get\"><select name=\"state\" aria-label=\"State\">{states}</select> <input type=\"text\" name=\"event\" placeholder=\"event type\" value=\"{event}\" aria-label=\"Event type\" style=\"max-width:15rem\"> <button>Filter</button></form>\
@@ -485,6 +505,118 @@ async fn retry(state: St, session: Session, Path(id): Path<String>, Form(form): 
     let Ok(delivery) = id.parse::<DeliveryId>() else { return problem(&session, &ApiError::not_found("delivery")) };
     match retry_delivery(&state, &session.caller, delivery).await {
         Ok(()) => Redirect::to(&format!("/ui/deliveries/{delivery}")).into_response(),
+        Err(e) => problem(&session, &e),
+    }
+}
+
+/// `POST /ui/webhooks/{id}/test`: one `hookline.test` event to this webhook
+/// only, attempted at once whatever its health (a success makes it healthy).
+async fn send_test(state: St, session: Session, Path(id): Path<String>, Form(form): Form<ActionForm>) -> Response {
+    use hookline_broker::{DeliveryMessage, WireTrigger};
+    use hookline_core::{Event, EventId, EventType};
+    if let Err(refused) = session.check_csrf(&form.csrf) {
+        return refused.into_response();
+    }
+    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let now = OffsetDateTime::now_utc();
+    let event_type = EventType::parse("hookline.test").expect("a valid event type");
+    let data = serde_json::json!({"test": true, "webhookId": webhook.to_string(), "message": "A test event sent from the Hookline portal."});
+    let body = Event::new(event_type.clone(), data, now).to_body();
+    let event_id = EventId::generate(uuid::Uuid::now_v7());
+    let created = state
+        .store
+        .create_test_delivery(webhook, session.caller.scope(), &event_id, event_type.as_str(), &body, now)
+        .await;
+    let delivery = match created {
+        Ok(Some(d)) => d,
+        Ok(None) => return problem(&session, &ApiError::not_found("webhook")),
+        Err(e) => return problem(&session, &ApiError::internal(&e)),
+    };
+    let message = DeliveryMessage::V1 {
+        delivery_id: delivery.as_uuid(),
+        webhook_id: Some(webhook.as_uuid()),
+        trigger: WireTrigger::Manual,
+        not_before_ms: None,
+        deferrals: 0,
+    };
+    let published = match state.publisher() {
+        Ok(publisher) => publisher.publish_now(&message).await.is_ok(),
+        Err(_) => false,
+    };
+    if !published {
+        return problem(&session, &ApiError::broker_unavailable());
+    }
+    Redirect::to(&format!("/ui/deliveries/{delivery}")).into_response()
+}
+
+#[derive(Debug, Deserialize)]
+struct RotateForm {
+    csrf: String,
+    grace_hours: String,
+}
+
+/// `POST /ui/webhooks/{id}/rotate`: a generated token, shown once.
+async fn rotate(state: St, session: Session, Path(id): Path<String>, Form(form): Form<RotateForm>) -> Response {
+    if let Err(refused) = session.check_csrf(&form.csrf) {
+        return refused.into_response();
+    }
+    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let Ok(hours) = form.grace_hours.trim().parse::<i64>() else {
+        return problem(&session, &ApiError::invalid_field("grace", "must be a whole number of hours"));
+    };
+    match rotate_webhook_token(&state, &session.caller, webhook, None, Some(hours.saturating_mul(3600))).await {
+        Ok((webhook, _)) => {
+            let body = format!(
+                "<p>The new signing token of <a href=\"/ui/webhooks/{id}\">{name}</a>, shown this once:</p><pre id=\"token\">{token}</pre><p>The old one keeps signing beside it for {hours} h.</p>",
+                id = webhook.id,
+                name = esc(webhook.name.as_str()),
+                token = esc(webhook.token.expose()),
+            );
+            page("Token rotated", Some(&session), &body).into_response()
+        }
+        Err(e) => problem(&session, &e),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct RecoverForm {
+    csrf: String,
+    since: String,
+    #[serde(default)]
+    until: String,
+    /// Absent: count only; `yes`: queue them.
+    confirm: Option<String>,
+}
+
+/// `POST /ui/webhooks/{id}/recover`: first counts (a dry run) and asks to
+/// confirm, then queues.
+async fn recover(state: St, session: Session, Path(id): Path<String>, Form(form): Form<RecoverForm>) -> Response {
+    if let Err(refused) = session.check_csrf(&form.csrf) {
+        return refused.into_response();
+    }
+    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let until = nonempty(&form.until);
+    let queue = form.confirm.as_deref() == Some("yes");
+    match recover_webhook(&state, &session.caller, webhook, form.since.trim(), until.as_deref(), !queue).await {
+        Ok(r) if !queue => {
+            let body = format!(
+                "<p>{count} failed or suspended deliveries were created in that window.</p>\
+                 <form method=\"post\" action=\"/ui/webhooks/{webhook}/recover\">{csrf}<input type=\"hidden\" name=\"since\" value=\"{since}\"><input type=\"hidden\" name=\"until\" value=\"{until}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\"><button>Replay them</button> <a href=\"/ui/webhooks/{webhook}\">Cancel</a></form>",
+                count = r.count,
+                csrf = session.csrf_field(),
+                since = esc(form.since.trim()),
+                until = esc(until.as_deref().unwrap_or("")),
+            );
+            page("Recover", Some(&session), &body).into_response()
+        }
+        Ok(r) => {
+            let body = format!(
+                "<p>{} deliveries queued; the last is attempted at about {}.</p><p><a href=\"/ui/webhooks/{webhook}\">Back to the webhook</a></p>",
+                r.queued,
+                esc(r.finishes_at.as_deref().unwrap_or("now")),
+            );
+            page("Recover", Some(&session), &body).into_response()
+        }
         Err(e) => problem(&session, &e),
     }
 }
