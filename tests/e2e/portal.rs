@@ -271,3 +271,86 @@ async fn webhook_actions() {
     .await;
     app.stop().await;
 }
+
+/// Where screenshots go: `docs/screenshots` with
+/// `HOOKLINE_UPDATE_SCREENSHOTS=1` (to refresh the README's), else a
+/// temporary directory named in the test output.
+fn screenshot_dir() -> std::path::PathBuf {
+    let dir = if std::env::var_os("HOOKLINE_UPDATE_SCREENSHOTS").is_some() {
+        std::path::PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/screenshots"))
+    } else {
+        std::env::temp_dir().join(format!("hookline-screenshots-{}", uuid::Uuid::new_v4().simple()))
+    };
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    println!("screenshots in {}", dir.display());
+    dir
+}
+
+/// In headless Chromium: sign in, create a webhook through the form (after
+/// a validation error), send a test event and see it delivered with 204,
+/// fail until the webhook is suspended, retry and see it healthy again; on
+/// a phone-sized screen too. Screenshots of each page are saved.
+#[tokio::test]
+async fn in_a_real_browser() {
+    let app = TestApp::spawn_with(|_, worker| worker.suspend_after_failures = 2).await;
+    let receiver = Receiver::start().await;
+    receiver.set_status(204);
+    let shots = screenshot_dir();
+    let b = hookline_e2e::WebBrowser::start().await;
+
+    b.goto(&app.url("/ui/webhooks")).await;
+    assert!(b.url().await.ends_with("/ui/login"), "redirected to sign in");
+    b.screenshot(&shots.join("sign-in.png")).await;
+    b.fill("#key", ADMIN_KEY).await;
+    b.click("form button").await;
+    assert!(b.text().await.contains("No webhooks yet"));
+
+    b.click("a[href='/ui/webhooks/new']").await;
+    b.fill("#name", "CRM sync").await;
+    b.fill("#url", "ftp://not-http").await;
+    b.fill("#events", "license.*, hookline.test").await;
+    b.click("main form button:not([type=button])").await;
+    let text = b.text().await;
+    assert!(text.contains("http or https"), "the error shows beside the field: {text}");
+    b.screenshot(&shots.join("form-error.png")).await;
+    b.fill("#url", &receiver.url()).await;
+    b.click("main form button:not([type=button])").await;
+    assert!(b.text().await.contains("shown this once"));
+    b.click("main a[href^='/ui/webhooks/0']").await;
+    let webhook_page = b.url().await;
+
+    b.click("form[action$='/test'] button").await;
+    let text = b.wait_for_text("HTTP 204").await;
+    assert!(text.contains("hookline.test"), "{text}");
+    b.screenshot(&shots.join("delivery.png")).await;
+
+    // Failures until suspended (the threshold is 2 here).
+    receiver.set_status(500);
+    for _ in 0..2 {
+        b.goto(&webhook_page).await;
+        b.click("form[action$='/test'] button").await;
+        b.wait_for_text("HTTP 500").await;
+    }
+    b.goto(&webhook_page).await;
+    let text = b.wait_for_text("suspended").await;
+    assert!(text.contains("2 failed in a row"), "{text}");
+    b.screenshot(&shots.join("webhook-suspended.png")).await;
+
+    // Retry the last failed delivery against a healthy receiver.
+    receiver.set_status(204);
+    b.click("main table a[href^='/ui/deliveries/']").await;
+    b.click("form[action$='/retry'] button").await;
+    b.wait_for_text("HTTP 204").await;
+    b.goto(&webhook_page).await;
+    b.wait_for_text("healthy").await;
+    b.screenshot(&shots.join("webhook-healthy.png")).await;
+
+    b.goto(&app.url("/ui/webhooks")).await;
+    b.screenshot(&shots.join("webhooks.png")).await;
+    b.resize(390, 844).await;
+    let text = b.text().await;
+    assert!(text.contains("CRM sync") && text.contains("healthy"), "{text}");
+    b.screenshot(&shots.join("webhooks-phone.png")).await;
+    b.quit().await;
+    app.stop().await;
+}

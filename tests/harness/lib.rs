@@ -11,7 +11,10 @@ use hookline_testkit::{TestBroker, TestDb};
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+mod webdriver;
+
 pub use hookline_testkit::{Receiver, Reply, eventually};
+pub use webdriver::Browser as WebBrowser;
 
 /// The admin API key every test app accepts.
 pub const ADMIN_KEY: &str = "test-admin-key-0123456789";

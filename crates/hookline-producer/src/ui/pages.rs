@@ -97,7 +97,7 @@ async fn list(state: St, session: Session) -> Response {
         .iter()
         .map(|w| {
             format!(
-                "<tr><td><a href=\"/ui/webhooks/{id}\">{name}</a></td><td>{url}</td><td>{events}</td><td>{active}</td><td>{status}</td><td>{ok}</td><td>{failed}</td></tr>",
+                "<tr><td data-label=\"Name\"><a href=\"/ui/webhooks/{id}\">{name}</a></td><td data-label=\"URL\">{url}</td><td data-label=\"Events\">{events}</td><td data-label=\"Active\">{active}</td><td data-label=\"Status\">{status}</td><td data-label=\"Last success\">{ok}</td><td data-label=\"Last failure\">{failed}</td></tr>",
                 id = w.id,
                 name = esc(w.name.as_str()),
                 url = esc(w.url.as_str()),
@@ -350,7 +350,7 @@ async fn show(state: St, session: Session, Path(id): Path<String>, Query(q): Que
         .iter()
         .map(|d| {
             format!(
-                "<tr><td><a href=\"/ui/deliveries/{id}\">{created}</a></td><td>{event}</td><td>{state}</td><td>{attempts}</td><td>{next}</td></tr>",
+                "<tr><td data-label=\"Created\"><a href=\"/ui/deliveries/{id}\">{created}</a></td><td data-label=\"Event\">{event}</td><td data-label=\"State\">{state}</td><td data-label=\"Attempts\">{attempts}</td><td data-label=\"Next attempt\">{next}</td></tr>",
                 id = d.id,
                 created = esc(&format_timestamp(d.created_at)),
                 event = esc(&d.event_type),
@@ -467,7 +467,7 @@ async fn delivery(state: St, session: Session, Path(id): Path<String>) -> Respon
                 (None, _) => "—".to_owned(),
             };
             format!(
-                "<tr><td>{no}</td><td>{trigger}</td><td>{sent}</td><td>{received}</td><td>{ms} ms</td><td>{result}</td><td>{reason}</td><td>{next}</td><td><pre>{excerpt}</pre></td><td>{trace}</td></tr>",
+                "<tr><td data-label=\"#\">{no}</td><td data-label=\"Trigger\">{trigger}</td><td data-label=\"Sent\">{sent}</td><td data-label=\"Received\">{received}</td><td data-label=\"Duration\">{ms} ms</td><td data-label=\"Result\">{result}</td><td data-label=\"Retry reason\">{reason}</td><td data-label=\"Next attempt\">{next}</td><td data-label=\"Response\"><pre>{excerpt}</pre></td><td data-label=\"Trace\">{trace}</td></tr>",
                 no = a.attempt_no,
                 trigger = esc(&a.trigger),
                 sent = when(Some(a.sent_at)),
