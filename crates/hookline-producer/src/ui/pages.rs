@@ -6,15 +6,16 @@ use std::sync::Arc;
 use axum::{
     Form, Router,
     extract::{Path, Query, State},
-    response::{Html, IntoResponse, Redirect, Response},
+    response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
 use hookline_core::{DeliveryId, DeliveryState, WebhookId, format_timestamp};
 use hookline_store::{DeliveryFilter, Webhook};
+use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
 use time::OffsetDateTime;
 
-use super::{Session, esc, page};
+use super::{Session, page};
 use crate::{
     ApiError,
     routes::{
@@ -47,29 +48,23 @@ pub(super) fn router() -> Router<Arc<AppState>> {
 fn problem(session: &Session, e: &ApiError) -> Response {
     let status =
         if e.code() == "not_found" { axum::http::StatusCode::NOT_FOUND } else { axum::http::StatusCode::BAD_REQUEST };
-    (
-        status,
-        page(
-            "Not possible",
-            Some(session),
-            &format!(
-                "<p class=\"error\" role=\"alert\">{}</p><p><a href=\"/ui/webhooks\">Back to webhooks</a></p>",
-                esc(e.detail())
-            ),
-        ),
-    )
-        .into_response()
+    let body = html! {
+        p.error role="alert" { (e.detail()) }
+        p { a href="/ui/webhooks" { "Back to webhooks" } }
+    };
+    (status, page("Not possible", Some(session), body)).into_response()
 }
 
-fn when(at: Option<OffsetDateTime>) -> String {
-    let Some(at) = at else { return "—".to_owned() };
+fn when(at: Option<OffsetDateTime>) -> Markup {
+    let Some(at) = at else { return html! { "—" } };
     let ago = (OffsetDateTime::now_utc() - at).whole_seconds();
     let hint = match ago {
         i64::MIN..=-1 => format!("in {}", human(-ago)),
         0..=59 => "just now".to_owned(),
         _ => format!("{} ago", human(ago)),
     };
-    format!("<time datetime=\"{0}\">{0}</time> <small>({1})</small>", esc(&format_timestamp(at)), hint)
+    let stamp = format_timestamp(at);
+    html! { time datetime=(stamp) { (stamp) } " " small { "(" (hint) ")" } }
 }
 
 fn human(seconds: i64) -> String {
@@ -81,9 +76,13 @@ fn human(seconds: i64) -> String {
     }
 }
 
-fn badge(status: &str, failures: i32) -> String {
-    let extra = if failures > 0 { format!(" ({failures} failed in a row)") } else { String::new() };
-    format!("<span class=\"badge {0}\">{0}{1}</span>", esc(status), esc(&extra))
+fn badge(status: &str, failures: i32) -> Markup {
+    html! {
+        span class={ "badge " (status) } {
+            (status)
+            @if failures > 0 { " (" (failures) " failed in a row)" }
+        }
+    }
 }
 
 /// `GET /ui/webhooks`.
@@ -93,31 +92,30 @@ async fn list(state: St, session: Session) -> Response {
         Ok(w) => w,
         Err(e) => return problem(&session, &ApiError::internal(&e)),
     };
-    let rows: String = webhooks
-        .iter()
-        .map(|w| {
-            format!(
-                "<tr><td data-label=\"Name\"><a href=\"/ui/webhooks/{id}\">{name}</a></td><td data-label=\"URL\">{url}</td><td data-label=\"Events\">{events}</td><td data-label=\"Active\">{active}</td><td data-label=\"Status\">{status}</td><td data-label=\"Last success\">{ok}</td><td data-label=\"Last failure\">{failed}</td></tr>",
-                id = w.id,
-                name = esc(w.name.as_str()),
-                url = esc(w.url.as_str()),
-                events = esc(&w.events.as_strings().join(", ")),
-                active = if w.active { "active" } else { "inactive" },
-                status = badge(w.status.as_str(), w.consecutive_failures),
-                ok = when(w.last_success_at),
-                failed = when(w.last_failure_at),
-            )
-        })
-        .collect();
-    let body = if webhooks.is_empty() {
-        "<p>No webhooks yet.</p>".to_owned()
-    } else {
-        format!(
-            "<table><thead><tr><th>Name</th><th>URL</th><th>Events</th><th>Active</th><th>Status</th><th>Last success</th><th>Last failure</th></tr></thead><tbody>{rows}</tbody></table>"
-        )
+    let body = html! {
+        p { a href="/ui/webhooks/new" { "Add a webhook" } }
+        @if webhooks.is_empty() {
+            p { "No webhooks yet." }
+        } @else {
+            table {
+                thead { tr { th { "Name" } th { "URL" } th { "Events" } th { "Active" } th { "Status" } th { "Last success" } th { "Last failure" } } }
+                tbody {
+                    @for w in &webhooks {
+                        tr {
+                            td data-label="Name" { a href={ "/ui/webhooks/" (w.id) } { (w.name.as_str()) } }
+                            td data-label="URL" { (w.url.as_str()) }
+                            td data-label="Events" { (w.events.as_strings().join(", ")) }
+                            td data-label="Active" { @if w.active { "active" } @else { "inactive" } }
+                            td data-label="Status" { (badge(w.status.as_str(), w.consecutive_failures)) }
+                            td data-label="Last success" { (when(w.last_success_at)) }
+                            td data-label="Last failure" { (when(w.last_failure_at)) }
+                        }
+                    }
+                }
+            }
+        }
     };
-    page("Webhooks", Some(&session), &format!("<p><a href=\"/ui/webhooks/new\">Add a webhook</a></p>{body}"))
-        .into_response()
+    page("Webhooks", Some(&session), body).into_response()
 }
 
 /// What the form shows: values and the error beside a field.
@@ -131,58 +129,61 @@ struct FormView {
     error: Option<(String, String)>,
 }
 
-fn field_error(view: &FormView, field: &str) -> String {
-    match &view.error {
-        Some((f, detail)) if f == field => {
-            format!("<p class=\"error\" id=\"{field}-error\" role=\"alert\">{}</p>", esc(detail))
+fn field_error(view: &FormView, field: &str) -> Markup {
+    html! {
+        @if let Some((f, detail)) = &view.error {
+            @if f == field { p.error id={ (field) "-error" } role="alert" { (detail) } }
         }
-        _ => String::new(),
     }
 }
 
 /// Fills the token field with a fresh `whsec_` secret (32 random bytes);
 /// without JavaScript, an empty field has the server generate one.
-const GENERATE_SCRIPT: &str = "<script>function hooklineGenerate(){const b=new Uint8Array(32);crypto.getRandomValues(b);document.getElementById('token').value='whsec_'+btoa(String.fromCharCode(...b));}</script>";
+const GENERATE_SCRIPT: &str = "function hooklineGenerate(){const b=new Uint8Array(32);crypto.getRandomValues(b);document.getElementById('token').value='whsec_'+btoa(String.fromCharCode(...b));}";
 
-fn form_html(session: &Session, action: &str, view: &FormView, creating: bool, seen: &[String]) -> String {
-    let options: String = seen.iter().map(|t| format!("<option value=\"{}\">", esc(t))).collect();
+fn form_html(session: &Session, action: &str, view: &FormView, creating: bool, seen: &[String]) -> Markup {
     let general = match &view.error {
         Some((f, detail)) if !["name", "url", "token", "events", "signatureScheme"].contains(&f.as_str()) => {
-            format!("<p class=\"error\" role=\"alert\">{}</p>", esc(detail))
+            Some(detail)
         }
-        _ => String::new(),
+        _ => None,
     };
     let token_help = if creating {
         "Leave empty to generate one (shown once after saving)."
     } else {
         "Leave empty to keep the current token."
     };
-    let scheme = |value: &str, label: &str| {
-        let selected = if view.scheme == value { " selected" } else { "" };
-        format!("<option value=\"{value}\"{selected}>{label}</option>")
-    };
-    format!(
-        "{general}<form method=\"post\" action=\"{action}\">{csrf}\
-         <label for=\"name\">Name</label><input type=\"text\" id=\"name\" name=\"name\" value=\"{name}\" required>{e_name}\
-         <label for=\"url\">URL</label><input type=\"url\" id=\"url\" name=\"url\" value=\"{url}\" required>{e_url}\
-         <label for=\"token\">Token</label><input type=\"text\" id=\"token\" name=\"token\" autocomplete=\"off\"><button type=\"button\" onclick=\"hooklineGenerate()\">Generate</button><small>{token_help}</small>{e_token}\
-         <label for=\"events\">Events</label><input type=\"text\" id=\"events\" name=\"events\" value=\"{events}\" list=\"seen-events\" placeholder=\"license.created, license.*\" required><datalist id=\"seen-events\">{options}</datalist><small>Comma-separated event types or patterns; <code>*</code> is every event.</small>{e_events}\
-         <label><input type=\"checkbox\" name=\"active\" value=\"on\"{active}> Active</label>\
-         <label for=\"scheme\">Signature scheme</label><select id=\"scheme\" name=\"scheme\">{s1}{s2}</select>{e_scheme}\
-         <p><button>Save</button> <a href=\"/ui/webhooks\">Cancel</a></p></form>{GENERATE_SCRIPT}",
-        csrf = session.csrf_field(),
-        name = esc(&view.name),
-        url = esc(&view.url),
-        events = esc(&view.events),
-        active = if view.active { " checked" } else { "" },
-        s1 = scheme("hookline", "Hookline (Webhook-Signature)"),
-        s2 = scheme("standard-webhooks", "Standard Webhooks"),
-        e_name = field_error(view, "name"),
-        e_url = field_error(view, "url"),
-        e_token = field_error(view, "token"),
-        e_events = field_error(view, "events"),
-        e_scheme = field_error(view, "signatureScheme"),
-    )
+    html! {
+        @if let Some(detail) = general { p.error role="alert" { (detail) } }
+        form method="post" action=(action) {
+            (session.csrf_field())
+            label for="name" { "Name" }
+            input type="text" id="name" name="name" value=(view.name) required;
+            (field_error(view, "name"))
+            label for="url" { "URL" }
+            input type="url" id="url" name="url" value=(view.url) required;
+            (field_error(view, "url"))
+            label for="token" { "Token" }
+            input type="text" id="token" name="token" autocomplete="off";
+            button type="button" onclick="hooklineGenerate()" { "Generate" }
+            small { (token_help) }
+            (field_error(view, "token"))
+            label for="events" { "Events" }
+            input type="text" id="events" name="events" value=(view.events) list="seen-events" placeholder="license.created, license.*" required;
+            datalist id="seen-events" { @for t in seen { option value=(t) {} } }
+            small { "Comma-separated event types or patterns; " code { "*" } " is every event." }
+            (field_error(view, "events"))
+            label { input type="checkbox" name="active" value="on" checked[view.active]; " Active" }
+            label for="scheme" { "Signature scheme" }
+            select id="scheme" name="scheme" {
+                option value="hookline" selected[view.scheme == "hookline"] { "Hookline (Webhook-Signature)" }
+                option value="standard-webhooks" selected[view.scheme == "standard-webhooks"] { "Standard Webhooks" }
+            }
+            (field_error(view, "signatureScheme"))
+            p { button { "Save" } " " a href="/ui/webhooks" { "Cancel" } }
+        }
+        script { (PreEscaped(GENERATE_SCRIPT)) }
+    }
 }
 
 /// Event types seen lately, for the form's suggestions (none on failure).
@@ -191,10 +192,10 @@ async fn seen(state: &AppState, session: &Session) -> Vec<String> {
 }
 
 /// `GET /ui/webhooks/new`.
-async fn new_form(state: St, session: Session) -> Html<String> {
+async fn new_form(state: St, session: Session) -> Markup {
     let view = FormView { active: true, scheme: "hookline".to_owned(), ..FormView::default() };
     let seen = seen(&state, &session).await;
-    page("Add a webhook", Some(&session), &form_html(&session, "/ui/webhooks", &view, true, &seen))
+    page("Add a webhook", Some(&session), form_html(&session, "/ui/webhooks", &view, true, &seen))
 }
 
 #[derive(Debug, Deserialize)]
@@ -249,20 +250,21 @@ async fn create(state: St, session: Session, Form(form): Form<WebhookForm>) -> R
     match create_webhook(&state, &session.caller, body).await {
         Ok((webhook, generated)) => {
             if generated {
-                let body = format!(
-                    "<p>Webhook <a href=\"/ui/webhooks/{id}\">{name}</a> created. Its signing token, shown this once:</p><pre id=\"token\">{token}</pre><p>Store it with your receiver; it is masked from now on.</p><p><a href=\"/ui/webhooks/{id}\">Continue</a></p>",
-                    id = webhook.id,
-                    name = esc(webhook.name.as_str()),
-                    token = esc(webhook.token.expose()),
-                );
-                page("Webhook created", Some(&session), &body).into_response()
+                let link = format!("/ui/webhooks/{}", webhook.id);
+                let body = html! {
+                    p { "Webhook " a href=(link) { (webhook.name.as_str()) } " created. Its signing token, shown this once:" }
+                    pre id="token" { (webhook.token.expose()) }
+                    p { "Store it with your receiver; it is masked from now on." }
+                    p { a href=(link) { "Continue" } }
+                };
+                page("Webhook created", Some(&session), body).into_response()
             } else {
                 Redirect::to(&format!("/ui/webhooks/{}", webhook.id)).into_response()
             }
         }
         Err(e) => (
             axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            page("Add a webhook", Some(&session), &form_html(&session, "/ui/webhooks", &form.view(&e), true, &[])),
+            page("Add a webhook", Some(&session), form_html(&session, "/ui/webhooks", &form.view(&e), true, &[])),
         )
             .into_response(),
     }
@@ -289,7 +291,7 @@ async fn edit_form(state: St, session: Session, Path(id): Path<String>) -> Respo
     };
     let seen = seen(&state, &session).await;
     let action = format!("/ui/webhooks/{}", webhook.id);
-    page("Edit webhook", Some(&session), &form_html(&session, &action, &view, false, &seen)).into_response()
+    page("Edit webhook", Some(&session), form_html(&session, &action, &view, false, &seen)).into_response()
 }
 
 /// `POST /ui/webhooks/{id}`: the edit form.
@@ -314,7 +316,7 @@ async fn update(state: St, session: Session, Path(id): Path<String>, Form(form):
             page(
                 "Edit webhook",
                 Some(&session),
-                &form_html(&session, &format!("/ui/webhooks/{id}"), &form.view(&e), false, &[]),
+                form_html(&session, &format!("/ui/webhooks/{id}"), &form.view(&e), false, &[]),
             ),
         )
             .into_response(),
@@ -346,62 +348,75 @@ async fn show(state: St, session: Session, Path(id): Path<String>, Query(q): Que
         Ok(d) => d,
         Err(e) => return problem(&session, &ApiError::internal(&e)),
     };
-    let rows: String = deliveries
-        .iter()
-        .map(|d| {
-            format!(
-                "<tr><td data-label=\"Created\"><a href=\"/ui/deliveries/{id}\">{created}</a></td><td data-label=\"Event\">{event}</td><td data-label=\"State\">{state}</td><td data-label=\"Attempts\">{attempts}</td><td data-label=\"Next attempt\">{next}</td></tr>",
-                id = d.id,
-                created = esc(&format_timestamp(d.created_at)),
-                event = esc(&d.event_type),
-                state = esc(d.state.as_str()),
-                attempts = d.attempt_count,
-                next = when(d.next_attempt_at),
-            )
-        })
-        .collect();
-    let next_page = if i64::try_from(deliveries.len()).unwrap_or(0) == limit {
-        deliveries.last().map_or(String::new(), |d| {
-            format!(
-                "<p><a href=\"?state={}&event={}&cursor={}\">Older</a></p>",
-                esc(q.state.as_deref().unwrap_or("")),
-                esc(q.event.as_deref().unwrap_or("")),
-                d.id
-            )
-        })
-    } else {
-        String::new()
-    };
-    let states: String = ["", "pending", "retrying", "delivered", "failed", "suspended", "skipped"]
-        .iter()
-        .map(|s| {
-            let selected = if q.state.as_deref().unwrap_or("") == *s { " selected" } else { "" };
-            format!("<option value=\"{s}\"{selected}>{}</option>", if s.is_empty() { "any state" } else { s })
-        })
-        .collect();
-    let csrf = session.csrf_field();
+    let full = i64::try_from(deliveries.len()).unwrap_or(0) == limit;
+    let state_filter = q.state.as_deref().unwrap_or("");
+    let event_filter = q.event.as_deref().unwrap_or("");
     let id = webhook.id;
-    let body = format!(
-        "<p>{status} · {active} · <code>{url}</code></p>\
-         <p>Events: {events} · Token <code>{token}</code> · Scheme {scheme}</p>\
-         <p><a href=\"/ui/webhooks/{id}/edit\">Edit</a></p>\
-         <form class=\"inline\" method=\"post\" action=\"/ui/webhooks/{id}/test\">{csrf}<button>Send a test event</button></form>\
-         <form class=\"inline\" method=\"post\" action=\"/ui/webhooks/{id}/resume\">{csrf}<button>Resume</button></form>\
-         <details><summary>Rotate the token</summary><form method=\"post\" action=\"/ui/webhooks/{id}/rotate\">{csrf}<label for=\"grace\">Old token keeps signing for (hours, 0–168)</label><input type=\"text\" id=\"grace\" name=\"grace_hours\" value=\"24\" inputmode=\"numeric\"><button>Rotate</button></form></details>\
-         <details><summary>Recover failed and suspended deliveries</summary><form method=\"post\" action=\"/ui/webhooks/{id}/recover\">{csrf}<label for=\"since\">Created since (RFC 3339, UTC)</label><input type=\"text\" id=\"since\" name=\"since\" placeholder=\"2026-11-24T00:00:00Z\" required><label for=\"until\">Until (empty: now)</label><input type=\"text\" id=\"until\" name=\"until\"><button>Count them</button></form></details>\
-         <form class=\"inline\" method=\"post\" action=\"/ui/webhooks/{id}/delete\" onsubmit=\"return confirm('Delete this webhook and its event log?')\">{csrf}<label><input type=\"checkbox\" name=\"confirm\" value=\"yes\" required> I mean it</label><button>Delete</button></form>\
-         <h2>Event log</h2>\
-         <form method=\"get\"><select name=\"state\" aria-label=\"State\">{states}</select> <input type=\"text\" name=\"event\" placeholder=\"event type\" value=\"{event}\" aria-label=\"Event type\" style=\"max-width:15rem\"> <button>Filter</button></form>\
-         <table><thead><tr><th>Created (UTC)</th><th>Event</th><th>State</th><th>Attempts</th><th>Next attempt</th></tr></thead><tbody>{rows}</tbody></table>{next_page}",
-        status = badge(webhook.status.as_str(), webhook.consecutive_failures),
-        active = if webhook.active { "active" } else { "inactive" },
-        url = esc(webhook.url.as_str()),
-        events = esc(&webhook.events.as_strings().join(", ")),
-        token = esc(&webhook.token.masked()),
-        scheme = esc(webhook.scheme.as_str()),
-        event = esc(q.event.as_deref().unwrap_or("")),
-    );
-    page(webhook.name.as_str(), Some(&session), &body).into_response()
+    let base = format!("/ui/webhooks/{id}");
+    let body = html! {
+        p { (badge(webhook.status.as_str(), webhook.consecutive_failures)) " · " @if webhook.active { "active" } @else { "inactive" } " · " code { (webhook.url.as_str()) } }
+        p { "Events: " (webhook.events.as_strings().join(", ")) " · Token " code { (webhook.token.masked()) } " · Scheme " (webhook.scheme.as_str()) }
+        p { a href={ (base) "/edit" } { "Edit" } }
+        form.inline method="post" action={ (base) "/test" } { (session.csrf_field()) button { "Send a test event" } }
+        form.inline method="post" action={ (base) "/resume" } { (session.csrf_field()) button { "Resume" } }
+        details {
+            summary { "Rotate the token" }
+            form method="post" action={ (base) "/rotate" } {
+                (session.csrf_field())
+                label for="grace" { "Old token keeps signing for (hours, 0–168)" }
+                input type="text" id="grace" name="grace_hours" value="24" inputmode="numeric";
+                button { "Rotate" }
+            }
+        }
+        details {
+            summary { "Recover failed and suspended deliveries" }
+            form method="post" action={ (base) "/recover" } {
+                (session.csrf_field())
+                label for="since" { "Created since (RFC 3339, UTC)" }
+                input type="text" id="since" name="since" placeholder="2026-11-24T00:00:00Z" required;
+                label for="until" { "Until (empty: now)" }
+                input type="text" id="until" name="until";
+                button { "Count them" }
+            }
+        }
+        form.inline method="post" action={ (base) "/delete" } onsubmit="return confirm('Delete this webhook and its event log?')" {
+            (session.csrf_field())
+            label { input type="checkbox" name="confirm" value="yes" required; " I mean it" }
+            button { "Delete" }
+        }
+        h2 { "Event log" }
+        form method="get" {
+            select name="state" aria-label="State" {
+                @for st in ["", "pending", "retrying", "delivered", "failed", "suspended", "skipped"] {
+                    option value=(st) selected[state_filter == st] { @if st.is_empty() { "any state" } @else { (st) } }
+                }
+            }
+            " "
+            input type="text" name="event" placeholder="event type" value=(event_filter) aria-label="Event type" style="max-width:15rem";
+            " "
+            button { "Filter" }
+        }
+        table {
+            thead { tr { th { "Created (UTC)" } th { "Event" } th { "State" } th { "Attempts" } th { "Next attempt" } } }
+            tbody {
+                @for d in &deliveries {
+                    tr {
+                        td data-label="Created" { a href={ "/ui/deliveries/" (d.id) } { (format_timestamp(d.created_at)) } }
+                        td data-label="Event" { (d.event_type) }
+                        td data-label="State" { (d.state.as_str()) }
+                        td data-label="Attempts" { (d.attempt_count) }
+                        td data-label="Next attempt" { (when(d.next_attempt_at)) }
+                    }
+                }
+            }
+        }
+        @if full {
+            @if let Some(last) = deliveries.last() {
+                p { a href={ "?state=" (state_filter) "&event=" (event_filter) "&cursor=" (last.id) } { "Older" } }
+            }
+        }
+    };
+    page(webhook.name.as_str(), Some(&session), body).into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -453,48 +468,49 @@ async fn delivery(state: St, session: Session, Path(id): Path<String>) -> Respon
         .and_then(|v| serde_json::to_string_pretty(&v).ok())
         .unwrap_or_else(|| payload.into_owned());
     let trace_base = state.grafana_trace_url.as_deref();
-    let rows: String = attempts
-        .iter()
-        .map(|a| {
-            let result = match (a.status_code, &a.error_kind) {
-                (Some(code), _) => format!("HTTP {code}"),
-                (None, Some(kind)) => format!("{kind}: {}", a.error_message.as_deref().unwrap_or("")),
-                (None, None) => "—".to_owned(),
-            };
-            let trace = match (&a.trace_id, trace_base) {
-                (Some(t), Some(base)) => format!("<a href=\"{}{}\">{}</a>", esc(base), esc(t), esc(t)),
-                (Some(t), None) => esc(t),
-                (None, _) => "—".to_owned(),
-            };
-            format!(
-                "<tr><td data-label=\"#\">{no}</td><td data-label=\"Trigger\">{trigger}</td><td data-label=\"Sent\">{sent}</td><td data-label=\"Received\">{received}</td><td data-label=\"Duration\">{ms} ms</td><td data-label=\"Result\">{result}</td><td data-label=\"Retry reason\">{reason}</td><td data-label=\"Next attempt\">{next}</td><td data-label=\"Response\"><pre>{excerpt}</pre></td><td data-label=\"Trace\">{trace}</td></tr>",
-                no = a.attempt_no,
-                trigger = esc(&a.trigger),
-                sent = when(Some(a.sent_at)),
-                received = when(a.received_at),
-                ms = a.duration_ms,
-                result = esc(&result),
-                reason = esc(a.retry_reason.as_deref().unwrap_or("—")),
-                next = when(a.next_attempt_at),
-                excerpt = esc(a.response_excerpt.as_deref().unwrap_or("")),
-            )
-        })
-        .collect();
-    let body = format!(
-        "<p>Event <code>{event}</code> ({event_id}) to <a href=\"/ui/webhooks/{webhook}\">its webhook</a> · state <strong>{state}</strong> · created {created}</p>\
-         <form method=\"post\" action=\"/ui/deliveries/{id}/retry\">{csrf}<button>Retry now</button></form>\
-         <h2>Payload</h2><pre>{payload}</pre>\
-         <h2>Attempts</h2><table><thead><tr><th>#</th><th>Trigger</th><th>Sent (UTC)</th><th>Received</th><th>Duration</th><th>Result</th><th>Retry reason</th><th>Next attempt</th><th>Response</th><th>Trace</th></tr></thead><tbody>{rows}</tbody></table>",
-        event = esc(&delivery.event_type),
-        event_id = esc(delivery.event_id.as_str()),
-        webhook = delivery.webhook_id,
-        state = esc(delivery.state.as_str()),
-        created = when(Some(delivery.created_at)),
-        id = delivery.id,
-        csrf = session.csrf_field(),
-        payload = esc(&pretty),
-    );
-    page("Delivery", Some(&session), &body).into_response()
+    let body = html! {
+        p {
+            "Event " code { (delivery.event_type) } " (" (delivery.event_id.as_str()) ") to "
+            a href={ "/ui/webhooks/" (delivery.webhook_id) } { "its webhook" }
+            " · state " strong { (delivery.state.as_str()) } " · created " (when(Some(delivery.created_at)))
+        }
+        form method="post" action={ "/ui/deliveries/" (delivery.id) "/retry" } { (session.csrf_field()) button { "Retry now" } }
+        h2 { "Payload" }
+        pre { (pretty) }
+        h2 { "Attempts" }
+        table {
+            thead { tr { th { "#" } th { "Trigger" } th { "Sent (UTC)" } th { "Received" } th { "Duration" } th { "Result" } th { "Retry reason" } th { "Next attempt" } th { "Response" } th { "Trace" } } }
+            tbody {
+                @for a in &attempts {
+                    tr {
+                        td data-label="#" { (a.attempt_no) }
+                        td data-label="Trigger" { (a.trigger) }
+                        td data-label="Sent" { (when(Some(a.sent_at))) }
+                        td data-label="Received" { (when(a.received_at)) }
+                        td data-label="Duration" { (a.duration_ms) " ms" }
+                        td data-label="Result" {
+                            @match (a.status_code, &a.error_kind) {
+                                (Some(code), _) => { "HTTP " (code) }
+                                (None, Some(kind)) => { (kind) ": " (a.error_message.as_deref().unwrap_or("")) }
+                                (None, None) => { "—" }
+                            }
+                        }
+                        td data-label="Retry reason" { (a.retry_reason.as_deref().unwrap_or("—")) }
+                        td data-label="Next attempt" { (when(a.next_attempt_at)) }
+                        td data-label="Response" { pre { (a.response_excerpt.as_deref().unwrap_or("")) } }
+                        td data-label="Trace" {
+                            @match (&a.trace_id, trace_base) {
+                                (Some(t), Some(base)) => { a href={ (base) (t) } { (t) } }
+                                (Some(t), None) => { (t) }
+                                (None, _) => { "—" }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    page("Delivery", Some(&session), body).into_response()
 }
 
 /// `POST /ui/deliveries/{id}/retry`.
@@ -566,13 +582,12 @@ async fn rotate(state: St, session: Session, Path(id): Path<String>, Form(form):
     };
     match rotate_webhook_token(&state, &session.caller, webhook, None, Some(hours.saturating_mul(3600))).await {
         Ok((webhook, _)) => {
-            let body = format!(
-                "<p>The new signing token of <a href=\"/ui/webhooks/{id}\">{name}</a>, shown this once:</p><pre id=\"token\">{token}</pre><p>The old one keeps signing beside it for {hours} h.</p>",
-                id = webhook.id,
-                name = esc(webhook.name.as_str()),
-                token = esc(webhook.token.expose()),
-            );
-            page("Token rotated", Some(&session), &body).into_response()
+            let body = html! {
+                p { "The new signing token of " a href={ "/ui/webhooks/" (webhook.id) } { (webhook.name.as_str()) } ", shown this once:" }
+                pre id="token" { (webhook.token.expose()) }
+                p { "The old one keeps signing beside it for " (hours) " h." }
+            };
+            page("Token rotated", Some(&session), body).into_response()
         }
         Err(e) => problem(&session, &e),
     }
@@ -599,23 +614,24 @@ async fn recover(state: St, session: Session, Path(id): Path<String>, Form(form)
     let queue = form.confirm.as_deref() == Some("yes");
     match recover_webhook(&state, &session.caller, webhook, form.since.trim(), until.as_deref(), !queue).await {
         Ok(r) if !queue => {
-            let body = format!(
-                "<p>{count} failed or suspended deliveries were created in that window.</p>\
-                 <form method=\"post\" action=\"/ui/webhooks/{webhook}/recover\">{csrf}<input type=\"hidden\" name=\"since\" value=\"{since}\"><input type=\"hidden\" name=\"until\" value=\"{until}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\"><button>Replay them</button> <a href=\"/ui/webhooks/{webhook}\">Cancel</a></form>",
-                count = r.count,
-                csrf = session.csrf_field(),
-                since = esc(form.since.trim()),
-                until = esc(until.as_deref().unwrap_or("")),
-            );
-            page("Recover", Some(&session), &body).into_response()
+            let body = html! {
+                p { (r.count) " failed or suspended deliveries were created in that window." }
+                form method="post" action={ "/ui/webhooks/" (webhook) "/recover" } {
+                    (session.csrf_field())
+                    input type="hidden" name="since" value=(form.since.trim());
+                    input type="hidden" name="until" value=(until.as_deref().unwrap_or(""));
+                    input type="hidden" name="confirm" value="yes";
+                    button { "Replay them" } " " a href={ "/ui/webhooks/" (webhook) } { "Cancel" }
+                }
+            };
+            page("Recover", Some(&session), body).into_response()
         }
         Ok(r) => {
-            let body = format!(
-                "<p>{} deliveries queued; the last is attempted at about {}.</p><p><a href=\"/ui/webhooks/{webhook}\">Back to the webhook</a></p>",
-                r.queued,
-                esc(r.finishes_at.as_deref().unwrap_or("now")),
-            );
-            page("Recover", Some(&session), &body).into_response()
+            let body = html! {
+                p { (r.queued) " deliveries queued; the last is attempted at about " (r.finishes_at.as_deref().unwrap_or("now")) "." }
+                p { a href={ "/ui/webhooks/" (webhook) } { "Back to the webhook" } }
+            };
+            page("Recover", Some(&session), body).into_response()
         }
         Err(e) => problem(&session, &e),
     }
