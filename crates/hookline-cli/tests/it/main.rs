@@ -56,32 +56,11 @@ fn free_port() -> u16 {
 #[tokio::test]
 async fn tokens_never_appear_in_logs() {
     use tokio::io::AsyncReadExt;
-    let db = hookline_testkit::TestDb::new().await;
-    let broker = hookline_testkit::TestBroker::new().await;
     let receiver = hookline_testkit::Receiver::start().await;
-    let (api_port, worker_port) = (free_port(), free_port());
-    let key = "leak-test-admin-key-0123456789";
-    let mut child = tokio::process::Command::new(BIN)
-        .arg("run")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOOKLINE_DATABASE_URL", db.url())
-        .env("HOOKLINE_AMQP_URL", broker.url())
-        .env("HOOKLINE_NAMESPACE", broker.namespace())
-        .env("HOOKLINE_QUEUE_EXPIRES_MS", "120000")
-        .env("HOOKLINE_QUEUE_TYPE", "classic")
-        .env("HOOKLINE_LISTEN_ADDR", format!("127.0.0.1:{api_port}"))
-        .env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{worker_port}"))
-        .env("HOOKLINE_API_KEYS", key)
-        .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
-        .env("RUST_LOG", "debug")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("hookline starts");
-    let mut stdout = child.stdout.take().expect("stdout");
-    let mut stderr = child.stderr.take().expect("stderr");
+    let mut running = start_hookline("debug", true).await;
+    let key = ADMIN_KEY;
+    let mut stdout = running.child.stdout.take().expect("stdout");
+    let mut stderr = running.child.stderr.take().expect("stderr");
     let out = tokio::spawn(async move {
         let mut text = String::new();
         let _ = stdout.read_to_string(&mut text).await;
@@ -92,13 +71,8 @@ async fn tokens_never_appear_in_logs() {
         let _ = stderr.read_to_string(&mut text).await;
         text
     });
-
     let http = reqwest::Client::new();
-    let api = format!("http://127.0.0.1:{api_port}");
-    hookline_testkit::eventually(std::time::Duration::from_secs(60), || async {
-        http.get(format!("{api}/healthz")).send().await.map(drop).map_err(|e| e.to_string())
-    })
-    .await;
+    let api = running.api.clone();
     let canaries = [
         "canary-first-token-0123456789",
         "canary-patched-token-0123456789",
@@ -140,9 +114,9 @@ async fn tokens_never_appear_in_logs() {
     let got = receiver.wait_for(1, std::time::Duration::from_secs(30)).await;
     assert!(got[0].header("webhook-signature").is_some_and(|s| s.split(' ').count() == 2), "signed by both tokens");
 
-    let pid = child.id().expect("running");
+    let pid = running.child.id().expect("running");
     assert!(Command::new("kill").arg("-TERM").arg(pid.to_string()).status().expect("kill").success());
-    let status = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait())
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), running.child.wait())
         .await
         .expect("exits after SIGTERM")
         .expect("wait");
@@ -164,10 +138,11 @@ struct Running {
 
 const ADMIN_KEY: &str = "cli-test-admin-key-0123456789";
 
-async fn start_hookline() -> Running {
+async fn start_hookline(rust_log: &str, capture: bool) -> Running {
     let db = hookline_testkit::TestDb::new().await;
     let broker = hookline_testkit::TestBroker::new().await;
     let (api_port, worker_port) = (free_port(), free_port());
+    let output = || if capture { Stdio::piped() } else { Stdio::null() };
     let child = tokio::process::Command::new(BIN)
         .arg("run")
         .env_clear()
@@ -181,9 +156,9 @@ async fn start_hookline() -> Running {
         .env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{worker_port}"))
         .env("HOOKLINE_API_KEYS", ADMIN_KEY)
         .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
+        .env("RUST_LOG", rust_log)
+        .stdout(output())
+        .stderr(output())
         .kill_on_drop(true)
         .spawn()
         .expect("hookline starts");
@@ -222,7 +197,7 @@ fn cli(running: &Running, key: Option<&str>, args: &[&str]) -> (i32, String, Str
 /// follow attempts live, and report API errors with their code (exit 1).
 #[tokio::test]
 async fn admin_commands_drive_the_api() {
-    let running = start_hookline().await;
+    let running = start_hookline("warn", false).await;
     let receiver = hookline_testkit::Receiver::start().await;
     let key = Some(ADMIN_KEY);
 
