@@ -170,7 +170,7 @@ async fn webhooks_through_the_portal() {
     let log = eventually(WAIT, || async {
         let mut b = Browser { http: browser.http.clone(), base: browser.base.clone(), cookie: browser.cookie.clone() };
         let html = b.get(&format!("/ui/webhooks/{id}")).await.html;
-        if html.contains("delivered") { Ok(html) } else { Err(html) }
+        if html.contains("data-label=\"State\">delivered") { Ok(html) } else { Err(html) }
     })
     .await;
     let d_start = log.find("/ui/deliveries/").expect("a delivery link") + "/ui/deliveries/".len();
@@ -332,8 +332,7 @@ async fn in_a_real_browser() {
         b.wait_for_text("HTTP 500").await;
     }
     b.goto(&webhook_page).await;
-    let text = b.wait_for_text("suspended").await;
-    assert!(text.contains("2 failed in a row"), "{text}");
+    b.wait_for_text("suspended (2 failed in a row)").await;
     b.screenshot(&shots.join("webhook-suspended.png")).await;
 
     // Retry the last failed delivery against a healthy receiver.
@@ -342,7 +341,9 @@ async fn in_a_real_browser() {
     b.click("form[action$='/retry'] button").await;
     b.wait_for_text("HTTP 204").await;
     b.goto(&webhook_page).await;
-    b.wait_for_text("healthy").await;
+    let text = b.text().await;
+    assert!(!text.contains("unhealthy") && !text.contains("failed in a row"), "healthy again: {text}");
+    assert!(text.contains("healthy · active"), "{text}");
     b.screenshot(&shots.join("webhook-healthy.png")).await;
 
     b.goto(&app.url("/ui/webhooks")).await;

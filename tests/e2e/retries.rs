@@ -101,7 +101,9 @@ async fn retry_after_and_gone() {
 /// makes it healthy; `recover` replays the held deliveries oldest first.
 #[tokio::test]
 async fn suspension_manual_retry_and_recover() {
-    let app = TestApp::spawn_with(|producer, _| producer.recover_rate_per_sec = 25).await;
+    // 100 ms between replays: far more than the scheduling jitter of a
+    // loaded test machine, so the order at the receiver is the order sent.
+    let app = TestApp::spawn_with(|producer, _| producer.recover_rate_per_sec = 10).await;
     let receiver = Receiver::start().await;
     receiver.set_status(500);
     let since = hookline_core::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));

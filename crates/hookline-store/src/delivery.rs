@@ -476,8 +476,16 @@ impl Store {
         id: DeliveryId,
         tenant: Option<&TenantId>,
     ) -> Result<Option<(Delivery, Vec<u8>, Vec<Attempt>)>> {
-        let client = self.pool.get().await?;
-        let row = client
+        let mut client = self.pool.get().await?;
+        // One snapshot for the delivery and its attempts, so a read made
+        // while an attempt is being committed shows both or neither.
+        let tx = client
+            .build_transaction()
+            .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+            .read_only(true)
+            .start()
+            .await?;
+        let row = tx
             .query_opt(
                 &format!(
                     "SELECT {DELIVERY_COLUMNS}, e.body FROM deliveries d
@@ -490,7 +498,7 @@ impl Store {
         let Some(row) = row else { return Ok(None) };
         let delivery = delivery_from_row(&row)?;
         let body: Vec<u8> = row.try_get("body")?;
-        let attempts = client
+        let attempts = tx
             .query(
                 "SELECT id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code, error_kind, error_message,
                         response_excerpt, retry_reason, next_attempt_at, trace_id
@@ -501,6 +509,7 @@ impl Store {
             .iter()
             .map(attempt_from_row)
             .collect::<Result<_>>()?;
+        tx.commit().await?;
         Ok(Some((delivery, body, attempts)))
     }
 }
