@@ -213,6 +213,16 @@ async fn tenant_link_sees_its_own_webhooks() {
     let list = browser.get("/ui/webhooks").await.html;
     assert!(list.contains("mine") && !list.contains("theirs") && list.contains("account acct-a"), "{list}");
     assert_eq!(browser.get(&format!("/ui/webhooks/{other}")).await.status, 404);
+    // The session lasts no longer than the token.
+    let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
+    let answer = raw.get(app.url(&format!("/ui/login?token={}", url_encode(&token)))).send().await.expect("login");
+    let cookie = answer.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a cookie").to_owned();
+    let max_age: i64 = cookie
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("Max-Age="))
+        .and_then(|v| v.parse().ok())
+        .expect("Max-Age");
+    assert!((1..=600).contains(&max_age), "{cookie}");
     let mut forged = Browser::new(&app);
     assert_eq!(forged.get(&format!("/ui/login?token={}x", url_encode(&token))).await.status, 401);
     app.stop().await;

@@ -85,6 +85,15 @@ impl TokenSecret {
 
     /// The tenant a token grants, if it is genuine and not expired at `now`.
     pub fn verify(&self, token: &str, now: OffsetDateTime) -> Result<TenantId, InvalidTenantToken> {
+        self.verify_until(token, now).map(|(tenant, _)| tenant)
+    }
+
+    /// Like [`TokenSecret::verify`], with the token's expiry.
+    pub fn verify_until(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<(TenantId, OffsetDateTime), InvalidTenantToken> {
         let (payload, signature) = token.rsplit_once('.').ok_or(InvalidTenantToken::Malformed)?;
         let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| InvalidTenantToken::Malformed)?;
         self.mac(payload).verify_slice(&signature).map_err(|_| InvalidTenantToken::BadSignature)?;
@@ -100,7 +109,8 @@ impl TokenSecret {
         }
         let tenant = URL_SAFE_NO_PAD.decode(tenant).map_err(|_| InvalidTenantToken::Malformed)?;
         let tenant = String::from_utf8(tenant).map_err(|_| InvalidTenantToken::Malformed)?;
-        TenantId::parse(&tenant).map_err(|_| InvalidTenantToken::Malformed)
+        let expires_at = OffsetDateTime::from_unix_timestamp(expiry).map_err(|_| InvalidTenantToken::Malformed)?;
+        Ok((TenantId::parse(&tenant).map_err(|_| InvalidTenantToken::Malformed)?, expires_at))
     }
 }
 

@@ -226,9 +226,16 @@ fn sign_in(state: &AppState, headers: &HeaderMap, credential: &str) -> Response 
         )
             .into_response();
     };
-    let value = Session::cookie_value(&caller, OffsetDateTime::now_utc() + SESSION, &session_key(state));
+    // A tenant token's session ends when the token does: a short-lived link
+    // stays short-lived.
+    let now = OffsetDateTime::now_utc();
+    let mut expires = now + SESSION;
+    if let Ok((_, token_expiry)) = state.auth.tokens.verify_until(credential, now) {
+        expires = expires.min(token_expiry);
+    }
+    let value = Session::cookie_value(&caller, expires, &session_key(state));
     let mut response = Redirect::to("/ui/webhooks").into_response();
-    response.headers_mut().insert(header::SET_COOKIE, set_cookie(headers, &value, SESSION.whole_seconds()));
+    response.headers_mut().insert(header::SET_COOKIE, set_cookie(headers, &value, (expires - now).whole_seconds()));
     response
 }
 
