@@ -190,9 +190,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Records a batch of successful attempts in one statement, as
-    /// [`Store::record_success`] does for one: each delivery delivered, its
-    /// attempt logged, its webhook healthy. Returns each attempt's number
+    /// Records a batch of successful attempts in one statement (see
+    /// [`Store::record_success`]): each delivery delivered, its attempt
+    /// logged, its webhook healthy — the webhook row written only when that
+    /// changes something or its `last_success_at` is over a second old, so
+    /// concurrent successes do not queue on its lock. Returns each attempt's number
     /// (`None` for a delivery that no longer exists), in the order given.
     /// A delivery may appear once per batch. The events in `dispatched` are
     /// marked dispatched in the same statement (a single-delivery event's

@@ -288,45 +288,9 @@ impl Store {
     /// to one webhook do not queue on its row lock. `None` when the delivery
     /// no longer exists.
     pub async fn record_success(&self, attempt: &NewAttempt, now: OffsetDateTime) -> Result<Option<i32>> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "WITH d AS (
-                    UPDATE deliveries
-                    SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL, updated_at = $2
-                    WHERE id = $1
-                    RETURNING id, webhook_id, attempt_count
-                 ), a AS (
-                    INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms,
-                                          status_code, error_kind, error_message, response_excerpt, trace_id)
-                    SELECT $3, d.id, d.attempt_count, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM d
-                    RETURNING attempt_no
-                 ), w AS (
-                    UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
-                                        last_success_at = $2
-                    FROM d
-                    WHERE webhooks.id = d.webhook_id
-                      AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
-                           OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $2 - interval '1 second')
-                 )
-                 SELECT attempt_no FROM a",
-                &[
-                    &attempt.delivery_id.as_uuid(),
-                    &now,
-                    &attempt.id.as_uuid(),
-                    &attempt.trigger.as_str(),
-                    &attempt.sent_at,
-                    &attempt.received_at,
-                    &attempt.duration_ms,
-                    &attempt.status_code,
-                    &attempt.error_kind,
-                    &attempt.error_message,
-                    &attempt.response_excerpt,
-                    &attempt.trace_id,
-                ],
-            )
-            .await?;
-        row.map(|r| r.try_get("attempt_no")).transpose().map_err(Into::into)
+        // The batch statement, with a batch of one.
+        let numbers = self.record_successes(std::slice::from_ref(attempt), &[], now).await?;
+        Ok(numbers.into_iter().next().flatten())
     }
 
     /// Records a failed attempt. Under row locks on the delivery and its

@@ -151,13 +151,6 @@ impl Store {
     /// Notes that every delivery message of the event has been confirmed by
     /// the broker, so a redelivered copy of the event is a duplicate.
     pub async fn mark_dispatched(&self, tenant: &TenantId, id: &EventId, now: OffsetDateTime) -> Result<()> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE events SET dispatched_at = $3 WHERE tenant = $1 AND id = $2 AND dispatched_at IS NULL",
-                &[&tenant.as_str(), &id.as_str(), &now],
-            )
-            .await?;
-        Ok(())
+        self.mark_dispatched_many(&[(tenant.clone(), id.clone())], now).await
     }
 }
