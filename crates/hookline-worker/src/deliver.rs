@@ -194,7 +194,7 @@ async fn attempt_in_span(
         tokens.push(previous);
     }
     let request = http::Request {
-        url: job.url.as_str(),
+        url: job.url.as_url(),
         delivery_id: id,
         tokens: &tokens,
         scheme: job.scheme,

@@ -72,8 +72,8 @@ pub fn client(settings: &Settings) -> reqwest::Result<Client> {
 /// What to send.
 #[derive(Debug, Clone, Copy)]
 pub struct Request<'a> {
-    /// Target URL.
-    pub url: &'a str,
+    /// Target URL, parsed once when the webhook was read.
+    pub url: &'a url::Url,
     /// Sent as `Webhook-Id`; stable across retries of one delivery.
     pub delivery_id: DeliveryId,
     /// The signing secrets: the current one, then one still in its rotation
@@ -139,8 +139,8 @@ fn is_blocked(e: &reqwest::Error) -> bool {
 }
 
 /// The IP address a URL names literally, if it does.
-fn literal_ip(url: &str) -> Option<std::net::IpAddr> {
-    match url::Url::parse(url).ok()?.host()? {
+fn literal_ip(url: &url::Url) -> Option<std::net::IpAddr> {
+    match url.host()? {
         url::Host::Ipv4(ip) => Some(ip.into()),
         url::Host::Ipv6(ip) => Some(ip.into()),
         url::Host::Domain(_) => None,
@@ -186,7 +186,7 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
         };
     }
     let started = Instant::now();
-    let mut builder = client.post(request.url).header(header::CONTENT_TYPE, "application/json; charset=utf-8");
+    let mut builder = client.post(request.url.clone()).header(header::CONTENT_TYPE, "application/json; charset=utf-8");
     let id = request.delivery_id.to_string();
     for (name, value) in signature_headers(request.scheme, request.tokens, &id, sent_at.unix_timestamp(), request.body)
     {
@@ -194,13 +194,12 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
     }
     // The outbound request as a client span, child of the attempt; the URL's
     // host and path only (a query string may hold the receiver's secrets).
-    let target = url::Url::parse(request.url).ok();
     let span = tracing::info_span!(
         "POST",
         otel.kind = "client",
         http.request.method = "POST",
-        server.address = target.as_ref().and_then(|u| u.host_str()).unwrap_or_default(),
-        url.path = target.as_ref().map(url::Url::path).unwrap_or_default(),
+        server.address = request.url.host_str().unwrap_or_default(),
+        url.path = request.url.path(),
         http.response.status_code = tracing::field::Empty,
     );
     let result = builder.body(request.body.to_vec()).send().instrument(span.clone()).await;
