@@ -134,13 +134,14 @@ impl TelemetrySettings {
 #[derive(Debug)]
 #[must_use = "telemetry is flushed when the guard is dropped"]
 pub struct TelemetryGuard {
-    provider: SdkTracerProvider,
+    /// The exporting tracer provider; none when no endpoint is configured.
+    provider: Option<SdkTracerProvider>,
 }
 
 impl TelemetryGuard {
     /// Exports every finished span now (tests call it before looking).
     pub fn flush(&self) {
-        if let Err(e) = self.provider.force_flush() {
+        if let Some(Err(e)) = self.provider.as_ref().map(SdkTracerProvider::force_flush) {
             tracing::warn!(error.message = %e, "flushing spans failed");
         }
     }
@@ -150,7 +151,9 @@ impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         // The batch processor runs on its own thread; shutting down blocks
         // until it has exported what it holds (bounded by its timeout).
-        let _ = self.provider.shutdown();
+        if let Some(provider) = &self.provider {
+            let _ = provider.shutdown();
+        }
     }
 }
 
@@ -171,45 +174,41 @@ fn filter(settings: &TelemetrySettings) -> Result<EnvFilter, InitError> {
     EnvFilter::try_new(spec).map_err(|e| InitError(format!("invalid RUST_LOG `{spec}`: {e}")))
 }
 
-fn tracer_provider(settings: &TelemetrySettings) -> Result<SdkTracerProvider, InitError> {
+/// A provider exporting to `endpoint` over OTLP/HTTP (protobuf).
+fn tracer_provider(settings: &TelemetrySettings, endpoint: &str) -> Result<SdkTracerProvider, InitError> {
     let service = if settings.service_name.is_empty() { "hookline" } else { settings.service_name.as_str() };
     let resource = Resource::builder().with_service_name(service.to_owned()).build();
-    let builder = SdkTracerProvider::builder().with_resource(resource);
-    let builder = match &settings.otlp_traces_endpoint {
-        Some(endpoint) => {
-            let exporter = opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(endpoint.clone())
-                .build()
-                .map_err(|e| InitError(format!("OTLP exporter for {endpoint}: {e}")))?;
-            builder.with_batch_exporter(exporter)
-        }
-        // No exporter: the provider is not used (no OpenTelemetry layer).
-        None => builder,
-    };
-    Ok(builder.build())
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_http()
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(endpoint.to_owned())
+        .build()
+        .map_err(|e| InitError(format!("OTLP exporter for {endpoint}: {e}")))?;
+    Ok(SdkTracerProvider::builder().with_resource(resource).with_batch_exporter(exporter).build())
 }
 
-/// Installs the global subscriber (log lines, and spans as OpenTelemetry
-/// spans) and the W3C propagator. Call once, from `main`.
+/// Installs the global subscriber (log lines, and, when an OTLP endpoint is
+/// configured, spans as OpenTelemetry spans) and the W3C propagator. Call
+/// once, from `main`.
 pub fn init(settings: &TelemetrySettings) -> Result<TelemetryGuard, InitError> {
-    let provider = tracer_provider(settings)?;
+    // No exporter, no spans: with nowhere to send them, OpenTelemetry spans
+    // would only cost CPU on every delivery.
+    let provider = settings.otlp_traces_endpoint.as_deref().map(|e| tracer_provider(settings, e)).transpose()?;
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    let otel = tracing_opentelemetry::layer()
-        .with_tracer(provider.tracer("hookline"))
-        .with_threads(false)
-        .with_tracked_inactivity(false)
-        .with_filter(EnvFilter::new(TRACE_FILTER));
+    let otel = provider.as_ref().map(|provider| {
+        tracing_opentelemetry::layer()
+            .with_tracer(provider.tracer("hookline"))
+            .with_threads(false)
+            .with_tracked_inactivity(false)
+            .with_filter(EnvFilter::new(TRACE_FILTER))
+    });
     let logs = match settings.log_format {
         LogFormat::Text => fmt::layer().with_target(true).boxed(),
         LogFormat::Json => fmt::layer().json().flatten_event(true).with_current_span(true).boxed(),
     };
     tracing_subscriber::registry()
         .with(logs.with_filter(filter(settings)?))
-        // No exporter, no spans: with nowhere to send them, OpenTelemetry
-        // spans would only cost CPU on every delivery.
-        .with(settings.otlp_traces_endpoint.is_some().then_some(otel))
+        .with(otel)
         .try_init()
         .map_err(|e| InitError(e.to_string()))?;
     if let Some(endpoint) = &settings.otlp_traces_endpoint {
