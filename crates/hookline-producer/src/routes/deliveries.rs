@@ -184,7 +184,7 @@ async fn list_for_webhook(
 }
 
 async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<DeliveryDetailDto>, ApiError> {
-    let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
+    let id = delivery_id(&id)?;
     let (delivery, body, attempts) =
         state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
     let payload = String::from_utf8(body)
@@ -212,9 +212,14 @@ async fn retry(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<(axum::http::StatusCode, AppJson<Queued>), ApiError> {
-    let id: DeliveryId = id.parse().map_err(|_| ApiError::not_found("delivery"))?;
+    let id = delivery_id(&id)?;
     retry_delivery(&state, &caller, id).await?;
     Ok((axum::http::StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
+}
+
+/// A delivery id from a path; anything else is a delivery that does not exist.
+pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
+    raw.parse().map_err(|_| ApiError::not_found("delivery"))
 }
 
 /// Queues one attempt of a delivery of `caller`'s now (API and portal).

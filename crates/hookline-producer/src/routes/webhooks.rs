@@ -163,7 +163,7 @@ fn events(raw: &[String]) -> Result<EventFilters, ApiError> {
 pub(super) fn tenant(raw: Option<&str>) -> Result<Option<TenantId>, ApiError> {
     raw.map(|t| TenantId::parse(t).map_err(|e| ApiError::invalid_field("tenant", e))).transpose()
 }
-pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
+pub(crate) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("webhook"))
 }
 

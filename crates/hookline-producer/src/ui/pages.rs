@@ -9,7 +9,7 @@ use axum::{
     response::{IntoResponse, Redirect, Response},
     routing::{get, post},
 };
-use hookline_core::{DeliveryId, DeliveryState, WebhookId, format_timestamp};
+use hookline_core::{DeliveryId, DeliveryState, format_timestamp};
 use hookline_store::{DeliveryFilter, Webhook};
 use maud::{Markup, PreEscaped, html};
 use serde::Deserialize;
@@ -20,9 +20,10 @@ use crate::{
     ApiError,
     routes::{
         AppState,
-        deliveries::retry_delivery,
+        deliveries::{delivery_id, retry_delivery},
         webhooks::{
             CreateWebhook, UpdateWebhook, create_webhook, recover_webhook, rotate_webhook_token, update_webhook,
+            webhook_id,
         },
     },
 };
@@ -271,8 +272,11 @@ async fn create(state: St, session: Session, Form(form): Form<WebhookForm>) -> R
 }
 
 async fn load(state: &AppState, session: &Session, id: &str) -> Result<Webhook, ApiError> {
-    let id: WebhookId = id.parse().map_err(|_| ApiError::not_found("webhook"))?;
-    state.store.get_webhook(id, session.caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))
+    state
+        .store
+        .get_webhook(webhook_id(id)?, session.caller.scope())
+        .await?
+        .ok_or_else(|| ApiError::not_found("webhook"))
 }
 
 /// `GET /ui/webhooks/{id}/edit`.
@@ -299,7 +303,10 @@ async fn update(state: St, session: Session, Path(id): Path<String>, Form(form):
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(id) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let id = match webhook_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     let body = UpdateWebhook {
         name: Some(form.name.clone()),
         url: Some(form.url.clone()),
@@ -430,7 +437,10 @@ async fn resume(state: St, session: Session, Path(id): Path<String>, Form(form):
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let webhook = match webhook_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     match state.store.resume_webhook(webhook, session.caller.scope(), OffsetDateTime::now_utc()).await {
         Ok(Some(_)) => Redirect::to(&format!("/ui/webhooks/{webhook}")).into_response(),
         Ok(None) => problem(&session, &ApiError::not_found("webhook")),
@@ -443,7 +453,10 @@ async fn delete(state: St, session: Session, Path(id): Path<String>, Form(form):
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let webhook = match webhook_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     if form.confirm.as_deref() != Some("yes") {
         return problem(&session, &ApiError::invalid_field("confirm", "tick the box to confirm the deletion"));
     }
@@ -456,7 +469,10 @@ async fn delete(state: St, session: Session, Path(id): Path<String>, Form(form):
 
 /// `GET /ui/deliveries/{id}`: the payload and every attempt.
 async fn delivery(state: St, session: Session, Path(id): Path<String>) -> Response {
-    let Ok(delivery_id) = id.parse::<DeliveryId>() else { return problem(&session, &ApiError::not_found("delivery")) };
+    let delivery_id = match delivery_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     let (delivery, body, attempts) = match state.store.get_delivery(delivery_id, session.caller.scope()).await {
         Ok(Some(found)) => found,
         Ok(None) => return problem(&session, &ApiError::not_found("delivery")),
@@ -518,7 +534,10 @@ async fn retry(state: St, session: Session, Path(id): Path<String>, Form(form): 
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(delivery) = id.parse::<DeliveryId>() else { return problem(&session, &ApiError::not_found("delivery")) };
+    let delivery = match delivery_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     match retry_delivery(&state, &session.caller, delivery).await {
         Ok(()) => Redirect::to(&format!("/ui/deliveries/{delivery}")).into_response(),
         Err(e) => problem(&session, &e),
@@ -533,7 +552,10 @@ async fn send_test(state: St, session: Session, Path(id): Path<String>, Form(for
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let webhook = match webhook_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     let now = OffsetDateTime::now_utc();
     let event_type = EventType::parse("hookline.test").expect("a valid event type");
     let data = serde_json::json!({"test": true, "webhookId": webhook.to_string(), "message": "A test event sent from the Hookline portal."});
@@ -576,7 +598,10 @@ async fn rotate(state: St, session: Session, Path(id): Path<String>, Form(form):
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let webhook = match webhook_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     let Ok(hours) = form.grace_hours.trim().parse::<i64>() else {
         return problem(&session, &ApiError::invalid_field("grace", "must be a whole number of hours"));
     };
@@ -609,7 +634,10 @@ async fn recover(state: St, session: Session, Path(id): Path<String>, Form(form)
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
     }
-    let Ok(webhook) = id.parse::<WebhookId>() else { return problem(&session, &ApiError::not_found("webhook")) };
+    let webhook = match webhook_id(&id) {
+        Ok(id) => id,
+        Err(e) => return problem(&session, &e),
+    };
     let until = nonempty(&form.until);
     let queue = form.confirm.as_deref() == Some("yes");
     match recover_webhook(&state, &session.caller, webhook, form.since.trim(), until.as_deref(), !queue).await {
