@@ -343,6 +343,11 @@ EXPORTED = {
     "hookline_attempt_duration_seconds",
     "hookline_delivery_latency_seconds",
     "hookline_deliveries_in_flight",
+    "hookline_messages_fenced_total",
+    "hookline_reconciled_total",
+    "hookline_redeliveries_total",
+    "hookline_store_waits_total",
+    "hookline_publish_failures_total",
 }
 HISTOGRAMS = {"hookline_http_request_duration_seconds", "hookline_attempt_duration_seconds",
               "hookline_delivery_latency_seconds"}

@@ -75,6 +75,17 @@ impl From<hookline_core::Trigger> for WireTrigger {
     }
 }
 
+/// Which step of a delivery a message is for, on the wire (see
+/// `hookline_core::fence`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WireFence {
+    /// The automatic step due at this Unix millisecond.
+    Due(i64),
+    /// A manual attempt asked for after this many attempts.
+    Manual(i32),
+}
+
 /// "Attempt this delivery (not before a time)." Internal to Hookline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type")]
@@ -101,6 +112,11 @@ pub enum DeliveryMessage {
         /// in-flight cap (each deferral waits longer).
         #[serde(default, skip_serializing_if = "is_zero")]
         deferrals: u32,
+        /// Which step it is for; a message that no longer matches its
+        /// delivery's row is acked without an attempt. Absent on messages
+        /// of releases before fences.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fence: Option<WireFence>,
     },
 }
 
@@ -109,14 +125,30 @@ fn is_zero(n: &u32) -> bool {
 }
 
 impl DeliveryMessage {
-    /// A first attempt, due now.
-    pub fn first(delivery_id: Uuid, webhook_id: Uuid) -> Self {
+    /// The automatic step of a delivery due at `due_ms` (a first attempt,
+    /// a retry, a replay): not attempted before then, and only while the
+    /// delivery is still due at exactly that time.
+    pub fn due(delivery_id: Uuid, webhook_id: Uuid, due_ms: i64, trigger: hookline_core::Trigger) -> Self {
         Self::V1 {
             delivery_id,
             webhook_id: Some(webhook_id),
-            trigger: WireTrigger::Scheduled,
+            trigger: trigger.into(),
+            not_before_ms: Some(due_ms),
+            deferrals: 0,
+            fence: Some(WireFence::Due(due_ms)),
+        }
+    }
+
+    /// One manual attempt now, of a delivery that has made `attempts`
+    /// attempts so far.
+    pub fn manual(delivery_id: Uuid, webhook_id: Uuid, attempts: i32) -> Self {
+        Self::V1 {
+            delivery_id,
+            webhook_id: Some(webhook_id),
+            trigger: WireTrigger::Manual,
             not_before_ms: None,
             deferrals: 0,
+            fence: Some(WireFence::Manual(attempts)),
         }
     }
 
@@ -127,14 +159,12 @@ impl DeliveryMessage {
         }
     }
 
-    /// A retry of a delivery, due at `not_before_ms`.
-    pub fn retry(delivery_id: Uuid, webhook_id: Uuid, not_before_ms: i64) -> Self {
-        Self::V1 {
-            delivery_id,
-            webhook_id: Some(webhook_id),
-            trigger: WireTrigger::Scheduled,
-            not_before_ms: Some(not_before_ms),
-            deferrals: 0,
+    /// Which step it is for.
+    pub fn fence(&self) -> hookline_core::Fence {
+        match self {
+            Self::V1 { fence: Some(WireFence::Due(ms)), .. } => hookline_core::Fence::Due(*ms),
+            Self::V1 { fence: Some(WireFence::Manual(n)), .. } => hookline_core::Fence::Manual(*n),
+            Self::V1 { fence: None, .. } => hookline_core::Fence::Legacy,
         }
     }
 
@@ -145,15 +175,41 @@ impl DeliveryMessage {
         }
     }
 
-    /// The same message deferred once more, due no earlier than `not_before_ms`.
-    pub fn deferred(self, not_before_ms: i64) -> Self {
+    /// The same message, not before `not_before_ms` (its fence unchanged),
+    /// without counting a deferral.
+    pub fn later(self, not_before_ms: i64) -> Self {
+        match self {
+            Self::V1 { delivery_id, webhook_id, trigger, deferrals, fence, .. } => {
+                Self::V1 { delivery_id, webhook_id, trigger, not_before_ms: Some(not_before_ms), deferrals, fence }
+            }
+        }
+    }
+
+    /// The same message for the step now due at `due_ms` (its delivery's
+    /// due time was moved there).
+    pub fn with_due(self, due_ms: i64) -> Self {
         match self {
             Self::V1 { delivery_id, webhook_id, trigger, deferrals, .. } => Self::V1 {
                 delivery_id,
                 webhook_id,
                 trigger,
+                not_before_ms: Some(due_ms),
+                deferrals,
+                fence: Some(WireFence::Due(due_ms)),
+            },
+        }
+    }
+
+    /// The same message deferred once more, due no earlier than `not_before_ms`.
+    pub fn deferred(self, not_before_ms: i64) -> Self {
+        match self {
+            Self::V1 { delivery_id, webhook_id, trigger, deferrals, fence, .. } => Self::V1 {
+                delivery_id,
+                webhook_id,
+                trigger,
                 not_before_ms: Some(not_before_ms),
                 deferrals: deferrals.saturating_add(1),
+                fence,
             },
         }
     }
@@ -210,23 +266,28 @@ mod tests {
     #[test]
     fn delivery_message_is_versioned() {
         let id = Uuid::nil();
-        let m = DeliveryMessage::first(id, id);
+        let m = DeliveryMessage::due(id, id, 1_500, hookline_core::Trigger::Scheduled);
         let body = m.encode();
         assert_eq!(
             String::from_utf8(body.clone()).expect("utf-8"),
-            r#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000","webhookId":"00000000-0000-0000-0000-000000000000","trigger":"scheduled"}"#
+            r#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000","webhookId":"00000000-0000-0000-0000-000000000000","trigger":"scheduled","notBeforeMs":1500,"fence":{"due":1500}}"#
         );
+        assert_eq!(m.fence(), hookline_core::Fence::Due(1_500));
+        assert_eq!(DeliveryMessage::manual(id, id, 3).fence(), hookline_core::Fence::Manual(3));
+        assert_eq!(m.later(9).fence(), hookline_core::Fence::Due(1_500), "moving a message keeps its fence");
         assert_eq!(DeliveryMessage::decode(&body).expect("round trip"), m);
         // Older messages without webhook, trigger or due time still decode.
         let old = br#"{"type":"delivery.v1","deliveryId":"00000000-0000-0000-0000-000000000000"}"#;
         let decoded = DeliveryMessage::decode(old).expect("decodes");
         assert_eq!((decoded.delivery_id(), decoded.webhook_id(), decoded.not_before_ms()), (id, None, None));
+        assert_eq!(decoded.fence(), hookline_core::Fence::Legacy);
         let later = DeliveryMessage::V1 {
             delivery_id: id,
             webhook_id: None,
             trigger: WireTrigger::Recover,
             not_before_ms: Some(5),
             deferrals: 2,
+            fence: Some(WireFence::Manual(1)),
         };
         assert_eq!(DeliveryMessage::decode(&later.encode()).expect("round trip"), later);
         assert!(DeliveryMessage::decode(br#"{"type":"delivery.v9","deliveryId":"x"}"#).is_err());

@@ -6,7 +6,6 @@
 //! carries the current trace context in its headers ([`crate::trace`]).
 
 use futures_util::future::try_join_all;
-use hookline_core::{DeliveryId, WebhookId};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, PublisherConfirm,
     options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions},
@@ -125,15 +124,16 @@ impl Publisher {
         check(confirm.await?)
     }
 
-    /// Publishes one delivery message per id to the deliveries queue and waits
-    /// until the broker has confirmed all of them.
-    pub async fn publish_deliveries(&self, ids: &[(DeliveryId, WebhookId)]) -> Result<()> {
+    /// Publishes delivery messages to the deliveries queue (to be attempted
+    /// now, whatever their due time says) and waits until the broker has
+    /// confirmed all of them.
+    pub async fn publish_deliveries(&self, messages: &[DeliveryMessage]) -> Result<()> {
         let queue = self.topology.deliveries_queue();
-        let mut confirms = Vec::with_capacity(ids.len());
-        for (id, webhook) in ids {
-            let body = DeliveryMessage::first(id.as_uuid(), webhook.as_uuid()).encode();
+        let mut confirms = Vec::with_capacity(messages.len());
+        for message in messages {
             // The default exchange routes by queue name.
-            confirms.push(self.send(String::new(), queue.clone(), &body, BasicProperties::default()).await?);
+            confirms
+                .push(self.send(String::new(), queue.clone(), &message.encode(), BasicProperties::default()).await?);
         }
         for confirmation in try_join_all(confirms).await? {
             check(confirmation)?;

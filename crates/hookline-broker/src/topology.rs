@@ -38,6 +38,10 @@ pub fn tier_for(remaining_ms: i64) -> Option<u64> {
     TIERS_MS.iter().rev().copied().find(|&t| t <= remaining)
 }
 
+/// Deliveries of one message to consumers (the first included) after which
+/// a quorum work queue parks it.
+pub const DELIVERY_LIMIT: i64 = 20;
+
 /// Every name of one deployment's topology.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Topology {
@@ -114,6 +118,15 @@ impl Topology {
 
     fn queue_args(&self) -> FieldTable {
         let mut args = self.base_args();
+        if self.queue_type == QueueType::Quorum {
+            // Stated, not left to the broker's default (none before 4.0, 20
+            // from 4.0), so every supported version behaves the same: a
+            // message handed back this often (workers that crashed on it, or
+            // lost their connection while holding it) is parked instead of
+            // circling. Workers never hand a message back to wait for
+            // something, so only faults count towards it.
+            args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(DELIVERY_LIMIT));
+        }
         // A rejected message (a worker's verdict: never processable) goes
         // to the parking queue.
         args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));

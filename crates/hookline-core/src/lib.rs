@@ -13,6 +13,8 @@
 //! - [`filter`]: subscription patterns (`license.created`, `license.*`, `*`).
 //! - [`webhook`]: a webhook's fields (`WebhookName`, `WebhookUrl`,
 //!   `SigningToken`) and states (`HealthStatus`, `DeliveryState`).
+//! - [`fence`]: which delivery message may act on a delivery (due times,
+//!   manual attempts), and the millisecond due times messages carry.
 //! - [`health`]: webhook health transitions and the decision after an attempt.
 //! - [`retry`]: the retry schedule, jitter and `Retry-After`.
 //! - [`signature`]: `Webhook-Signature` signing and verifying.
@@ -24,6 +26,7 @@
 pub mod config;
 pub mod destination;
 pub mod event;
+pub mod fence;
 pub mod filter;
 pub mod health;
 pub mod id;
@@ -38,6 +41,7 @@ pub use event::{
     Event, EventId, EventType, InvalidEventData, InvalidEventId, InvalidEventType, InvalidTenantId, InvalidTimestamp,
     TenantId, format_timestamp, parse_timestamp, validate_data,
 };
+pub use fence::{Fence, Waiting};
 pub use filter::{EventFilter, EventFilters, InvalidEventFilter, InvalidEventFilters};
 pub use health::{Attempted, Health, Next, Trigger, decide, describe_failure};
 pub use id::{AttemptId, DeliveryId, InvalidId, WebhookId};

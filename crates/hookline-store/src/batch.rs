@@ -227,7 +227,7 @@ impl Store {
                  ), d AS (
                     UPDATE deliveries
                     SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
-                        updated_at = $10
+                        next_trigger = NULL, claimed_until = NULL, updated_at = $10
                     FROM i WHERE deliveries.id = i.delivery_id
                     RETURNING deliveries.id, deliveries.webhook_id, deliveries.attempt_count
                  ), a AS (

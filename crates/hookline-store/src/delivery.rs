@@ -19,6 +19,8 @@ pub struct DeliveryJob {
     pub state: DeliveryState,
     /// Attempts made so far.
     pub attempt_count: i32,
+    /// When its automatic step is due, if one is scheduled.
+    pub next_attempt_at: Option<OffsetDateTime>,
     /// The event's id.
     pub event_id: EventId,
     /// The event's type.
@@ -148,6 +150,9 @@ pub struct Facts {
     pub previous_state: DeliveryState,
     /// The webhook's health before it.
     pub health: Health,
+    /// When the delivery's own step is due (kept by an attempt that is not
+    /// that step, e.g. a manual one).
+    pub next_attempt_at: Option<OffsetDateTime>,
 }
 
 /// What was decided for a failed attempt.
@@ -236,51 +241,6 @@ const DELIVERY_COLUMNS: &str = "d.id, d.tenant, d.event_id, d.event_type, d.webh
                                 d.next_attempt_at, d.created_at, d.updated_at";
 
 impl Store {
-    /// Loads a delivery with its event body and webhook; `None` when the
-    /// delivery no longer exists (its webhook was deleted).
-    pub async fn load_job(&self, id: DeliveryId) -> Result<Option<DeliveryJob>> {
-        let client = self.pool.get().await?;
-        let row = client
-            .query_opt(
-                "SELECT d.id, d.state, d.attempt_count, d.event_id, d.event_type, e.body,
-                        w.id AS webhook_id, w.url, w.token, w.active, w.status, w.signature_scheme,
-                        w.previous_token, w.previous_token_expires_at,
-                        COALESCE(e.ingested_at, e.received_at) AS ingested_at
-                 FROM deliveries d
-                 JOIN events e ON e.tenant = d.tenant AND e.id = d.event_id
-                 JOIN webhooks w ON w.id = d.webhook_id
-                 WHERE d.id = $1",
-                &[&id.as_uuid()],
-            )
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let bad = corrupt("deliveries");
-        let webhook_id = WebhookId::from_uuid(row.try_get("webhook_id")?);
-        let previous_token = match (
-            row.try_get::<_, Option<&str>>("previous_token")?,
-            row.try_get::<_, Option<OffsetDateTime>>("previous_token_expires_at")?,
-        ) {
-            (Some(stored), Some(until)) => Some((self.keys.open(webhook_id, stored)?, until)),
-            _ => None,
-        };
-        Ok(Some(DeliveryJob {
-            id,
-            state: DeliveryState::parse(row.try_get("state")?).map_err(|e| bad(&e))?,
-            attempt_count: row.try_get("attempt_count")?,
-            event_id: EventId::parse(row.try_get("event_id")?).map_err(|e| bad(&e))?,
-            event_type: row.try_get("event_type")?,
-            body: row.try_get("body")?,
-            webhook_id,
-            url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| bad(&e))?,
-            token: self.keys.open(webhook_id, row.try_get("token")?)?,
-            previous_token,
-            scheme: SignatureScheme::parse(row.try_get("signature_scheme")?).map_err(|e| bad(&e))?,
-            ingested_at: row.try_get("ingested_at")?,
-            active: row.try_get("active")?,
-            status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
-        }))
-    }
-
     /// Records a successful attempt in one statement: the delivery is
     /// delivered, and the webhook becomes healthy with no failures. The
     /// webhook row is written only when that changes something (or its
@@ -308,7 +268,7 @@ impl Store {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT d.state, d.attempt_count, w.id AS webhook_id, w.status, w.consecutive_failures
+                "SELECT d.state, d.attempt_count, d.next_attempt_at, w.id AS webhook_id, w.status, w.consecutive_failures
                  FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.id = $1
                  FOR UPDATE OF d, w",
@@ -328,6 +288,7 @@ impl Store {
                 status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
                 consecutive_failures: u32::try_from(failures).unwrap_or(0),
             },
+            next_attempt_at: row.try_get("next_attempt_at")?,
         };
         let webhook_id: uuid::Uuid = row.try_get("webhook_id")?;
         let was_suspended = facts.health.status == HealthStatus::Suspended;
@@ -338,14 +299,20 @@ impl Store {
             Next::Retry { reason, .. } | Next::Stop { reason, .. } => Some(reason.as_str()),
             Next::Delivered => None,
         };
+        // A step the delivery still waits for (its due time kept) keeps
+        // what triggers it; any other outcome ends it.
+        let keeps_step = decided.next_attempt_at.is_some() && decided.next_attempt_at == facts.next_attempt_at;
         tx.execute(
-            "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5 WHERE id = $1",
+            "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
+                                   claimed_until = NULL, next_trigger = CASE WHEN $6 THEN next_trigger END
+             WHERE id = $1",
             &[
                 &attempt.delivery_id.as_uuid(),
                 &attempt_no,
                 &decided.next.state().as_str(),
                 &decided.next_attempt_at,
                 &now,
+                &keeps_step,
             ],
         )
         .await?;
@@ -383,19 +350,6 @@ impl Store {
         .await?;
         tx.commit().await?;
         Ok(Some(Recorded { attempt_no: facts.attempt_no, decided }))
-    }
-
-    /// Moves a delivery to a state without an attempt (e.g. `skipped` when its
-    /// webhook was deactivated after the event was fanned out).
-    pub async fn set_delivery_state(&self, id: DeliveryId, state: DeliveryState, now: OffsetDateTime) -> Result<()> {
-        let client = self.pool.get().await?;
-        client
-            .execute(
-                "UPDATE deliveries SET state = $2, updated_at = $3 WHERE id = $1",
-                &[&id.as_uuid(), &state.as_str(), &now],
-            )
-            .await?;
-        Ok(())
     }
 
     /// Deliveries matching `filter`, newest first, before the cursor `before`.
@@ -499,33 +453,21 @@ impl Store {
                     &window.webhook.as_uuid(),
                     &window.since,
                     &window.until,
-                    &uuid_v7_floor(window.since - margin),
-                    &uuid_v7_floor(window.until + margin),
+                    &uuid_v7_floor(window.since.checked_sub(margin).unwrap_or(window.since)),
+                    &uuid_v7_floor(window.until.checked_add(margin).unwrap_or(window.until)),
                 ],
             )
             .await?;
         rows.iter().map(|r| Ok(DeliveryId::from_uuid(r.try_get("id")?))).collect()
-    }
-
-    /// Marks deliveries queued for replay as `pending`, so a second
-    /// `recover` does not queue them again.
-    pub async fn mark_pending(&self, ids: &[DeliveryId], now: OffsetDateTime) -> Result<u64> {
-        let client = self.pool.get().await?;
-        let ids: Vec<uuid::Uuid> = ids.iter().map(DeliveryId::as_uuid).collect();
-        Ok(client
-            .execute(
-                "UPDATE deliveries SET state = 'pending', next_attempt_at = NULL, updated_at = $2
-                 WHERE id = ANY($1) AND state IN ('failed', 'suspended')",
-                &[&ids, &now],
-            )
-            .await?)
     }
 }
 
 impl Store {
     /// Records a test event for one webhook only (the caller builds its
     /// body) and its single pending delivery, the event already counting as
-    /// dispatched. `None` when the webhook does not exist for `tenant`.
+    /// dispatched, due at `now` (whole milliseconds) as a manual step (it
+    /// goes to a suspended webhook too, and is tried once). `None` when the
+    /// webhook does not exist for `tenant`.
     pub async fn create_test_delivery(
         &self,
         webhook: WebhookId,
@@ -534,7 +476,8 @@ impl Store {
         event_type: &str,
         body: &[u8],
         now: OffsetDateTime,
-    ) -> Result<Option<DeliveryId>> {
+    ) -> Result<Option<crate::Due>> {
+        let now = hookline_core::fence::truncate_ms(now);
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let Some(row) = tx
@@ -555,13 +498,14 @@ impl Store {
         .await?;
         let id = DeliveryId::from_uuid(uuid::Uuid::now_v7());
         tx.execute(
-            "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, $6)",
+            "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, next_attempt_at, next_trigger,
+                                     created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, 'manual', $6, $6)",
             &[&id.as_uuid(), &owner, &event_id.as_str(), &webhook.as_uuid(), &event_type, &now],
         )
         .await?;
         tx.commit().await?;
-        Ok(Some(id))
+        Ok(Some(crate::Due { id, webhook_id: webhook, at: now, trigger: Trigger::Manual }))
     }
 
     /// Event types of the latest deliveries (of `tenant`, or all), for

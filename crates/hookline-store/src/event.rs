@@ -5,11 +5,14 @@
 //! `events.dispatched_at` tells a duplicate (already published) from a
 //! redelivery after a crash between commit and publish (still to publish).
 
-use hookline_core::{DeliveryId, DeliveryState, EventFilters, EventId, EventType, HealthStatus, TenantId, WebhookId};
+use hookline_core::{
+    DeliveryId, DeliveryState, EventFilters, EventId, EventType, HealthStatus, TenantId, Trigger, WebhookId,
+    fence::truncate_ms,
+};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Error, Result, Store};
+use crate::{Due, Error, Result, Store};
 
 /// An event about to be recorded.
 #[derive(Clone, Debug)]
@@ -32,20 +35,24 @@ pub struct NewEvent {
 /// What the caller must publish after [`Store::record_event`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Dispatch {
-    /// Publish one delivery message for each of these (possibly none), then
-    /// call [`Store::mark_dispatched`].
-    Publish(Vec<(DeliveryId, WebhookId)>),
+    /// Publish one delivery message for each step (possibly none), due at
+    /// its time, then call [`Store::mark_dispatched`].
+    Publish(Vec<Due>),
     /// The event was recorded and published before: nothing to do.
     Duplicate,
-    /// Another dispatch of the same event started less than `in_progress_for`
-    /// ago and has not finished publishing: check again shortly. (When it
-    /// crashed, the event counts as abandoned after that and is published.)
-    InProgress,
 }
 
 impl Store {
     /// Records the event and its deliveries in one transaction and says which
     /// deliveries still need a message. `new_id` supplies delivery ids.
+    ///
+    /// A new event's deliveries are due at `now`. An event seen before and
+    /// not yet dispatched is a redelivery: another worker may still be
+    /// attempting its pending deliveries straight from the event (for up to
+    /// `in_progress_for` after it was received), so each pending delivery
+    /// without a due time gets one at the end of that lease (or `now`, if
+    /// later); a message published for it then acts only if nothing else
+    /// did first.
     pub async fn record_event(
         &self,
         event: &NewEvent,
@@ -83,27 +90,35 @@ impl Store {
                 return Ok(Dispatch::Duplicate);
             }
             let received_at: OffsetDateTime = row.try_get("received_at")?;
-            if received_at > now - in_progress_for {
-                return Ok(Dispatch::InProgress);
-            }
+            let due = truncate_ms((received_at + in_progress_for).max(now));
             let rows = tx
                 .query(
-                    "SELECT id, webhook_id FROM deliveries
-                     WHERE tenant = $1 AND event_id = $2 AND state = 'pending' ORDER BY id",
-                    &[&event.tenant.as_str(), &event.id.as_str()],
+                    "UPDATE deliveries SET next_attempt_at = $3
+                     WHERE tenant = $1 AND event_id = $2 AND state = 'pending' AND next_attempt_at IS NULL
+                     RETURNING id, webhook_id",
+                    &[&event.tenant.as_str(), &event.id.as_str(), &due],
                 )
                 .await?;
             tx.commit().await?;
-            let ids = rows
+            let mut steps = rows
                 .iter()
-                .map(|r| Ok((DeliveryId::from_uuid(r.try_get("id")?), WebhookId::from_uuid(r.try_get("webhook_id")?))))
-                .collect::<Result<_>>()?;
-            return Ok(Dispatch::Publish(ids));
+                .map(|r| {
+                    Ok(Due {
+                        id: DeliveryId::from_uuid(r.try_get("id")?),
+                        webhook_id: WebhookId::from_uuid(r.try_get("webhook_id")?),
+                        at: due,
+                        trigger: Trigger::Scheduled,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            steps.sort_by_key(|d| d.id);
+            return Ok(Dispatch::Publish(steps));
         }
 
         let rows = tx
             .query("SELECT id, events, status FROM webhooks WHERE tenant = $1 AND active", &[&event.tenant.as_str()])
             .await?;
+        let due = truncate_ms(now);
         let mut ids: Vec<Uuid> = Vec::new();
         let mut webhooks: Vec<Uuid> = Vec::new();
         let mut states: Vec<&'static str> = Vec::new();
@@ -120,7 +135,12 @@ impl Store {
             let state = if status == HealthStatus::Suspended {
                 DeliveryState::Suspended
             } else {
-                to_publish.push((id, WebhookId::from_uuid(webhook)));
+                to_publish.push(Due {
+                    id,
+                    webhook_id: WebhookId::from_uuid(webhook),
+                    at: due,
+                    trigger: Trigger::Scheduled,
+                });
                 DeliveryState::Pending
             };
             ids.push(id.as_uuid());
@@ -129,8 +149,9 @@ impl Store {
         }
         if !ids.is_empty() {
             tx.execute(
-                "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
-                 SELECT d.id, $4, $5, d.webhook_id, $6, d.state, $7, $7
+                "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, next_attempt_at, created_at,
+                                         updated_at)
+                 SELECT d.id, $4, $5, d.webhook_id, $6, d.state, CASE WHEN d.state = 'pending' THEN $8::timestamptz END, $7, $7
                  FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS d (id, webhook_id, state)",
                 &[
                     &ids,
@@ -140,6 +161,7 @@ impl Store {
                     &event.id.as_str(),
                     &event.event_type.as_str(),
                     &now,
+                    &due,
                 ],
             )
             .await?;

@@ -13,6 +13,8 @@
 //! - [`event`]: recording an event and fanning it out into deliveries.
 //! - [`delivery`]: loading a delivery for an attempt, recording the attempt,
 //!   and the event log.
+//! - [`schedule`]: a delivery's next step as the record: claiming it for an
+//!   attempt (fenced), handing it off, queuing replays, and what is overdue.
 //! - [`batch`]: the hot path's group commits: events with their deliveries,
 //!   successful attempts and dispatched marks, many per round trip.
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
@@ -24,6 +26,7 @@ pub mod delivery;
 pub mod error;
 pub mod event;
 pub mod migrate;
+pub mod schedule;
 pub mod secret;
 pub mod settings;
 pub mod tenant;
@@ -35,6 +38,7 @@ pub use delivery::{
 };
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};
+pub use schedule::{Claim, Due, Replay};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;
 pub use tenant::{TenantDeletion, TenantSummary};

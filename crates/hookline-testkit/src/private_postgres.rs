@@ -71,6 +71,18 @@ impl PrivatePostgres {
         let (bin, dir, port) = (self.bin.clone(), self.dir.clone(), self.port);
         tokio::task::spawn_blocking(move || ctl(&bin, &dir, port, "restart")).await.expect("pg_ctl restart");
     }
+
+    /// Stops the server (fast shutdown) until [`PrivatePostgres::start_again`].
+    pub async fn stop(&self) {
+        let (bin, dir, port) = (self.bin.clone(), self.dir.clone(), self.port);
+        tokio::task::spawn_blocking(move || ctl(&bin, &dir, port, "stop")).await.expect("pg_ctl stop");
+    }
+
+    /// Starts a server stopped by [`PrivatePostgres::stop`] again.
+    pub async fn start_again(&self) {
+        let (bin, dir, port) = (self.bin.clone(), self.dir.clone(), self.port);
+        tokio::task::spawn_blocking(move || ctl(&bin, &dir, port, "start")).await.expect("pg_ctl start");
+    }
 }
 
 fn ctl(bin: &Path, dir: &Path, port: u16, action: &str) {

@@ -1,10 +1,14 @@
-//! Delivery: a delivery message → load → sign and POST → record the attempt
-//! and the webhook's health → schedule the retry, if any → ack.
+//! Delivery: a delivery message → claim (fenced) → sign and POST → record
+//! the attempt and the webhook's health → schedule the retry, if any → ack.
 //!
-//! The receiver's answer is an outcome, never an error: only infrastructure
-//! faults (Postgres or the broker unreachable) hand the message back.
-//! Retries wait in the broker's delay tiers, never here: a message that
-//! arrives before it is due is sent through the next tier.
+//! The receiver's answer is an outcome, never an error. A message acts only
+//! if it still matches its delivery's row (`hookline_core::fence`): a stale
+//! or duplicate copy is acked without an attempt, and a claim taken in the
+//! same statement keeps two copies from attempting at once. Retries wait in
+//! the broker's delay tiers, never here: a message that arrives before it is
+//! due is sent through the next tier. The database being down is waited out
+//! ([`Context::stored`]); a publish that fails after its step is committed
+//! is left to reconciliation.
 //!
 //! Each message is handled in a `delivery` span whose parent is the trace
 //! context the message carries; a request made is an `attempt` span inside
@@ -12,16 +16,15 @@
 //! the outbound `POST` as its child. The trace id is recorded with the attempt.
 
 use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
-use hookline_core::{AttemptId, Attempted, DeliveryId, DeliveryState, HealthStatus, Next, Trigger, WebhookId, decide};
-use hookline_store::{Decided, DeliveryJob, NewAttempt};
+use hookline_core::{
+    AttemptId, Attempted, DeliveryState, Fence, HealthStatus, Next, Trigger, WebhookId, decide,
+    fence::{truncate_ms, unix_ms},
+};
+use hookline_store::{Claim, Decided, DeliveryJob, NewAttempt};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
 use crate::{consume::Settle, fairness::defer_delay, http, startup::Context};
-
-fn unix_ms(at: OffsetDateTime) -> i64 {
-    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
-}
 
 /// A uniform sample in [-1, 1] for retry jitter (from the OS's randomness,
 /// through a v4 UUID, so no RNG crate is needed).
@@ -34,18 +37,39 @@ fn jitter_sample() -> f64 {
     unit * 2.0 - 1.0
 }
 
+/// Publishes a message whose step is committed; a failure is left to
+/// reconciliation and the message is acked either way.
+async fn publish_later(ctx: &Context, what: &str, message: &DeliveryMessage, now_ms: i64) -> Settle {
+    if let Err(e) = ctx.publisher().schedule(message, now_ms).await {
+        ctx.publish_failed(what, &e);
+    }
+    Settle::Ack
+}
+
 /// Sends a delivery whose webhook is at its in-flight cap through a delay
-/// tier, freeing this worker slot for other webhooks.
+/// tier, freeing this worker slot for other webhooks. A scheduled step's due
+/// time moves with it (so reconciliation does not count it as lost); a
+/// message that no longer matches is dropped instead.
 async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     ctx.metrics.deferrals.inc(&[]);
     let delay = defer_delay(msg.deferrals());
-    let later = msg.deferred(now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)));
+    let later_ms = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     tracing::debug!(delay_ms = delay.as_millis(), "webhook at its in-flight cap; deferring");
-    match ctx.publisher().schedule(&later, now_ms).await {
-        Ok(()) => Settle::Ack,
-        Err(e) => ctx.infrastructure_fault("deferring a delivery", &e).await,
+    let mut later = msg.deferred(later_ms);
+    if let Fence::Due(due) = msg.fence() {
+        let id = hookline_core::DeliveryId::from_uuid(msg.delivery_id());
+        let to = hookline_core::fence::from_unix_ms(later_ms);
+        match ctx.stored("postponing a delivery", || ctx.store.postpone(id, due, to)).await {
+            Ok(true) => later = later.with_due(later_ms),
+            Ok(false) => {
+                ctx.metrics.fenced.inc(&[]);
+                return Settle::Ack;
+            }
+            Err(settle) => return settle,
+        }
     }
+    publish_later(ctx, "deferring a delivery", &later, now_ms).await
 }
 
 /// Handles one delivery message (first attempt, due retry, manual or
@@ -59,6 +83,9 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
 }
 
 async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
+    if message.redelivered {
+        ctx.metrics.redeliveries.inc(&["delivery"]);
+    }
     let msg = match DeliveryMessage::decode(&message.body) {
         Ok(msg) => msg,
         Err(e) => {
@@ -66,8 +93,9 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
             return Settle::Reject;
         }
     };
-    let id = DeliveryId::from_uuid(msg.delivery_id());
+    let id = hookline_core::DeliveryId::from_uuid(msg.delivery_id());
     let trigger = msg.trigger();
+    let fence = msg.fence();
     let span = tracing::Span::current();
     span.record("delivery_id", tracing::field::display(id));
     span.record("trigger", trigger.as_str());
@@ -78,10 +106,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     if let Some(due) = msg.not_before_ms() {
         if tier_for(due - now_ms).is_some() {
-            return match ctx.publisher().schedule(&msg, now_ms).await {
-                Ok(()) => Settle::Ack,
-                Err(e) => ctx.infrastructure_fault("re-scheduling a retry", &e).await,
-            };
+            return publish_later(ctx, "re-scheduling a delivery", &msg, now_ms).await;
         }
         if let Ok(early) = u64::try_from(due - now_ms)
             && early > 0
@@ -90,8 +115,8 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
 
-    // The webhook's in-flight slot: taken before reading Postgres when the
-    // message names its webhook, else right after.
+    // The webhook's in-flight slot, before the claim (a deferred delivery
+    // must not hold one); messages of old releases may not name the webhook.
     let mut slot = None;
     if let Some(webhook) = msg.webhook_id() {
         match ctx.in_flight.acquire(WebhookId::from_uuid(webhook)).await {
@@ -100,51 +125,84 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
 
-    let job = match ctx.store.load_job(id).await {
-        Ok(Some(job)) => job,
-        Ok(None) => {
-            tracing::warn!("delivery no longer exists (its webhook was deleted); parking the message");
-            return Settle::Reject;
+    let now = OffsetDateTime::now_utc();
+    let claim = match ctx.stored("claiming a delivery", || ctx.store.claim(id, fence, trigger, now, ctx.lease)).await {
+        Ok(claim) => claim,
+        Err(settle) => return settle,
+    };
+    let job = match claim {
+        Claim::Claimed(job) => *job,
+        Claim::Gone => {
+            tracing::info!("delivery no longer exists (its webhook was deleted); nothing to do");
+            return Settle::Ack;
         }
-        Err(e) => return ctx.infrastructure_fault("loading delivery", &e).await,
+        Claim::Refused { row, claimed_until } => {
+            if fence.admits(trigger, &row) {
+                // Another worker is attempting it: look again once its
+                // claim has run out (it has recorded by then, or died).
+                let again = claimed_until.map_or(now_ms, unix_ms).max(now_ms.saturating_add(1000));
+                tracing::debug!("delivery claimed by another attempt; looking again when the claim ends");
+                return publish_later(ctx, "waiting out a claim", &msg.later(again), now_ms).await;
+            }
+            ctx.metrics.fenced.inc(&[]);
+            tracing::debug!(state = row.state.as_str(), ?fence, "stale or duplicate delivery message; nothing to do");
+            return Settle::Ack;
+        }
     };
     span.record("webhook_id", tracing::field::display(job.webhook_id));
-    let now = OffsetDateTime::now_utc();
-    if trigger == Trigger::Scheduled && (job.state.is_terminal() || job.state == DeliveryState::Suspended) {
-        tracing::debug!(state = job.state.as_str(), "nothing to do for this delivery");
-        return Settle::Ack;
-    }
     if !job.active {
         // Nothing is sent to an inactive webhook; an automatic attempt is
         // logged as skipped, a manual one changes nothing.
+        let ended = if trigger == Trigger::Scheduled {
+            ctx.stored("skipping a delivery", || ctx.store.hold(id, DeliveryState::Skipped, now)).await
+        } else {
+            ctx.stored("releasing a delivery", || ctx.store.release(id)).await
+        };
+        if let Err(settle) = ended {
+            return settle;
+        }
         if trigger == Trigger::Scheduled {
-            if let Err(e) = ctx.store.set_delivery_state(id, DeliveryState::Skipped, now).await {
-                return ctx.infrastructure_fault("skipping delivery", &e).await;
-            }
             ctx.metrics.deliveries.inc(&["skipped"]);
             span.record("outcome", "skipped");
         }
         return Settle::Ack;
     }
     if job.status == HealthStatus::Suspended && !trigger.overrides_suspension() {
-        return match ctx.store.set_delivery_state(id, DeliveryState::Suspended, now).await {
-            Ok(()) => {
-                ctx.metrics.deliveries.inc(&["suspended"]);
-                span.record("outcome", "suspended");
-                Settle::Ack
-            }
-            Err(e) => ctx.infrastructure_fault("holding delivery of a suspended webhook", &e).await,
-        };
+        if let Err(settle) = ctx
+            .stored("holding a delivery of a suspended webhook", || ctx.store.hold(id, DeliveryState::Suspended, now))
+            .await
+        {
+            return settle;
+        }
+        ctx.metrics.deliveries.inc(&["suspended"]);
+        span.record("outcome", "suspended");
+        return Settle::Ack;
     }
 
     if slot.is_none() {
         match ctx.in_flight.acquire(job.webhook_id).await {
             Some(permit) => slot = Some(permit),
-            None => return defer(ctx, msg).await,
+            None => {
+                if let Err(settle) = ctx.stored("releasing a delivery", || ctx.store.release(id)).await {
+                    return settle;
+                }
+                return defer(ctx, msg).await;
+            }
         }
     }
     let _slot = slot;
-    attempt(ctx, trigger, job, now, None).await
+    let step = Step { trigger, takes_step: !matches!(fence, Fence::Manual(_)) };
+    attempt(ctx, step, job, now, None).await
+}
+
+/// What an attempt is: its trigger, and whether it is the delivery's own
+/// due step or an extra manual one (which leaves that step where it is).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Step {
+    /// What caused it.
+    pub(crate) trigger: Trigger,
+    /// Whether it takes the delivery's due step.
+    pub(crate) takes_step: bool,
 }
 
 /// Signs and POSTs one delivery and records the attempt, the webhook's
@@ -155,7 +213,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
 /// dispatch: it is marked dispatched before `Ack` is returned.
 pub(crate) async fn attempt(
     ctx: &Context,
-    trigger: Trigger,
+    step: Step,
     job: DeliveryJob,
     now: OffsetDateTime,
     completes: Option<EventKey>,
@@ -164,14 +222,14 @@ pub(crate) async fn attempt(
         "attempt",
         delivery_id = %job.id,
         webhook_id = %job.webhook_id,
-        trigger = trigger.as_str(),
+        trigger = step.trigger.as_str(),
         attempt_no = Empty,
         http.response.status_code = Empty,
         error.kind = Empty,
         retry_reason = Empty,
         outcome = Empty,
     );
-    attempt_in_span(ctx, trigger, job, now, completes).instrument(span).await
+    attempt_in_span(ctx, step, job, now, completes).instrument(span).await
 }
 
 /// An event's tenant and id.
@@ -179,11 +237,12 @@ pub(crate) type EventKey = (hookline_core::TenantId, hookline_core::EventId);
 
 async fn attempt_in_span(
     ctx: &Context,
-    trigger: Trigger,
+    step: Step,
     job: DeliveryJob,
     now: OffsetDateTime,
     completes: Option<EventKey>,
 ) -> Settle {
+    let Step { trigger, takes_step } = step;
     let span = tracing::Span::current();
     let id = job.id;
 
@@ -225,7 +284,11 @@ async fn attempt_in_span(
     };
 
     if attempted.outcome.is_success() {
-        return match ctx.batches.successes.submit((attempt.clone(), completes)).await {
+        // The POST happened: its record is waited for while the database is
+        // away, never dropped (a redelivery would POST again).
+        let recorded =
+            ctx.stored("recording an attempt", || ctx.batches.successes.submit((attempt.clone(), completes.clone())));
+        return match recorded.await {
             Ok(attempt_no) => {
                 span.record("attempt_no", attempt_no);
                 span.record("outcome", "delivered");
@@ -242,35 +305,38 @@ async fn attempt_in_span(
                 );
                 Settle::Ack
             }
-            // The POST happened but is not recorded: hand the message back so
-            // the attempt is made and recorded again (at-least-once).
-            Err(e) => ctx.infrastructure_fault("recording attempt", &e).await,
+            Err(settle) => settle,
         };
     }
 
-    let recorded_at = OffsetDateTime::now_utc();
     let recorded = ctx
-        .store
-        .record_failure(&attempt, recorded_at, |facts| {
-            let health = facts.health.after(&attempted.outcome, ctx.suspend_after_failures);
-            let next = decide(
-                &Attempted {
-                    outcome: &attempted.outcome,
-                    attempt_no: facts.attempt_no,
-                    trigger,
-                    previous_state: facts.previous_state,
-                    health_after: health,
-                    retry_after: attempted.retry_after,
-                    jitter: jitter_sample(),
-                    request_timeout: ctx.request_timeout,
-                },
-                &ctx.retry_schedule,
-            );
-            let next_attempt_at = match &next {
-                Next::Retry { after, .. } => Some(recorded_at + *after),
-                _ => None,
-            };
-            Decided { health, next, next_attempt_at }
+        .stored("recording an attempt", || {
+            let recorded_at = OffsetDateTime::now_utc();
+            ctx.store.record_failure(&attempt, recorded_at, move |facts| {
+                let health = facts.health.after(&attempted.outcome, ctx.suspend_after_failures);
+                let next = decide(
+                    &Attempted {
+                        outcome: &attempted.outcome,
+                        attempt_no: facts.attempt_no,
+                        trigger,
+                        takes_step,
+                        previous_state: facts.previous_state,
+                        health_after: health,
+                        retry_after: attempted.retry_after,
+                        jitter: jitter_sample(),
+                        request_timeout: ctx.request_timeout,
+                    },
+                    &ctx.retry_schedule,
+                );
+                let next_attempt_at = match &next {
+                    // Whole milliseconds: the retry message carries it as its fence.
+                    Next::Retry { after, .. } => Some(truncate_ms(recorded_at + *after)),
+                    // A step still due keeps its time.
+                    Next::Stop { state: DeliveryState::Pending | DeliveryState::Retrying, .. } => facts.next_attempt_at,
+                    _ => None,
+                };
+                Decided { health, next, next_attempt_at }
+            })
         })
         .await;
     let recorded = match recorded {
@@ -279,7 +345,7 @@ async fn attempt_in_span(
             tracing::info!("delivery deleted during the attempt; dropping");
             return Settle::Ack;
         }
-        Err(e) => return ctx.infrastructure_fault("recording attempt", &e).await,
+        Err(settle) => return settle,
     };
     let health = recorded.decided.health;
     span.record("attempt_no", recorded.attempt_no);
@@ -307,25 +373,24 @@ async fn attempt_in_span(
         "attempt failed"
     );
     if let (Next::Retry { .. }, Some(due)) = (&recorded.decided.next, recorded.decided.next_attempt_at) {
-        let retry = DeliveryMessage::retry(id.as_uuid(), job.webhook_id.as_uuid(), unix_ms(due));
+        // The retry's due time is committed: a publish that fails is
+        // published again by reconciliation.
+        let retry = DeliveryMessage::due(id.as_uuid(), job.webhook_id.as_uuid(), unix_ms(due), Trigger::Scheduled);
         if let Err(e) = ctx.publisher().schedule(&retry, unix_ms(OffsetDateTime::now_utc())).await {
-            // The failure is recorded but its retry is not queued: hand this
-            // message back, so the delivery is attempted again rather than lost.
-            return ctx.infrastructure_fault("scheduling the retry", &e).await;
+            ctx.publish_failed("scheduling a retry", &e);
         }
     }
     if let Some(event) = completes
-        && let Err(e) = ctx.batches.dispatched.submit(event).await
+        && let Err(settle) =
+            ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(event.clone())).await
     {
-        return ctx.infrastructure_fault("marking event dispatched", &e).await;
+        return settle;
     }
     Settle::Ack
 }
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
 
     /// Jitter samples stay in [-1, 1] and are not all the same.
@@ -334,11 +399,5 @@ mod tests {
         let samples: Vec<f64> = (0..1000).map(|_| jitter_sample()).collect();
         assert!(samples.iter().all(|s| (-1.0..=1.0).contains(s)));
         assert!(samples.iter().any(|s| *s < -0.5) && samples.iter().any(|s| *s > 0.5));
-    }
-
-    /// Unix milliseconds of a known time.
-    #[test]
-    fn unix_millis() {
-        assert_eq!(unix_ms(OffsetDateTime::UNIX_EPOCH + Duration::from_millis(1500)), 1500);
     }
 }

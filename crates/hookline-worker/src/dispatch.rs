@@ -1,16 +1,22 @@
 //! Fan-out: an event message becomes one delivery per subscribed, active
-//! webhook of its tenant, recorded in Postgres, then one delivery message each.
+//! webhook of its tenant, recorded in Postgres, and each delivery's first
+//! attempt is made straight from the event message.
 //!
-//! Order matters for durability: record (commit) → publish the delivery
-//! messages (confirmed) → mark the event dispatched → ack. A crash anywhere
-//! redelivers the event message, and the store's idempotency turns the
-//! repeat into "publish what is still pending" or "nothing to do".
+//! Order matters for durability: record (commit) → attempt and record each
+//! delivery → mark the event dispatched → ack. Until then the unacked event
+//! message is what stands for its pending deliveries (they have no due time
+//! yet); a crash redelivers it, and the store turns the repeat into
+//! "nothing to do" (dispatched) or "give each pending delivery a due time
+//! at the end of the dispatch lease and publish it" (the first copy may
+//! still be attempting; whichever acts first fences off the other).
 
+use hookline_broker::DeliveryMessage;
 use hookline_broker::{EventMessage, Message};
 use hookline_core::{
-    DeliveryState, Event, EventId, EventType, InvalidEventType, TenantId, Trigger, parse_timestamp, validate_data,
+    DeliveryState, Event, EventId, EventType, InvalidEventType, TenantId, Trigger, fence::unix_ms, parse_timestamp,
+    validate_data,
 };
-use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
+use hookline_store::{DeliveryJob, Dispatch, Due, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
@@ -97,6 +103,9 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
 }
 
 async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
+    if message.redelivered {
+        ctx.metrics.redeliveries.inc(&["dispatch"]);
+    }
     let now = OffsetDateTime::now_utc();
     let event = match parse(&message, now) {
         Ok(event) => event,
@@ -109,38 +118,63 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     span.record("event_id", tracing::field::display(&event.id));
     span.record("event_type", tracing::field::display(&event.event_type));
 
-    let recorded = match ctx.batches.events.submit(event.clone()).await {
+    let recorded = match ctx.stored("recording an event", || ctx.batches.events.submit(event.clone())).await {
         Ok(recorded) => recorded,
-        Err(e) => return ctx.infrastructure_fault("recording event", &e).await,
+        Err(settle) => return settle,
     };
-    let ids = match recorded {
+    let steps = match recorded {
         RecordedEvent::Fresh(deliveries) => return attempt_fresh(ctx, &event, deliveries).await,
-        RecordedEvent::Seen(seen) => seen,
-    };
-    // Seen before (a redelivery after a crash, or an id sent twice): publish
-    // what is still pending through the deliveries queue.
-    let ids = match ids {
-        Dispatch::Duplicate => {
+        RecordedEvent::Seen(Dispatch::Duplicate) => {
             tracing::debug!("duplicate event; already dispatched");
             return Settle::Ack;
         }
-        Dispatch::InProgress => {
-            tracing::debug!("another copy of this event is being dispatched; checking again shortly");
-            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-            return Settle::Requeue;
-        }
-        Dispatch::Publish(ids) => ids,
+        RecordedEvent::Seen(Dispatch::Publish(steps)) => steps,
     };
-    if let Err(e) = ctx.publisher().publish_deliveries(&ids).await {
-        return ctx.infrastructure_fault("publishing deliveries", &e).await;
+    // Seen before and not dispatched: a redelivery. Each pending delivery
+    // that had no due time now has one (the end of the first copy's lease):
+    // publish them, due then; their due times are committed, so a failed
+    // publish is reconciled.
+    let now_ms = unix_ms(OffsetDateTime::now_utc());
+    for step in &steps {
+        if let Err(e) = ctx.publisher().schedule(&due_message(step), now_ms).await {
+            ctx.publish_failed("publishing a redelivered event's deliveries", &e);
+            break;
+        }
     }
-    if let Err(e) = ctx.batches.dispatched.submit((event.tenant.clone(), event.id.clone())).await {
-        return ctx.infrastructure_fault("marking event dispatched", &e).await;
+    let key = (event.tenant.clone(), event.id.clone());
+    if let Err(settle) = ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(key.clone())).await
+    {
+        return settle;
     }
-    ctx.metrics.events_dispatched.inc(&[]);
-    ctx.metrics.deliveries_created.add(&[], u64::try_from(ids.len()).unwrap_or(u64::MAX));
-    span.record("deliveries", ids.len());
-    tracing::debug!(deliveries = ids.len(), "event dispatched");
+    span.record("deliveries", steps.len());
+    tracing::debug!(deliveries = steps.len(), "redelivered event dispatched");
+    Settle::Ack
+}
+
+/// A first attempt made from the event message: the delivery's own step.
+const FIRST: crate::deliver::Step = crate::deliver::Step { trigger: Trigger::Scheduled, takes_step: true };
+
+/// The message for a step.
+fn due_message(step: &Due) -> DeliveryMessage {
+    DeliveryMessage::due(step.id.as_uuid(), step.webhook_id.as_uuid(), unix_ms(step.at), step.trigger)
+}
+
+/// Hands a fresh event's delivery to the deliveries queue (its webhook is at
+/// its in-flight cap, or its attempt could not be recorded): it gets a due
+/// time, then a message.
+async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId) -> Settle {
+    let now = OffsetDateTime::now_utc();
+    let steps = match ctx
+        .stored("handing a delivery to the queue", || ctx.store.hand_off(std::slice::from_ref(&delivery), now))
+        .await
+    {
+        Ok(steps) => steps,
+        Err(settle) => return settle,
+    };
+    let messages: Vec<DeliveryMessage> = steps.iter().map(due_message).collect();
+    if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+        ctx.publish_failed("handing a delivery to the queue", &e);
+    }
     Settle::Ack
 }
 
@@ -163,16 +197,13 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
         let body = body.clone();
         async move {
             let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
-                let settle = match ctx.publisher().publish_deliveries(&[(d.id, d.webhook_id)]).await {
-                    Ok(()) => Settle::Ack,
-                    Err(e) => ctx.infrastructure_fault("handing a delivery to the queue", &e).await,
-                };
-                return (settle, false);
+                return (hand_off(ctx, d.id).await, false);
             };
             let job = DeliveryJob {
                 id: d.id,
                 state: DeliveryState::Pending,
                 attempt_count: 0,
+                next_attempt_at: None,
                 event_id: event.id.clone(),
                 event_type: event.event_type.to_string(),
                 body: body.to_vec(),
@@ -190,18 +221,30 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             // waiting their turn cost little memory.
             let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
             let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
-            let settle = Box::pin(crate::deliver::attempt(ctx, Trigger::Scheduled, job, now, completes)).await;
+            let settle = Box::pin(crate::deliver::attempt(ctx, FIRST, job, now, completes)).await;
             drop(slot);
-            (settle, single)
+            match settle {
+                // Its attempt could not be recorded and never will be: it
+                // must not wait on this event message (which is acked), so
+                // it goes to the queue with a due time.
+                Settle::Reject => (hand_off(ctx, d.id).await, false),
+                settle => (settle, single && settle == Settle::Ack),
+            }
         }
     });
     let settled = futures_util::future::join_all(attempts).await;
-    if settled.iter().any(|(settle, _)| *settle == Settle::Requeue) {
-        return Settle::Requeue;
+    if let Some((settle, _)) = settled.iter().find(|(settle, _)| *settle != Settle::Ack) {
+        // Stopping: the event goes back, and its redelivery publishes
+        // what is still pending.
+        return *settle;
     }
     let marked = settled.iter().any(|(_, marked)| *marked);
-    if !marked && let Err(e) = ctx.batches.dispatched.submit((event.tenant.clone(), event.id.clone())).await {
-        return ctx.infrastructure_fault("marking event dispatched", &e).await;
+    let key = (event.tenant.clone(), event.id.clone());
+    if !marked
+        && let Err(settle) =
+            ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(key.clone())).await
+    {
+        return settle;
     }
     ctx.metrics.events_dispatched.inc(&[]);
     tracing::debug!("event dispatched and attempted");

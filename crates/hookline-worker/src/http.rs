@@ -168,7 +168,13 @@ async fn excerpt(response: &mut reqwest::Response, limit: usize) -> Option<Strin
             Ok(None) | Err(_) => break,
         }
     }
-    if bytes.is_empty() { None } else { Some(String::from_utf8_lossy(&bytes).into_owned()) }
+    if bytes.is_empty() { None } else { Some(storable(String::from_utf8_lossy(&bytes).into_owned())) }
+}
+
+/// Text a receiver controls, made storable whatever it holds: Postgres
+/// `text` refuses NUL, so each becomes U+FFFD (invalid UTF-8 already has).
+pub fn storable(text: String) -> String {
+    if text.contains('\0') { text.replace('\0', "\u{FFFD}") } else { text }
 }
 
 /// Signs and POSTs once. Never fails: every result is an outcome to record.
@@ -229,7 +235,7 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
             }
         }
         Err(e) => {
-            let chain = error_chain(&e);
+            let chain = storable(error_chain(&e));
             Attempted {
                 outcome: transport_kind(&e, &chain),
                 sent_at,

@@ -18,6 +18,7 @@
 //! - [`http`]: the outbound HTTP client and one attempt over it.
 //! - [`metrics`]: what a worker counts, served at `/metrics`.
 //! - [`batch`]: group commit of the hot path's writes.
+//! - [`reconcile`]: publishes again whatever step Postgres says is overdue.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 pub mod batch;
@@ -27,6 +28,7 @@ pub mod dispatch;
 pub mod fairness;
 pub mod http;
 pub mod metrics;
+pub mod reconcile;
 pub mod settings;
 pub mod startup;
 

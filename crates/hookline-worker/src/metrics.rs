@@ -31,6 +31,20 @@ pub struct WorkerMetrics {
     pub delivery_latency: Arc<Histogram>,
     /// Delivery messages being handled right now.
     pub in_flight: Arc<Gauge>,
+    /// Delivery messages acked without an attempt: stale or duplicate copies
+    /// that no longer match their delivery's row.
+    pub fenced: Arc<Counter>,
+    /// Overdue deliveries published again by reconciliation.
+    pub reconciled: Arc<Counter>,
+    /// Messages the broker delivered again (a worker crashed or lost its
+    /// connection while holding them), by `queue` kind.
+    pub redeliveries: Arc<Counter>,
+    /// Times a handler waited for the database instead of handing its
+    /// message back.
+    pub store_waits: Arc<Counter>,
+    /// Publishes that failed after their step was committed; reconciliation
+    /// publishes those steps again.
+    pub publish_failures: Arc<Counter>,
 }
 
 impl Default for WorkerMetrics {
@@ -72,6 +86,31 @@ impl Default for WorkerMetrics {
                 DELIVERY_BUCKETS,
             ),
             in_flight: r.gauge("hookline_deliveries_in_flight", "Delivery messages being handled.", &[]),
+            fenced: r.counter(
+                "hookline_messages_fenced_total",
+                "Delivery messages acked without an attempt because they no longer matched their delivery.",
+                &[],
+            ),
+            reconciled: r.counter(
+                "hookline_reconciled_total",
+                "Overdue deliveries published again by reconciliation (none in a healthy system).",
+                &[],
+            ),
+            redeliveries: r.counter(
+                "hookline_redeliveries_total",
+                "Messages the broker delivered again, by queue kind (dispatch, delivery).",
+                &["queue"],
+            ),
+            store_waits: r.counter(
+                "hookline_store_waits_total",
+                "Times a handler waited for the database to answer again instead of handing its message back.",
+                &[],
+            ),
+            publish_failures: r.counter(
+                "hookline_publish_failures_total",
+                "Publishes that failed after their step was committed (reconciliation publishes those again).",
+                &[],
+            ),
             registry: r,
         }
     }

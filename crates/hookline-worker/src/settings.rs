@@ -45,6 +45,13 @@ pub struct Settings {
     /// Address ranges deliveries may connect to although they are private,
     /// loopback or link-local (`HOOKLINE_ALLOWED_NETWORKS`); empty by default.
     pub allowed_networks: AllowList,
+    /// How often the worker looks for deliveries whose step is overdue
+    /// (`HOOKLINE_RECONCILE_INTERVAL_MS`).
+    pub reconcile_interval: Duration,
+    /// How late a step must be before reconciliation publishes it again
+    /// (`HOOKLINE_RECONCILE_GRACE_MS`): longer than a message normally
+    /// waits in a queue.
+    pub reconcile_grace: Duration,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -65,6 +72,8 @@ impl Default for Settings {
             retry_schedule: RetrySchedule::default(),
             suspend_after_failures: hookline_core::health::DEFAULT_SUSPEND_AFTER,
             allowed_networks: AllowList::default(),
+            reconcile_interval: Duration::from_secs(10),
+            reconcile_grace: Duration::from_secs(30),
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -93,6 +102,8 @@ impl Settings {
             },
             suspend_after_failures: vars.positive("HOOKLINE_SUSPEND_AFTER_FAILURES", d.suspend_after_failures)?,
             allowed_networks: AllowList::from_vars(vars)?,
+            reconcile_interval: vars.millis("HOOKLINE_RECONCILE_INTERVAL_MS", ms(d.reconcile_interval))?,
+            reconcile_grace: vars.millis("HOOKLINE_RECONCILE_GRACE_MS", ms(d.reconcile_grace))?,
             telemetry: telemetry_from_vars(vars)?,
         };
         if settings.concurrency > usize::from(u16::MAX) {
@@ -100,6 +111,9 @@ impl Settings {
         }
         if settings.request_timeout.is_zero() {
             return Err(ConfigError::new("HOOKLINE_REQUEST_TIMEOUT_MS", "must be greater than zero"));
+        }
+        if settings.reconcile_interval.is_zero() {
+            return Err(ConfigError::new("HOOKLINE_RECONCILE_INTERVAL_MS", "must be greater than zero"));
         }
         if settings.connect_timeout.is_zero() {
             return Err(ConfigError::new("HOOKLINE_CONNECT_TIMEOUT_MS", "must be greater than zero"));
@@ -144,6 +158,7 @@ mod tests {
             ("HOOKLINE_DATABASE_POOL_SIZE", "0"),
             ("HOOKLINE_RETRY_SCHEDULE", "5s,soon"),
             ("HOOKLINE_SUSPEND_AFTER_FAILURES", "0"),
+            ("HOOKLINE_RECONCILE_INTERVAL_MS", "0"),
         ] {
             let vars: Vars = [(var, value)].into_iter().collect();
             assert_eq!(Settings::from_vars(&vars).expect_err(value).var, var, "{var}={value}");

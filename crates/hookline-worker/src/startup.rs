@@ -43,7 +43,38 @@ pub struct Context {
     /// First attempts made straight from event messages, at most
     /// `HOOKLINE_WORKER_CONCURRENCY` at once.
     pub attempts: tokio::sync::Semaphore,
+    /// How long a claim on a delivery (an attempt in progress) and a
+    /// dispatch of an event last: the request timeout plus a margin.
+    pub lease: time::Duration,
+    /// Cancelled when the worker stops: handlers waiting for the database
+    /// give up and hand their message back.
+    pub stopping: CancellationToken,
 }
+
+/// A fault that may pass (the database restarting, a lost connection, a
+/// lost serialization race) or one that will not.
+pub(crate) trait Fault: std::fmt::Display {
+    /// Whether trying again later may succeed.
+    fn is_transient(&self) -> bool;
+}
+
+impl Fault for hookline_store::Error {
+    fn is_transient(&self) -> bool {
+        hookline_store::Error::is_transient(self)
+    }
+}
+
+impl Fault for crate::batch::BatchError {
+    fn is_transient(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_transient(),
+            Self::Stopped(_) => false,
+        }
+    }
+}
+
+/// The first and the longest wait between tries of a store operation.
+const STORE_WAIT: (Duration, Duration) = (Duration::from_millis(100), Duration::from_secs(5));
 
 impl Context {
     /// The current publisher.
@@ -55,17 +86,43 @@ impl Context {
         *self.publisher.write().unwrap_or_else(std::sync::PoisonError::into_inner) = publisher;
     }
 
-    /// Logs an infrastructure fault and hands the message back. The short
-    /// pause keeps a worker whose database is down from spinning through
-    /// redeliveries.
-    pub(crate) async fn infrastructure_fault(
+    /// Runs a store operation until it succeeds. A transient fault is
+    /// waited out with backoff while the message stays unacked and its
+    /// handler keeps its slot, so a worker whose database is down stops
+    /// taking messages instead of spinning them through redeliveries. A
+    /// permanent fault parks the message (`Reject`); stopping hands it back
+    /// once (`Requeue`).
+    pub(crate) async fn stored<T, E: Fault, Fut: std::future::Future<Output = Result<T, E>>>(
         &self,
         what: &str,
-        error: &(dyn std::error::Error + Send + Sync),
-    ) -> consume::Settle {
-        tracing::error!(error.message = %error, "{what} failed; requeueing");
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        consume::Settle::Requeue
+        mut op: impl FnMut() -> Fut,
+    ) -> Result<T, consume::Settle> {
+        let mut wait = STORE_WAIT.0;
+        loop {
+            let e = match op().await {
+                Ok(value) => return Ok(value),
+                Err(e) => e,
+            };
+            if !e.is_transient() {
+                tracing::error!(error.message = %e, "{what} failed and cannot succeed; parking the message");
+                return Err(consume::Settle::Reject);
+            }
+            self.metrics.store_waits.inc(&[]);
+            tracing::warn!(error.message = %e, wait_ms = wait.as_millis(), "{what} failed; waiting for the database");
+            tokio::select! {
+                () = self.stopping.cancelled() => return Err(consume::Settle::Requeue),
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(STORE_WAIT.1);
+        }
+    }
+
+    /// A publish whose step is already committed failed: the step's due
+    /// time is in Postgres, so reconciliation publishes it again; nothing
+    /// waits here.
+    pub(crate) fn publish_failed(&self, what: &str, error: &hookline_broker::Error) {
+        self.metrics.publish_failures.inc(&[]);
+        tracing::warn!(error.message = %error, "{what} failed; reconciliation will publish it again");
     }
 }
 
@@ -142,6 +199,8 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         metrics: crate::metrics::WorkerMetrics::default(),
         batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),
         attempts: tokio::sync::Semaphore::new(settings.concurrency),
+        lease: crate::dispatch::dispatch_lease(settings.request_timeout),
+        stopping: CancellationToken::new(),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }
@@ -193,6 +252,18 @@ impl Worker {
             axum::serve(listener, health).with_graceful_shutdown(health_stop.cancelled_owned()).await
         });
 
+        let stopping = ctx.stopping.clone();
+        let stop_watch = shutdown.clone();
+        tokio::spawn(async move {
+            stop_watch.cancelled().await;
+            stopping.cancel();
+        });
+        let reconciler = tokio::spawn(crate::reconcile::run(
+            ctx.clone(),
+            crate::reconcile::Every { interval: settings.reconcile_interval, grace: settings.reconcile_grace },
+            shutdown.clone(),
+        ));
+
         // In-flight work outlives a lost connection (its acks then fail and
         // the broker redelivers); the tracker spans every session.
         let tracker = TaskTracker::new();
@@ -224,6 +295,7 @@ impl Worker {
             }
         }
 
+        let _ = reconciler.await;
         tracker.close();
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");

@@ -62,17 +62,18 @@ async fn delivery_messages_round_trip() {
     let publisher = Publisher::open(&connection, topology.clone()).await.expect("publisher");
     let webhook = hookline_core::WebhookId::from_uuid(uuid::Uuid::now_v7());
     let ids: Vec<_> = (0..5).map(|_| (DeliveryId::from_uuid(uuid::Uuid::now_v7()), webhook)).collect();
-    publisher.publish_deliveries(&ids).await.expect("confirmed");
+    let expect = |id: &DeliveryId, webhook: &hookline_core::WebhookId| {
+        DeliveryMessage::due(id.as_uuid(), webhook.as_uuid(), 1_000, hookline_core::Trigger::Scheduled)
+    };
+    let messages: Vec<_> = ids.iter().map(|(id, webhook)| expect(id, webhook)).collect();
+    publisher.publish_deliveries(&messages).await.expect("confirmed");
     let channel = connection.create_channel().await.expect("channel");
     let mut consumer =
         hookline_broker::consumer::consume(&channel, &topology.deliveries_queue(), "t", 10).await.expect("consume");
     for (expected, webhook) in &ids {
         let delivery = consumer.next().await.expect("open").expect("delivery");
         let Consumed { message, mut ack } = Consumed::from(delivery);
-        assert_eq!(
-            DeliveryMessage::decode(&message.body).expect("decode"),
-            DeliveryMessage::first(expected.as_uuid(), webhook.as_uuid())
-        );
+        assert_eq!(DeliveryMessage::decode(&message.body).expect("decode"), expect(expected, webhook));
         ack.ack().await.expect("ack");
     }
 }
@@ -122,6 +123,7 @@ async fn scheduled_message_waits_in_tiers() {
         trigger: hookline_broker::WireTrigger::Scheduled,
         not_before_ms: Some(due),
         deferrals: 0,
+        fence: None,
     };
     publisher.schedule(&message, start).await.expect("confirmed");
     let channel = connection.create_channel().await.expect("channel");

@@ -99,10 +99,12 @@ pub enum Next {
         /// Why, e.g. `HTTP 503` or `HTTP 429; Retry-After: 120s honoured`.
         reason: String,
     },
-    /// No further automatic attempt; the delivery keeps `state`.
+    /// No further automatic attempt of this attempt's making; the delivery
+    /// takes `state`.
     Stop {
-        /// `failed`, `suspended` or (a manual attempt on a delivery whose
-        /// scheduled retry is still pending) `retrying`.
+        /// `failed`, `suspended`, `delivered` (a late failure of a delivered
+        /// delivery), or `pending`/`retrying` (a manual attempt on a delivery
+        /// whose own step is still due: it keeps its due time).
         state: DeliveryState,
         /// Why it stopped.
         reason: String,
@@ -129,6 +131,10 @@ pub struct Attempted<'a> {
     pub attempt_no: u32,
     /// What caused it.
     pub trigger: Trigger,
+    /// Whether it was the delivery's own due step (a first attempt, a
+    /// retry, a replay, a test send), rather than an extra manual attempt
+    /// made while that step still waits.
+    pub takes_step: bool,
     /// The delivery's state before it.
     pub previous_state: DeliveryState,
     /// The webhook's health after it (see [`Health::after`]).
@@ -159,6 +165,14 @@ pub fn decide(a: &Attempted<'_>, schedule: &RetrySchedule) -> Next {
         return Next::Delivered;
     }
     let failure = describe_failure(a.outcome, a.request_timeout);
+    if a.previous_state == DeliveryState::Delivered {
+        // A late failure (a manual resend, a duplicate) never moves a
+        // delivered delivery backwards; it still counts for health.
+        return Next::Stop {
+            state: DeliveryState::Delivered,
+            reason: format!("{failure} ({} attempt); already delivered", a.trigger.as_str()),
+        };
+    }
     if a.health_after.status == HealthStatus::Suspended {
         let why = if a.outcome.status() == Some(410) {
             format!("{failure}: the receiver says the endpoint is gone; webhook suspended")
@@ -172,12 +186,22 @@ pub fn decide(a: &Attempted<'_>, schedule: &RetrySchedule) -> Next {
         // owner must change it (or an operator allow the range).
         return Next::Stop { state: DeliveryState::Failed, reason: format!("{failure}; not retried") };
     }
-    if a.trigger != Trigger::Scheduled {
-        // A manual or recover attempt schedules nothing of its own; a retry
-        // that was already scheduled still happens.
-        let state =
-            if a.previous_state == DeliveryState::Retrying { DeliveryState::Retrying } else { DeliveryState::Failed };
-        return Next::Stop { state, reason: format!("{failure} ({} attempt)", a.trigger.as_str()) };
+    match a.trigger {
+        Trigger::Scheduled => {}
+        Trigger::Manual => {
+            // An extra attempt: it schedules nothing of its own, and a step
+            // the delivery already waits for (a first attempt, a retry, a
+            // replay) keeps its time.
+            let state = match a.previous_state {
+                DeliveryState::Pending | DeliveryState::Retrying if !a.takes_step => a.previous_state,
+                _ => DeliveryState::Failed,
+            };
+            return Next::Stop { state, reason: format!("{failure} (manual attempt)") };
+        }
+        Trigger::Recover => {
+            // The replay was the step: it failed, and nothing more is tried.
+            return Next::Stop { state: DeliveryState::Failed, reason: format!("{failure} (recover attempt)") };
+        }
     }
     let Some(scheduled) = schedule.delay(a.attempt_no, a.jitter) else {
         return Next::Stop {

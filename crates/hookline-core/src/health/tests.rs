@@ -32,6 +32,7 @@ fn attempted(outcome: &AttemptOutcome, attempt_no: u32) -> Attempted<'_> {
         outcome,
         attempt_no,
         trigger: Trigger::Scheduled,
+        takes_step: true,
         previous_state: DeliveryState::Pending,
         health_after: Health::HEALTHY.after(outcome, 50),
         retry_after: None,
@@ -116,14 +117,36 @@ fn manual_attempts() {
     let e500 = classify_status(500);
     let mut a = attempted(&e500, 4);
     a.trigger = Trigger::Manual;
+    a.takes_step = false;
+    a.previous_state = DeliveryState::Failed;
     assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Failed);
     a.previous_state = DeliveryState::Retrying;
     assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Retrying);
+    a.previous_state = DeliveryState::Pending;
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Pending, "a queued first attempt is kept");
+    a.takes_step = true;
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Failed, "a test send is its delivery's only step");
+    a.takes_step = false;
     a.trigger = Trigger::Recover;
+    assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Failed, "a failed replay is the end");
     a.previous_state = DeliveryState::Suspended;
     assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Failed);
     assert!(Trigger::Manual.overrides_suspension() && !Trigger::Scheduled.overrides_suspension());
     for t in [Trigger::Scheduled, Trigger::Manual, Trigger::Recover] {
         assert_eq!(Trigger::parse(t.as_str()), Some(t));
+    }
+}
+
+/// A failure recorded after a success (a manual resend, a late duplicate)
+/// leaves the delivery delivered, whatever the trigger.
+#[test]
+fn delivered_stays_delivered() {
+    let e500 = classify_status(500);
+    for trigger in [Trigger::Scheduled, Trigger::Manual, Trigger::Recover] {
+        let mut a = attempted(&e500, 2);
+        a.trigger = trigger;
+        a.previous_state = DeliveryState::Delivered;
+        a.health_after = Health { status: HealthStatus::Suspended, consecutive_failures: 50 };
+        assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Delivered, "{trigger:?}");
     }
 }

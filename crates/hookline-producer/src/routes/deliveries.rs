@@ -224,7 +224,7 @@ pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
 
 /// Queues one attempt of a delivery of `caller`'s now (API and portal).
 pub(crate) async fn retry_delivery(state: &super::AppState, caller: &Caller, id: DeliveryId) -> Result<(), ApiError> {
-    use hookline_broker::{DeliveryMessage, WireTrigger};
+    use hookline_broker::DeliveryMessage;
     let (delivery, _, _) =
         state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
     let webhook = state
@@ -239,13 +239,9 @@ pub(crate) async fn retry_delivery(state: &super::AppState, caller: &Caller, id:
             "the webhook is inactive; activate it before retrying its deliveries",
         ));
     }
-    let message = DeliveryMessage::V1 {
-        delivery_id: id.as_uuid(),
-        webhook_id: Some(webhook.id.as_uuid()),
-        trigger: WireTrigger::Manual,
-        not_before_ms: None,
-        deferrals: 0,
-    };
+    // Fenced by the attempts made so far: one attempt, even if the message
+    // is delivered twice, and none if another attempt got there first.
+    let message = DeliveryMessage::manual(id.as_uuid(), webhook.id.as_uuid(), delivery.attempt_count);
     if let Err(e) = state.publisher()?.publish_now(&message).await {
         tracing::error!(error.message = %e, "publishing a manual retry failed");
         return Err(ApiError::broker_unavailable());

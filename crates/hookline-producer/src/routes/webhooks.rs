@@ -363,7 +363,7 @@ pub(crate) async fn recover_webhook(
     until: Option<&str>,
     dry_run: bool,
 ) -> Result<Recovering, ApiError> {
-    use hookline_broker::{DeliveryMessage, WireTrigger};
+    use hookline_broker::DeliveryMessage;
     let now = time::OffsetDateTime::now_utc();
     let since = hookline_core::parse_timestamp(since).map_err(|e| ApiError::invalid_field("since", e))?;
     let until = match until {
@@ -380,27 +380,37 @@ pub(crate) async fn recover_webhook(
         return Ok(Recovering { count, queued: 0, dry_run: true, finishes_at: None });
     }
     let batch = &ids[..count.min(MAX_RECOVER)];
-    let spacing_ms = 1000 / i64::from(state.recover_rate_per_sec.max(1));
-    let now_ms = i64::try_from(now.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX);
-    let mut last_due = now_ms;
-    for (i, delivery) in batch.iter().enumerate() {
-        last_due = now_ms + i64::try_from(i).unwrap_or(i64::MAX).saturating_mul(spacing_ms);
-        let message = DeliveryMessage::V1 {
-            delivery_id: delivery.as_uuid(),
-            webhook_id: Some(webhook.id.as_uuid()),
-            trigger: WireTrigger::Recover,
-            not_before_ms: (i > 0).then_some(last_due),
-            deferrals: 0,
-        };
-        if let Err(e) = state.publisher()?.schedule(&message, now_ms).await {
+    let spacing = time::Duration::milliseconds(1000 / i64::from(state.recover_rate_per_sec.max(1)));
+    // Marked first (each only if still failed or suspended), then
+    // published: a replay whose message is lost is reconciled like any
+    // other step, and what could not be published is unmarked.
+    let replays = state.store.mark_replays(batch, now, spacing, now).await?;
+    let publisher = match state.publisher() {
+        Ok(publisher) => publisher,
+        Err(e) => {
+            state.store.unmark_replays(&replays, now).await?;
+            return Err(e);
+        }
+    };
+    let now_ms = hookline_core::fence::unix_ms(now);
+    for (i, replay) in replays.iter().enumerate() {
+        let due = &replay.due;
+        let message = DeliveryMessage::due(
+            due.id.as_uuid(),
+            due.webhook_id.as_uuid(),
+            hookline_core::fence::unix_ms(due.at),
+            due.trigger,
+        );
+        if let Err(e) = publisher.schedule(&message, now_ms).await {
             tracing::error!(error.message = %e, "publishing a recover message failed");
+            let undone = state.store.unmark_replays(&replays[i..], now).await?;
+            tracing::info!(webhook_id = %webhook.id, queued = i, undone, "recover stopped; the rest is unmarked");
             return Err(ApiError::broker_unavailable());
         }
     }
-    state.store.mark_pending(batch, now).await?;
-    let finishes_at = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(last_due) * 1_000_000).ok();
-    tracing::info!(webhook_id = %webhook.id, count, queued = batch.len(), "recover queued");
-    Ok(Recovering { count, queued: batch.len(), dry_run: false, finishes_at: finishes_at.map(format_timestamp) })
+    let last_due = replays.last().map(|r| r.due.at);
+    tracing::info!(webhook_id = %webhook.id, count, queued = replays.len(), "recover queued");
+    Ok(Recovering { count, queued: replays.len(), dry_run: false, finishes_at: last_due.map(format_timestamp) })
 }
 
 /// Longest grace period of a rotation: a week.

@@ -547,7 +547,7 @@ async fn retry(state: St, session: Session, Path(id): Path<String>, Form(form): 
 /// `POST /ui/webhooks/{id}/test`: one `hookline.test` event to this webhook
 /// only, attempted at once whatever its health (a success makes it healthy).
 async fn send_test(state: St, session: Session, Path(id): Path<String>, Form(form): Form<ActionForm>) -> Response {
-    use hookline_broker::{DeliveryMessage, WireTrigger};
+    use hookline_broker::DeliveryMessage;
     use hookline_core::{Event, EventId, EventType};
     if let Err(refused) = session.check_csrf(&form.csrf) {
         return refused.into_response();
@@ -570,21 +570,22 @@ async fn send_test(state: St, session: Session, Path(id): Path<String>, Form(for
         Ok(None) => return problem(&session, &ApiError::not_found("webhook")),
         Err(e) => return problem(&session, &ApiError::internal(&e)),
     };
-    let message = DeliveryMessage::V1 {
-        delivery_id: delivery.as_uuid(),
-        webhook_id: Some(webhook.as_uuid()),
-        trigger: WireTrigger::Manual,
-        not_before_ms: None,
-        deferrals: 0,
-    };
+    // The delivery is recorded with its due time: if this publish fails,
+    // reconciliation publishes it.
+    let message = DeliveryMessage::due(
+        delivery.id.as_uuid(),
+        webhook.as_uuid(),
+        hookline_core::fence::unix_ms(delivery.at),
+        delivery.trigger,
+    );
     let published = match state.publisher() {
         Ok(publisher) => publisher.publish_now(&message).await.is_ok(),
         Err(_) => false,
     };
     if !published {
-        return problem(&session, &ApiError::broker_unavailable());
+        tracing::warn!(delivery_id = %delivery.id, "publishing a test send failed; reconciliation will send it");
     }
-    Redirect::to(&format!("/ui/deliveries/{delivery}")).into_response()
+    Redirect::to(&format!("/ui/deliveries/{}", delivery.id)).into_response()
 }
 
 #[derive(Debug, Deserialize)]

@@ -1,12 +1,16 @@
 //! The store against a real Postgres, one database per test.
 
 use hookline_core::{
-    AttemptId, Attempted, DeliveryId, DeliveryState, EventFilters, EventId, EventType, RetrySchedule, SigningToken,
-    TenantId, Trigger, WebhookId, WebhookName, WebhookUrl, classify_status, decide,
+    AttemptId, Attempted, DeliveryId, DeliveryState, EventFilters, EventId, EventType, Fence, RetrySchedule,
+    SigningToken, TenantId, Trigger, WebhookId, WebhookName, WebhookUrl, classify_status, decide,
+    fence::{truncate_ms, unix_ms},
 };
 use hookline_store::{
-    Created, Decided, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Recorded, Store,
+    Claim, Created, Decided, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Recorded,
+    RecordedEvent, Store,
 };
+
+mod schedule;
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -101,16 +105,18 @@ async fn record_event_fans_out_once() {
         panic!("first sighting publishes");
     };
     assert_eq!(ids.len(), 1);
-    assert_eq!(ids[0].1, a);
-    let job = store.load_job(ids[0].0).await.expect("load").expect("exists");
+    assert_eq!(ids[0].webhook_id, a);
+    assert_eq!(ids[0].at, truncate_ms(now), "due now, in whole milliseconds");
+    let Claim::Claimed(job) =
+        store.claim(ids[0].id, Fence::Due(unix_ms(ids[0].at)), Trigger::Scheduled, now, LEASE).await.expect("claim")
+    else {
+        panic!("its message may claim it");
+    };
     assert_eq!(job.webhook_id, a);
     assert_eq!(job.state, DeliveryState::Pending);
 
-    // A second copy while the first is still publishing waits for it…
-    assert_eq!(store.record_event(&e, new_id, now, LEASE).await.expect("again"), Dispatch::InProgress);
-    // …and once the first is presumed dead, publishes the same deliveries.
-    let later = now + LEASE + time::Duration::seconds(1);
-    assert_eq!(store.record_event(&e, new_id, later, LEASE).await.expect("again"), Dispatch::Publish(ids.clone()));
+    // A second copy finds every pending delivery already due: nothing new.
+    assert_eq!(store.record_event(&e, new_id, now, LEASE).await.expect("again"), Dispatch::Publish(vec![]));
     store.mark_dispatched(&e.tenant, &e.id, now).await.expect("mark");
     assert_eq!(store.record_event(&e, new_id, now, LEASE).await.expect("dup"), Dispatch::Duplicate);
     assert_eq!(
@@ -121,6 +127,31 @@ async fn record_event_fans_out_once() {
             .len(),
         1
     );
+}
+
+/// A redelivered event whose first copy is still attempting (its pending
+/// deliveries have no due time) gives each one the end of the dispatch
+/// lease as due time, once: the redelivery publishes them due then.
+#[tokio::test]
+async fn redelivered_event_waits_out_the_lease() {
+    let db = TestDb::new().await;
+    let store = store(&db).await;
+    let a = webhook(&store, "default", &["*"], true).await;
+    let e = event("default", "e1", "license.created");
+    let now = OffsetDateTime::now_utc();
+    let recorded = store.record_events(std::slice::from_ref(&e), new_id, now, LEASE).await.expect("record");
+    let [RecordedEvent::Fresh(fresh)] = recorded.as_slice() else { panic!("fresh: {recorded:?}") };
+    assert_eq!(fresh.len(), 1);
+    let later = now + time::Duration::seconds(2);
+    let again = store.record_events(std::slice::from_ref(&e), new_id, later, LEASE).await.expect("again");
+    let [RecordedEvent::Seen(Dispatch::Publish(steps))] = again.as_slice() else { panic!("seen: {again:?}") };
+    assert_eq!(steps.len(), 1);
+    assert_eq!((steps[0].id, steps[0].webhook_id), (fresh[0].id, a));
+    let received: OffsetDateTime =
+        db.client().await.query_one("SELECT received_at FROM events", &[]).await.expect("event").get(0);
+    assert_eq!(steps[0].at, truncate_ms(received + LEASE), "due when the first copy's lease ends");
+    let third = store.record_events(std::slice::from_ref(&e), new_id, later, LEASE).await.expect("third");
+    assert!(matches!(third.as_slice(), [RecordedEvent::Seen(Dispatch::Publish(s))] if s.is_empty()));
 }
 
 fn attempt(delivery_id: DeliveryId, status: Option<i32>) -> NewAttempt {
@@ -151,6 +182,7 @@ async fn fail(store: &Store, id: DeliveryId) -> Option<Recorded> {
                     outcome: &outcome,
                     attempt_no: facts.attempt_no,
                     trigger: Trigger::Scheduled,
+                    takes_step: true,
                     previous_state: facts.previous_state,
                     health_after: health,
                     retry_after: None,
@@ -175,7 +207,7 @@ async fn deliveries_for(store: &Store, n: usize) -> (WebhookId, Vec<DeliveryId>)
         else {
             panic!("publishes");
         };
-        ids.extend(new.into_iter().map(|(d, _)| d));
+        ids.extend(new.into_iter().map(|d| d.id));
     }
     (w, ids)
 }

@@ -1,0 +1,96 @@
+//! Reconciliation: Postgres wins when it and the broker disagree.
+//!
+//! Every delivery that waits for a step has its due time in Postgres. Each
+//! worker, every `HOOKLINE_RECONCILE_INTERVAL_MS`, takes the deliveries whose
+//! step is overdue by more than `HOOKLINE_RECONCILE_GRACE_MS` and not being
+//! attempted (a retry whose message was lost with its delay tier, a worker
+//! killed between a commit and a publish, a replay `recover` marked but could
+//! not publish), gives each a fresh due time and publishes its step again.
+//! The fresh due time fences off any older copy of the message. Workers take
+//! different rows (`SKIP LOCKED`); in a healthy system nothing is found, and
+//! each find is counted (`hookline_reconciled_total`) and logged as a warning
+//! with the delivery's id.
+
+use std::{sync::Arc, time::Duration};
+
+use hookline_broker::DeliveryMessage;
+use hookline_core::{fence::unix_ms, format_timestamp};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::startup::Context;
+
+/// Most deliveries one round takes (one statement, one batch of publishes).
+pub const BATCH: i64 = 500;
+
+/// Most rounds one tick runs before it waits for the next interval.
+const ROUNDS: usize = 20;
+
+/// How often and how late.
+#[derive(Clone, Copy, Debug)]
+pub struct Every {
+    /// Between two looks.
+    pub interval: Duration,
+    /// How late a step must be to count as lost.
+    pub grace: Duration,
+}
+
+/// Looks for overdue steps until `shutdown` is cancelled.
+pub(crate) async fn run(ctx: Arc<Context>, every: Every, shutdown: CancellationToken) {
+    let grace = time::Duration::try_from(every.grace).unwrap_or(time::Duration::MINUTE);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(every.interval) => {}
+        }
+        for _ in 0..ROUNDS {
+            match round(&ctx, grace).await {
+                Ok(n) if n == usize::try_from(BATCH).unwrap_or(usize::MAX) => continue,
+                Ok(_) => break,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "reconciliation failed; trying again at the next interval");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Why a round stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RoundError {
+    /// The overdue rows could not be read.
+    #[error(transparent)]
+    Store(#[from] hookline_store::Error),
+    /// Their messages could not be published (they are taken again once
+    /// the grace has passed).
+    #[error(transparent)]
+    Broker(#[from] hookline_broker::Error),
+}
+
+/// One round: take up to [`BATCH`] overdue steps and publish them.
+pub async fn round(ctx: &Context, grace: time::Duration) -> Result<usize, RoundError> {
+    let overdue = ctx.store.take_overdue(OffsetDateTime::now_utc(), grace, BATCH).await?;
+    if overdue.is_empty() {
+        return Ok(0);
+    }
+    for (due, was) in &overdue {
+        tracing::warn!(
+            delivery_id = %due.id,
+            webhook_id = %due.webhook_id,
+            trigger = due.trigger.as_str(),
+            was_due = %format_timestamp(*was),
+            "delivery step overdue; publishing it again"
+        );
+    }
+    ctx.metrics.reconciled.add(&[], u64::try_from(overdue.len()).unwrap_or(u64::MAX));
+    let messages: Vec<DeliveryMessage> = overdue
+        .iter()
+        .map(|(due, _)| DeliveryMessage::due(due.id.as_uuid(), due.webhook_id.as_uuid(), unix_ms(due.at), due.trigger))
+        .collect();
+    if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+        ctx.metrics.publish_failures.inc(&[]);
+        return Err(e.into());
+    }
+    Ok(overdue.len())
+}
