@@ -3,6 +3,7 @@
 //! integration test binary per crate").
 
 mod api;
+mod durability;
 mod faults;
 mod pipeline;
 mod portal;

@@ -1,7 +1,8 @@
 //! An in-process webhook receiver that records every request it gets.
 //!
 //! The raw body bytes are kept as received so tests can verify signatures.
-//! The status it answers with can be changed while a test runs.
+//! The status it answers with can be changed while a test runs, scripted
+//! per request, or made to fail the first request of each `Webhook-Id`.
 
 use std::{
     net::SocketAddr,
@@ -30,6 +31,8 @@ pub struct Received {
     pub body: Vec<u8>,
     /// When the request arrived.
     pub at: time::OffsetDateTime,
+    /// The status code the receiver answered with.
+    pub status: u16,
 }
 
 impl Received {
@@ -70,6 +73,10 @@ struct Shared {
     script: Mutex<std::collections::VecDeque<Reply>>,
     status: AtomicU16,
     notify: Notify,
+    /// Whether the first request of each `Webhook-Id` is answered `500`.
+    fail_first: std::sync::atomic::AtomicBool,
+    /// Every `Webhook-Id` seen while `fail_first` was on.
+    seen_ids: Mutex<std::collections::HashSet<String>>,
 }
 
 /// An HTTP endpoint on `127.0.0.1:0`. It stops when dropped.
@@ -94,14 +101,27 @@ async fn record(
         tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
-    let received = Received { uri: uri.to_string(), headers, body: body.to_vec(), at: time::OffsetDateTime::now_utc() };
+    let first_of_id = shared.fail_first.load(Ordering::SeqCst)
+        && headers.get("webhook-id").and_then(|v| v.to_str().ok()).is_some_and(|id| {
+            shared.seen_ids.lock().expect("receiver lock is never poisoned").insert(id.to_owned())
+        });
+    let mut received = Received {
+        uri: uri.to_string(),
+        headers,
+        body: body.to_vec(),
+        at: time::OffsetDateTime::now_utc(),
+        status: 0,
+    };
     let reply = {
         let mut requests = shared.requests.lock().expect("receiver lock is never poisoned: no code panics holding it");
+        let reply = shared.script.lock().expect("never poisoned").pop_front().unwrap_or_else(|| {
+            if first_of_id { Reply::status(500) } else { Reply::status(shared.status.load(Ordering::Relaxed)) }
+        });
+        received.status = reply.status;
         requests.push(received);
-        shared.script.lock().expect("never poisoned").pop_front()
+        reply
     };
     shared.notify.notify_waiters();
-    let reply = reply.unwrap_or_else(|| Reply::status(shared.status.load(Ordering::Relaxed)));
     let mut response = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK).into_response();
     for (name, value) in reply.headers {
         if let (Ok(name), Ok(value)) =
@@ -124,6 +144,8 @@ impl Receiver {
             script: Mutex::new(std::collections::VecDeque::new()),
             status: AtomicU16::new(200),
             notify: Notify::new(),
+            fail_first: std::sync::atomic::AtomicBool::new(false),
+            seen_ids: Mutex::new(std::collections::HashSet::new()),
         });
         let app = Router::new().fallback(record).with_state(shared.clone());
         let listener =
@@ -159,6 +181,21 @@ impl Receiver {
     /// Makes every answer wait this long (a slow endpoint).
     pub fn set_delay(&self, delay: std::time::Duration) {
         self.shared.delay_ms.store(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX), Ordering::Relaxed);
+    }
+
+    /// When `on`, answers the first request of each `Webhook-Id` (each
+    /// delivery) with `500` and later ones as usual, so every delivery is
+    /// retried once. A scripted reply still comes first (and its request
+    /// still counts as its id's first). Off by default; turning it off keeps
+    /// the ids already seen.
+    pub fn fail_first_per_id(&self, on: bool) {
+        self.shared.fail_first.store(on, Ordering::SeqCst);
+    }
+
+    /// The number of requests received so far (cheaper than
+    /// [`Receiver::requests`] when polling).
+    pub fn count(&self) -> usize {
+        self.shared.requests.lock().expect("receiver lock is never poisoned").len()
     }
 
     /// The most requests that were being answered at the same moment.

@@ -1,6 +1,14 @@
-//! `kill -9` of one of two worker processes in the middle of a load.
+//! `kill -9` of one of two worker processes in the middle of a load, with
+//! and without retries; and the helpers that start worker processes (the
+//! soak test uses them too).
 
-use std::{collections::BTreeSet, process::Stdio, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
 
 use hookline_broker::{AmqpSettings, EventMessage, Publisher, Topology, connect};
 use hookline_core::{EventFilters, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl};
@@ -9,28 +17,135 @@ use hookline_testkit::{Receiver, TestBroker, TestDb};
 
 const EVENTS: usize = 2000;
 
-fn spawn_worker(db: &TestDb, broker: &TestBroker) -> tokio::process::Child {
+/// Events of the retry test: each is delivered twice (a 500, then a 2xx).
+const RETRY_EVENTS: usize = 1000;
+
+/// Where a worker process connects.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Target<'a> {
+    /// `HOOKLINE_DATABASE_URL`.
+    pub(crate) database_url: &'a str,
+    /// `HOOKLINE_AMQP_URL`.
+    pub(crate) amqp_url: &'a str,
+    /// `HOOKLINE_NAMESPACE`.
+    pub(crate) namespace: &'a str,
+}
+
+/// A running worker process and the address of its `/healthz` and `/metrics`.
+#[derive(Debug)]
+pub(crate) struct WorkerProcess {
+    /// The process (killed when dropped).
+    pub(crate) child: tokio::process::Child,
+    /// `HOOKLINE_WORKER_LISTEN_ADDR`.
+    pub(crate) addr: SocketAddr,
+}
+
+/// Starts the worker binary on `target` with a free listen port, loopback
+/// destinations allowed and `RUST_LOG=warn`, then `vars` in order (a later
+/// variable replaces an earlier one of the same name). Its stderr is
+/// appended to `log` when given, else dropped.
+pub(crate) fn spawn_process(target: Target<'_>, vars: &[(&str, &str)], log: Option<&Path>) -> WorkerProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-    tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline-worker"))
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let stderr = match log {
+        Some(path) => Stdio::from(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .unwrap_or_else(|e| panic!("open the worker log {}: {e}", path.display())),
+        ),
+        None => Stdio::null(),
+    };
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline-worker"));
+    command
         .env_clear()
-        .env("HOOKLINE_DATABASE_URL", db.url())
-        .env("HOOKLINE_DATABASE_POOL_SIZE", "8")
-        .env("HOOKLINE_AMQP_URL", broker.url())
-        .env("HOOKLINE_NAMESPACE", broker.namespace())
-        .env("HOOKLINE_QUEUE_EXPIRES_MS", "120000")
-        .env("HOOKLINE_QUEUE_TYPE", "classic")
-        .env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"))
-        .env("HOOKLINE_WORKER_CONCURRENCY", "32")
+        .env("HOOKLINE_DATABASE_URL", target.database_url)
+        .env("HOOKLINE_AMQP_URL", target.amqp_url)
+        .env("HOOKLINE_NAMESPACE", target.namespace)
+        .env("HOOKLINE_WORKER_LISTEN_ADDR", addr.to_string())
         .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
-        // Events a killed worker was dispatching wait out the dispatch
-        // lease (request timeout + 5 s) before another worker takes them.
-        .env("HOOKLINE_REQUEST_TIMEOUT_MS", "3000")
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("the worker binary starts")
+        .env("RUST_LOG", "warn");
+    for (name, value) in vars {
+        command.env(name, value);
+    }
+    let child =
+        command.stdout(Stdio::null()).stderr(stderr).kill_on_drop(true).spawn().expect("the worker binary starts");
+    WorkerProcess { child, addr }
+}
+
+/// What every worker of these tests on the shared services gets.
+const TEST_VARS: [(&str, &str); 5] = [
+    ("HOOKLINE_DATABASE_POOL_SIZE", "8"),
+    ("HOOKLINE_QUEUE_EXPIRES_MS", "120000"),
+    ("HOOKLINE_QUEUE_TYPE", "classic"),
+    ("HOOKLINE_WORKER_CONCURRENCY", "32"),
+    // Events a killed worker was dispatching wait out the dispatch
+    // lease (request timeout + 5 s) before another worker takes them.
+    ("HOOKLINE_REQUEST_TIMEOUT_MS", "3000"),
+];
+
+/// Starts a worker on this test's database and namespace with
+/// [`TEST_VARS`], then `extra` (which wins); stderr to `log` when given.
+fn spawn_worker(
+    db: &TestDb,
+    broker: &TestBroker,
+    extra: &[(&str, &str)],
+    log: Option<&Path>,
+) -> tokio::process::Child {
+    let vars: Vec<(&str, &str)> = TEST_VARS.iter().chain(extra).copied().collect();
+    let target = Target { database_url: db.url(), amqp_url: broker.url(), namespace: broker.namespace() };
+    spawn_process(target, &vars, log).child
+}
+
+/// A directory for one test's worker logs. Removed when the test passes;
+/// when it fails (the value is dropped while panicking), kept, and the
+/// last lines of every log are printed.
+#[derive(Debug)]
+pub(crate) struct LogDir {
+    dir: PathBuf,
+}
+
+impl LogDir {
+    /// Creates `hookline-<name>-<random>` under the temporary directory.
+    pub(crate) fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("hookline-{name}-{}", hookline_testkit::unique_suffix()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("create {}: {e}", dir.display()));
+        Self { dir }
+    }
+
+    /// The path of the log file `name` in this directory.
+    pub(crate) fn file(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The last `lines` lines of every log, each under its file name.
+    pub(crate) fn tails(&self, lines: usize) -> String {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(&self.dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        files.sort();
+        let mut out = String::new();
+        for path in files {
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- {} ({} lines) ---\n", path.display(), all.len()));
+            for line in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for LogDir {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("worker logs kept in {}; their last lines:\n{}", self.dir.display(), self.tails(40));
+        } else {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
 }
 
 /// One test's database, namespace, receiver and a webhook for `*`, plus a
@@ -147,8 +262,8 @@ async fn sigterm(child: &mut tokio::process::Child, within: Duration) {
 #[tokio::test]
 async fn killing_a_worker_loses_nothing() {
     let load = Load::new().await;
-    let mut survivor = spawn_worker(&load.db, &load.broker);
-    let mut victim = spawn_worker(&load.db, &load.broker);
+    let mut survivor = spawn_worker(&load.db, &load.broker, &[], None);
+    let mut victim = spawn_worker(&load.db, &load.broker, &[], None);
     let client = load.db.client().await;
     for i in 0..EVENTS {
         load.publish(i).await;
@@ -173,8 +288,8 @@ async fn killing_a_worker_loses_nothing() {
 #[tokio::test]
 async fn sigterm_during_a_load_loses_nothing() {
     let load = Load::new().await;
-    let mut staying = spawn_worker(&load.db, &load.broker);
-    let mut leaving = spawn_worker(&load.db, &load.broker);
+    let mut staying = spawn_worker(&load.db, &load.broker, &[], None);
+    let mut leaving = spawn_worker(&load.db, &load.broker, &[], None);
     let client = load.db.client().await;
     let events = EVENTS / 2;
     for i in 0..events {
@@ -190,4 +305,102 @@ async fn sigterm_during_a_load_loses_nothing() {
     load.expect_all_delivered(events, &mut staying).await;
     let _ = load.connection.close(200, "done".into()).await;
     sigterm(&mut staying, Duration::from_secs(30)).await;
+}
+
+/// Two workers share 1,000 events whose every first attempt gets a 500; one
+/// is killed with SIGKILL once retries are under way. Every delivery still
+/// succeeds once, under one Webhook-Id, with its attempts recorded, and no
+/// delivery is left waiting.
+#[tokio::test]
+async fn killing_a_worker_during_retries_loses_nothing() {
+    let load = Load::new().await;
+    load.receiver.fail_first_per_id(true);
+    let logs = LogDir::new("crash-retries");
+    let vars = [
+        ("HOOKLINE_RETRY_SCHEDULE", "200ms,1s,1s"),
+        ("HOOKLINE_RECONCILE_INTERVAL_MS", "500"),
+        ("HOOKLINE_RECONCILE_GRACE_MS", "2000"),
+        // Every first attempt fails by design, hundreds in a row: the
+        // webhook must not be suspended for it (suspension is not under test).
+        ("HOOKLINE_SUSPEND_AFTER_FAILURES", "1000000"),
+    ];
+    let mut survivor = spawn_worker(&load.db, &load.broker, &vars, Some(&logs.file("survivor.log")));
+    let mut victim = spawn_worker(&load.db, &load.broker, &vars, Some(&logs.file("victim.log")));
+    let client = load.db.client().await;
+    for i in 0..RETRY_EVENTS {
+        load.publish(i).await;
+        if i == RETRY_EVENTS / 2 {
+            // Every delivered delivery was retried: kill once 100 were.
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+            while load.delivered(&client).await < 100 {
+                assert!(tokio::time::Instant::now() < deadline, "no retry succeeded within 60 s");
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            victim.start_kill().expect("SIGKILL");
+            let _ = victim.wait().await;
+        }
+    }
+    load.expect_all_delivered(RETRY_EVENTS, &mut survivor).await;
+
+    // Postgres: one delivery per event, none waiting, one success each.
+    let rows = client
+        .query("SELECT id, event_id, state, attempt_count, next_attempt_at IS NOT NULL FROM deliveries", &[])
+        .await
+        .expect("deliveries");
+    let deliveries: BTreeMap<String, String> =
+        rows.iter().map(|r| (r.get::<_, uuid::Uuid>(0).to_string(), r.get::<_, String>(1))).collect();
+    let waiting: Vec<String> = rows
+        .iter()
+        .filter(|r| matches!(r.get::<_, &str>(2), "pending" | "retrying") || r.get::<_, bool>(4))
+        .map(|r| format!("{} {} next_attempt_at set: {}", r.get::<_, uuid::Uuid>(0), r.get::<_, &str>(2), r.get::<_, bool>(4)))
+        .collect();
+    assert!(waiting.is_empty(), "deliveries left waiting: {waiting:?}");
+    let overdue: i64 = client
+        .query_one("SELECT count(*) FROM deliveries WHERE state = 'retrying' AND next_attempt_at < now()", &[])
+        .await
+        .expect("overdue")
+        .get(0);
+    assert_eq!(overdue, 0, "no delivery is retrying with its due time in the past");
+    let not_one_success: Vec<String> = client
+        .query(
+            "SELECT d.id::text, count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299)
+             FROM deliveries d LEFT JOIN attempts a ON a.delivery_id = d.id
+             GROUP BY d.id HAVING count(a.id) FILTER (WHERE a.status_code BETWEEN 200 AND 299) <> 1",
+            &[],
+        )
+        .await
+        .expect("successes")
+        .iter()
+        .map(|r| format!("{}: {} successful attempts", r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .collect();
+    assert!(not_one_success.is_empty(), "deliveries without exactly one recorded success: {not_one_success:?}");
+    let retried = rows.iter().filter(|r| r.get::<_, i32>(3) >= 2).count();
+
+    // The receiver: the Webhook-Ids answered 2xx are exactly the deliveries,
+    // and each event arrived under one Webhook-Id (its delivery's).
+    let requests = load.receiver.requests();
+    let mut ids_per_event: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut succeeded = BTreeSet::new();
+    for request in &requests {
+        let id = request.header("webhook-id").expect("every request has a Webhook-Id").to_owned();
+        let body: serde_json::Value = serde_json::from_slice(&request.body).expect("a JSON body");
+        let event = format!("e{}", body["data"]["i"]);
+        assert_eq!(deliveries.get(&id), Some(&event), "Webhook-Id {id} is the delivery of the event it carried");
+        ids_per_event.entry(event).or_default().insert(id.clone());
+        if (200..300).contains(&request.status) {
+            succeeded.insert(id);
+        }
+    }
+    let known: BTreeSet<String> = deliveries.keys().cloned().collect();
+    assert_eq!(succeeded, known, "every delivery, and nothing else, was answered 2xx under its Webhook-Id");
+    assert_eq!(ids_per_event.len(), RETRY_EVENTS, "every event reached the receiver");
+    let several: Vec<_> = ids_per_event.iter().filter(|(_, ids)| ids.len() != 1).collect();
+    assert!(several.is_empty(), "events that arrived under several Webhook-Ids: {several:?}");
+    eprintln!(
+        "retries under SIGKILL: {RETRY_EVENTS} delivered, {retried} with two or more recorded attempts, {} requests",
+        requests.len()
+    );
+    let _ = load.connection.close(200, "done".into()).await;
+    sigterm(&mut survivor, Duration::from_secs(30)).await;
+    drop(logs);
 }
