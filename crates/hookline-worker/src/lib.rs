@@ -5,7 +5,9 @@
 //! outcome is committed in Postgres, so a killed worker loses nothing
 //! (delivery is at-least-once; `Webhook-Id` lets receivers deduplicate).
 //!
-//! Start reading at [`deliver::handle`].
+//! Start reading at [`dispatch::handle`] (every event: record, first
+//! attempts, mark), then [`deliver::handle`] (queued attempts: claim, attempt,
+//! record) and [`reconcile`] (what Postgres says is overdue).
 //!
 //! # Layout
 //! - [`settings`]: [`Settings`], loaded from `HOOKLINE_*` variables.
