@@ -182,7 +182,8 @@ async fn a_failed_manual_retry_keeps_the_schedule() {
     assert_eq!(after_manual["attempts"][1]["trigger"], "manual");
 
     let delivered = delivery_when(&app, &id, |d| d["state"] == "delivered").await;
-    let triggers: Vec<&Value> = delivered["attempts"].as_array().expect("attempts").iter().map(|a| &a["trigger"]).collect();
+    let triggers: Vec<&Value> =
+        delivered["attempts"].as_array().expect("attempts").iter().map(|a| &a["trigger"]).collect();
     assert_eq!(triggers, [&json!("scheduled"), &json!("manual"), &json!("scheduled")]);
     let got = receiver.requests();
     assert_eq!(got.len(), 3);
@@ -229,7 +230,8 @@ async fn a_failed_manual_retry_keeps_a_pending_replay() {
         if d["state"] == "delivered" { Ok(d) } else { Err(format!("{d}")) }
     })
     .await;
-    let triggers: Vec<&Value> = delivered["attempts"].as_array().expect("attempts").iter().map(|a| &a["trigger"]).collect();
+    let triggers: Vec<&Value> =
+        delivered["attempts"].as_array().expect("attempts").iter().map(|a| &a["trigger"]).collect();
     assert_eq!(triggers, [&json!("scheduled"), &json!("manual"), &json!("recover")]);
     app.stop().await;
 }
@@ -355,5 +357,50 @@ async fn database_outage_is_waited_out() {
     assert_eq!(worker_metric(&app, "hookline_redeliveries_total").await, 0.0, "no message went round again");
     assert!(worker_metric(&app, "hookline_store_waits_total").await > 0.0, "the worker waited for the database");
     let _ = connection.close(200, "done".into()).await;
+    app.stop().await;
+}
+
+/// A fresh event's delivery whose event message is gone before its first
+/// attempt (pending, no due time, nothing on the broker) is found by the
+/// scan for unstarted deliveries and delivered.
+#[tokio::test]
+async fn a_delivery_whose_event_message_is_gone_is_delivered() {
+    let app = TestApp::spawn_with(|_, worker| {
+        worker.reconcile_interval = Duration::from_millis(200);
+        worker.reconcile_grace = Duration::from_secs(1);
+    })
+    .await;
+    let receiver = Receiver::start().await;
+    let id = app.create_webhook(&webhook("steady", &receiver.url(), &["*"])).await;
+    // What dispatch leaves behind when it records an event and its
+    // deliveries and then loses the event message: a minute ago.
+    let then = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    let ts = uuid::Timestamp::from_unix(uuid::NoContext, u64::try_from(then.unix_timestamp()).expect("after 1970"), 0);
+    let delivery = uuid::Uuid::new_v7(ts);
+    let webhook_id = uuid::Uuid::parse_str(&id).expect("uuid");
+    let client = app.db.client().await;
+    let body = br#"{"event":"license.created","data":{"lost":true},"triggeredAt":"2026-01-01T00:00:00Z"}"#.to_vec();
+    client
+        .execute(
+            "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at)
+             VALUES ('default', 'lost-1', 'license.created', $1, $2, $2)",
+            &[&body, &then],
+        )
+        .await
+        .expect("event");
+    client
+        .execute(
+            "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
+             VALUES ($1, 'default', 'lost-1', $2, 'license.created', 'pending', $3, $3)",
+            &[&delivery, &webhook_id, &then],
+        )
+        .await
+        .expect("delivery");
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("webhook-id"), Some(delivery.to_string().as_str()));
+    assert_eq!(got[0].body, body, "the stored body, byte for byte");
+    let detail = delivery_when(&app, &id, |d| d["state"] == "delivered").await;
+    assert_eq!(attempt_count(&detail), 1);
+    assert_eq!(worker_metric(&app, "hookline_reconciled_total").await, 1.0);
     app.stop().await;
 }

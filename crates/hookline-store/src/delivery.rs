@@ -194,7 +194,7 @@ pub struct DeliveryFilter {
 
 /// The smallest UUIDv7 of the millisecond `at` (the ids of deliveries made
 /// then are at or above it).
-fn uuid_v7_floor(at: OffsetDateTime) -> uuid::Uuid {
+pub(crate) fn uuid_v7_floor(at: OffsetDateTime) -> uuid::Uuid {
     let ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0).min((1 << 48) - 1);
     uuid::Uuid::from_u128(u128::from(ms) << 80)
 }

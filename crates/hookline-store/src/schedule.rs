@@ -282,6 +282,62 @@ impl Store {
             .collect()
     }
 
+    /// Takes up to `limit` deliveries created in `[from, until)` (by their
+    /// UUIDv7 ids, through the primary key) that are still `pending` with no
+    /// due time: their first attempt was to be made straight from an event
+    /// message that is gone (the dispatch queue lost, the message parked).
+    /// Each gets the due time `now`; the caller publishes them. Returns the
+    /// steps and where the next scan starts (`until`, or just past the last
+    /// row taken when the limit was reached).
+    pub async fn take_unstarted(
+        &self,
+        from: OffsetDateTime,
+        until: OffsetDateTime,
+        now: OffsetDateTime,
+        limit: i64,
+    ) -> Result<(Vec<Due>, OffsetDateTime)> {
+        let client = self.pool.get().await?;
+        let at = truncate_ms(now);
+        let rows = client
+            .query(
+                "WITH o AS (
+                    SELECT id FROM deliveries
+                    WHERE id >= $2 AND id < $3 AND state = 'pending' AND next_attempt_at IS NULL
+                    ORDER BY id
+                    LIMIT $4
+                    FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE deliveries d SET next_attempt_at = $1
+                 FROM o WHERE d.id = o.id
+                 RETURNING d.id, d.webhook_id",
+                &[&at, &crate::delivery::uuid_v7_floor(from), &crate::delivery::uuid_v7_floor(until), &limit],
+            )
+            .await?;
+        let mut next = until;
+        let steps = rows
+            .iter()
+            .map(|r| {
+                Ok(Due {
+                    id: DeliveryId::from_uuid(r.try_get("id")?),
+                    webhook_id: WebhookId::from_uuid(r.try_get("webhook_id")?),
+                    at,
+                    trigger: Trigger::Scheduled,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        if i64::try_from(steps.len()).unwrap_or(i64::MAX) >= limit
+            && let Some(last) = steps.iter().map(|s| s.id.as_uuid()).max()
+        {
+            // Continue within the same millisecond as the last row taken:
+            // the ids of one millisecond share their floor.
+            let (secs, nanos) = last.get_timestamp().map_or((0, 0), |t| t.to_unix());
+            next = OffsetDateTime::from_unix_timestamp(i64::try_from(secs).unwrap_or(0))
+                .map_or(until, |t| t + time::Duration::nanoseconds(i64::from(nanos)))
+                .min(until);
+        }
+        Ok((steps, next))
+    }
+
     /// Queues replays: each delivery of `ids` that is still `failed` or
     /// `suspended` becomes `pending`, due at `first + i × spacing` (in the
     /// order given) with trigger `recover`. Marked before anything is

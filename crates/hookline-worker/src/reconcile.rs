@@ -10,6 +10,16 @@
 //! different rows (`SKIP LOCKED`); in a healthy system nothing is found, and
 //! each find is counted (`hookline_reconciled_total`) and logged as a warning
 //! with the delivery's id.
+//!
+//! A fresh event's pending deliveries have no due time while their first
+//! attempts are made from the event message. Should that message be lost
+//! (its queue deleted, a quorum lost), nothing in the due-time index points
+//! at them; so each worker also scans, through the primary key (UUIDv7 ids
+//! are time-ordered), the deliveries created since its last look and older
+//! than the dispatch lease plus the grace, for any still pending without a
+//! due time. That scan reads each delivery once per worker, a few thousand
+//! rows a second at full load, and starts [`LOOKBACK`] before the worker
+//! started.
 
 use std::{sync::Arc, time::Duration};
 
@@ -26,6 +36,9 @@ pub const BATCH: i64 = 500;
 /// Most rounds one tick runs before it waits for the next interval.
 const ROUNDS: usize = 20;
 
+/// How far back the first scan for unstarted deliveries reaches.
+pub const LOOKBACK: Duration = Duration::from_secs(15 * 60);
+
 /// How often and how late.
 #[derive(Clone, Copy, Debug)]
 pub struct Every {
@@ -38,6 +51,8 @@ pub struct Every {
 /// Looks for overdue steps until `shutdown` is cancelled.
 pub(crate) async fn run(ctx: Arc<Context>, every: Every, shutdown: CancellationToken) {
     let grace = time::Duration::try_from(every.grace).unwrap_or(time::Duration::MINUTE);
+    let lookback = time::Duration::try_from(LOOKBACK).unwrap_or(time::Duration::MINUTE);
+    let mut scanned_to = OffsetDateTime::now_utc() - lookback;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -53,7 +68,50 @@ pub(crate) async fn run(ctx: Arc<Context>, every: Every, shutdown: CancellationT
                 }
             }
         }
+        let until = OffsetDateTime::now_utc() - ctx.lease - grace;
+        for _ in 0..ROUNDS {
+            if scanned_to >= until {
+                break;
+            }
+            match unstarted(&ctx, scanned_to, until).await {
+                Ok(next) => scanned_to = next,
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "reconciliation failed; trying again at the next interval");
+                    break;
+                }
+            }
+        }
     }
+}
+
+/// One scan for deliveries created in `[from, until)` still waiting for a
+/// first attempt from a lost event message; returns where the next starts.
+pub async fn unstarted(
+    ctx: &Context,
+    from: OffsetDateTime,
+    until: OffsetDateTime,
+) -> Result<OffsetDateTime, RoundError> {
+    let (steps, next) = ctx.store.take_unstarted(from, until, OffsetDateTime::now_utc(), BATCH).await?;
+    if !steps.is_empty() {
+        for due in &steps {
+            tracing::warn!(
+                delivery_id = %due.id,
+                webhook_id = %due.webhook_id,
+                "pending delivery whose event message is gone; publishing its first attempt"
+            );
+        }
+        ctx.metrics.reconciled.add(&[], u64::try_from(steps.len()).unwrap_or(u64::MAX));
+        let messages: Vec<DeliveryMessage> = steps
+            .iter()
+            .map(|due| DeliveryMessage::due(due.id.as_uuid(), due.webhook_id.as_uuid(), unix_ms(due.at), due.trigger))
+            .collect();
+        if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+            // Their due times are set: the overdue scan takes them later.
+            ctx.metrics.publish_failures.inc(&[]);
+            return Err(e.into());
+        }
+    }
+    Ok(next)
 }
 
 /// Why a round stopped.

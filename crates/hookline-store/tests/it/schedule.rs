@@ -180,3 +180,33 @@ async fn replays_are_marked_and_unmarked() {
     let overdue = store.take_overdue(now + Duration::seconds(20), Duration::seconds(10), 10).await.expect("overdue");
     assert!(overdue.is_empty(), "a claimed replay is not overdue, undone ones wait for nothing");
 }
+
+/// The scan for unstarted deliveries takes pending ones with no due time
+/// created in its window, once, and nothing else.
+#[tokio::test]
+async fn unstarted_deliveries_are_taken_once() {
+    let db = TestDb::new().await;
+    let store = store(&db).await;
+    let now = OffsetDateTime::now_utc();
+    let lost = fresh(&store, 3).await;
+    let attempted = handed_off(&store, 2, now).await;
+    let from = now - Duration::minutes(1);
+    let until = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let (steps, next) = store.take_unstarted(from, until, now, 100).await.expect("scan");
+    let mut taken: Vec<DeliveryId> = steps.iter().map(|s| s.id).collect();
+    taken.sort();
+    assert_eq!(taken, lost, "only the pending ones without a due time");
+    assert!(!taken.contains(&attempted[0].id));
+    assert_eq!(next, until);
+    assert!(steps.iter().all(|s| s.at == hookline_core::fence::truncate_ms(now)));
+    assert!(store.take_unstarted(from, until, now, 100).await.expect("again").0.is_empty());
+
+    // A limit reached continues where it stopped.
+    let more = fresh(&store, 5).await;
+    let until = OffsetDateTime::now_utc() + Duration::seconds(1);
+    let (first, next) = store.take_unstarted(from, until, now, 2).await.expect("first");
+    assert_eq!(first.len(), 2);
+    assert!(next < until);
+    let (rest, _) = store.take_unstarted(next, until, now, 100).await.expect("rest");
+    assert_eq!(first.len() + rest.len(), more.len());
+}
