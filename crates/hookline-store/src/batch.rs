@@ -72,7 +72,7 @@ impl Store {
         let tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
         let types: Vec<&str> = events.iter().map(|e| e.event_type.as_str()).collect();
-        let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_slice()).collect();
+        let bodies: Vec<&[u8]> = events.iter().map(|e| e.body.as_ref()).collect();
         let triggered: Vec<OffsetDateTime> = events.iter().map(|e| e.triggered_at).collect();
         let ingested: Vec<Option<OffsetDateTime>> = events.iter().map(|e| e.ingested_at).collect();
         let inserted = tx

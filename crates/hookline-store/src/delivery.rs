@@ -25,8 +25,9 @@ pub struct DeliveryJob {
     pub event_id: EventId,
     /// The event's type.
     pub event_type: String,
-    /// The exact bytes to POST and sign.
-    pub body: Vec<u8>,
+    /// The exact bytes to POST and sign (shared by every delivery of the
+    /// event in memory).
+    pub body: bytes::Bytes,
     /// The target webhook.
     pub webhook_id: WebhookId,
     /// Where to POST.

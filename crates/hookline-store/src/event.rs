@@ -23,8 +23,8 @@ pub struct NewEvent {
     pub id: EventId,
     /// Its type, which webhooks subscribe to.
     pub event_type: EventType,
-    /// The exact bytes to POST and sign.
-    pub body: Vec<u8>,
+    /// The exact bytes to POST and sign (shared, never copied per delivery).
+    pub body: bytes::Bytes,
     /// When the producer says it happened.
     pub triggered_at: OffsetDateTime,
     /// When the producer accepted it (none for events published straight
@@ -70,7 +70,7 @@ impl Store {
                     &event.tenant.as_str(),
                     &event.id.as_str(),
                     &event.event_type.as_str(),
-                    &event.body,
+                    &event.body.as_ref(),
                     &event.triggered_at,
                     &now,
                     &event.ingested_at,

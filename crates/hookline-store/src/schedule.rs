@@ -156,7 +156,7 @@ impl Store {
             next_attempt_at,
             event_id: EventId::parse(row.try_get("event_id")?).map_err(|e| corrupt(&e))?,
             event_type: row.try_get("event_type")?,
-            body: row.try_get("body")?,
+            body: bytes::Bytes::from(row.try_get::<_, Vec<u8>>("body")?),
             webhook_id,
             url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| corrupt(&e))?,
             token: self.keys.open(webhook_id, row.try_get("token")?)?,

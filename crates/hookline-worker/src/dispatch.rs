@@ -37,9 +37,22 @@ pub fn dispatch_lease(request_timeout: std::time::Duration) -> time::Duration {
     time::Duration::try_from(request_timeout + DISPATCH_LEASE_MARGIN).unwrap_or(time::Duration::MINUTE)
 }
 
+/// What an event message may hold beyond `HOOKLINE_MAX_BODY_BYTES`: the
+/// envelope's own fields (id, tenant, time) that the producer adds to a
+/// request body it accepted.
+pub const ENVELOPE_SLACK: usize = 4096;
+
 /// Why an event message can never be dispatched.
 #[derive(Debug, thiserror::Error)]
 pub enum InvalidEvent {
+    /// Larger than the limit.
+    #[error("the event message is {size} bytes; at most {limit} are accepted")]
+    TooLarge {
+        /// Its size.
+        size: usize,
+        /// The limit, slack included.
+        limit: usize,
+    },
     /// The body is not an event envelope.
     #[error("not an event envelope: {0}")]
     Envelope(#[from] hookline_broker::Error),
@@ -62,7 +75,11 @@ fn field(field: &'static str) -> impl Fn(&dyn std::fmt::Display) -> InvalidEvent
 
 /// Turns a message (from the producer or published directly) into the event
 /// to record: validated, with id, time and tenant filled in.
-pub fn parse(message: &Message, now: OffsetDateTime) -> Result<NewEvent, InvalidEvent> {
+pub fn parse(message: &Message, now: OffsetDateTime, max_body_bytes: usize) -> Result<NewEvent, InvalidEvent> {
+    let limit = max_body_bytes.saturating_add(ENVELOPE_SLACK);
+    if message.body.len() > limit {
+        return Err(InvalidEvent::TooLarge { size: message.body.len(), limit });
+    }
     let envelope = EventMessage::decode(&message.body)?;
     let event_type = EventType::parse(&envelope.event)?;
     validate_data(&envelope.data).map_err(|e| field("data")(&e))?;
@@ -78,7 +95,7 @@ pub fn parse(message: &Message, now: OffsetDateTime) -> Result<NewEvent, Invalid
         Some(raw) => TenantId::parse(raw).map_err(|e| field("tenant")(&e))?,
         None => TenantId::default(),
     };
-    let body = Event::new(event_type.clone(), envelope.data, triggered_at).to_body();
+    let body = Event::new(event_type.clone(), envelope.data, triggered_at).to_body().into();
     Ok(NewEvent { tenant, id, event_type, body, triggered_at, ingested_at: ingested_at(message) })
 }
 
@@ -107,7 +124,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         ctx.metrics.redeliveries.inc(&["dispatch"]);
     }
     let now = OffsetDateTime::now_utc();
-    let event = match parse(&message, now) {
+    let event = match parse(&message, now, ctx.max_body_bytes) {
         Ok(event) => event,
         Err(e) => {
             tracing::warn!(error.message = %e, routing_key = %message.routing_key, "parking an invalid event message");
@@ -189,12 +206,10 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
     span.record("deliveries", deliveries.len());
     ctx.metrics.deliveries_created.add(&[], u64::try_from(deliveries.len()).unwrap_or(u64::MAX));
     let now = OffsetDateTime::now_utc();
-    let body: std::sync::Arc<[u8]> = event.body.clone().into();
     // A single delivery attempted here completes the event: its recording
     // marks the event dispatched in the same commit.
     let single = deliveries.len() == 1;
     let attempts = deliveries.into_iter().map(|d| {
-        let body = body.clone();
         async move {
             let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
@@ -206,7 +221,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                 next_attempt_at: None,
                 event_id: event.id.clone(),
                 event_type: event.event_type.to_string(),
-                body: body.to_vec(),
+                body: event.body.clone(),
                 webhook_id: d.webhook_id,
                 url: d.url,
                 token: d.token,

@@ -81,8 +81,8 @@ pub struct Request<'a> {
     pub tokens: &'a [&'a SigningToken],
     /// How to sign.
     pub scheme: SignatureScheme,
-    /// The exact body bytes.
-    pub body: &'a [u8],
+    /// The exact body bytes (shared: sending does not copy them).
+    pub body: &'a bytes::Bytes,
     /// Addresses that may be connected to (for URLs holding an IP literal).
     pub allow: &'a AllowList,
 }
@@ -208,7 +208,7 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
         url.path = request.url.path(),
         http.response.status_code = tracing::field::Empty,
     );
-    let result = builder.body(request.body.to_vec()).send().instrument(span.clone()).await;
+    let result = builder.body(request.body.clone()).send().instrument(span.clone()).await;
     if let Ok(response) = &result {
         span.record("http.response.status_code", response.status().as_u16());
     }

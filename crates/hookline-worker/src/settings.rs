@@ -35,6 +35,11 @@ pub struct Settings {
     pub connect_timeout: Duration,
     /// Bytes of the response body kept in the log (`HOOKLINE_RESPONSE_EXCERPT_BYTES`).
     pub response_excerpt_bytes: usize,
+    /// Largest event accepted (`HOOKLINE_MAX_BODY_BYTES`, as the producer's
+    /// request limit): an event message published straight to the exchange
+    /// that is larger (by more than [`crate::dispatch::ENVELOPE_SLACK`]) is
+    /// parked with its reason.
+    pub max_body_bytes: usize,
     /// How long in-flight deliveries may take to finish on shutdown before
     /// they are handed back to the broker (`HOOKLINE_DRAIN_TIMEOUT_MS`).
     pub drain_timeout: Duration,
@@ -68,6 +73,7 @@ impl Default for Settings {
             request_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             response_excerpt_bytes: 1024,
+            max_body_bytes: 256 * 1024,
             drain_timeout: Duration::from_secs(20),
             retry_schedule: RetrySchedule::default(),
             suspend_after_failures: hookline_core::health::DEFAULT_SUSPEND_AFTER,
@@ -95,6 +101,7 @@ impl Settings {
             request_timeout: vars.millis("HOOKLINE_REQUEST_TIMEOUT_MS", ms(d.request_timeout))?,
             connect_timeout: vars.millis("HOOKLINE_CONNECT_TIMEOUT_MS", ms(d.connect_timeout))?,
             response_excerpt_bytes: vars.parse("HOOKLINE_RESPONSE_EXCERPT_BYTES", d.response_excerpt_bytes)?,
+            max_body_bytes: vars.positive("HOOKLINE_MAX_BODY_BYTES", d.max_body_bytes)?,
             drain_timeout: vars.millis("HOOKLINE_DRAIN_TIMEOUT_MS", ms(d.drain_timeout))?,
             retry_schedule: match vars.get("HOOKLINE_RETRY_SCHEDULE") {
                 None => d.retry_schedule,

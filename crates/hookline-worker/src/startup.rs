@@ -26,6 +26,8 @@ pub struct Context {
     pub client: reqwest::Client,
     /// Bytes of response body kept per attempt.
     pub excerpt_limit: usize,
+    /// Largest event message dispatched (see [`crate::Settings::max_body_bytes`]).
+    pub max_body_bytes: usize,
     /// Delays between attempts.
     pub retry_schedule: hookline_core::RetrySchedule,
     /// Consecutive failures that suspend a webhook.
@@ -191,6 +193,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         publisher: std::sync::RwLock::new(publisher),
         client,
         excerpt_limit: settings.response_excerpt_bytes,
+        max_body_bytes: settings.max_body_bytes,
         retry_schedule: settings.retry_schedule.clone(),
         suspend_after_failures: settings.suspend_after_failures,
         request_timeout: settings.request_timeout,

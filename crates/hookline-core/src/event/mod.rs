@@ -200,12 +200,18 @@ pub fn validate_data(data: &serde_json::Value) -> Result<(), InvalidEventData> {
 
 /// A timestamp that is not RFC 3339.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{0}` is not an RFC 3339 timestamp (e.g. 2018-04-20T13:11:34.6926949Z)")]
+#[error("`{0}` is not an RFC 3339 timestamp from 1970 to 9999 (e.g. 2018-04-20T13:11:34.6926949Z)")]
 pub struct InvalidTimestamp(String);
 
-/// Parses an RFC 3339 timestamp.
+/// Parses an RFC 3339 timestamp in the years 1970 to 9999 (in UTC): every
+/// time Hookline stores or compares, with room for arithmetic around it.
 pub fn parse_timestamp(text: &str) -> Result<OffsetDateTime, InvalidTimestamp> {
-    OffsetDateTime::parse(text, &Rfc3339).map_err(|_| InvalidTimestamp(text.to_owned()))
+    let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| InvalidTimestamp(text.to_owned()))?;
+    if (1970..=9999).contains(&at.to_offset(UtcOffset::UTC).year()) {
+        Ok(at)
+    } else {
+        Err(InvalidTimestamp(text.to_owned()))
+    }
 }
 
 /// Formats a time as RFC 3339 in UTC (`Z`), with as many fractional digits

@@ -137,7 +137,12 @@ impl DeliveryQuery {
                 .as_deref()
                 .map(|s| DeliveryState::parse(s).map_err(|e| ApiError::invalid_field("state", e)))
                 .transpose()?,
-            event_type: self.event.clone(),
+            event_type: self
+                .event
+                .as_deref()
+                .map(|e| hookline_core::EventType::parse(e).map(|t| t.to_string()))
+                .transpose()
+                .map_err(|e| ApiError::invalid_field("event", e))?,
             since: self
                 .since
                 .as_deref()

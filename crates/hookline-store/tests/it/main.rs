@@ -43,7 +43,7 @@ fn event(tenant: &str, id: &str, event_type: &str) -> NewEvent {
         tenant: TenantId::parse(tenant).expect("tenant"),
         id: EventId::parse(id).expect("id"),
         event_type: EventType::parse(event_type).expect("type"),
-        body: br#"{"event":"x"}"#.to_vec(),
+        body: br#"{"event":"x"}"#.to_vec().into(),
         triggered_at: OffsetDateTime::now_utc(),
         ingested_at: None,
     }
