@@ -142,6 +142,20 @@ pub struct NewAttempt {
     pub trace_id: Option<String>,
 }
 
+impl NewAttempt {
+    /// The same attempt without the text the receiver controls (the
+    /// response excerpt, the transport error's message) or the trace id:
+    /// what is recorded when the attempt as received cannot be.
+    pub fn stripped(&self) -> Self {
+        Self {
+            response_excerpt: self.response_excerpt.as_ref().map(|_| "[the response could not be stored]".to_owned()),
+            error_message: self.error_message.as_ref().map(|_| "[the error text could not be stored]".to_owned()),
+            trace_id: None,
+            ..self.clone()
+        }
+    }
+}
+
 /// What a failure decision is made from, read under the row locks.
 #[derive(Clone, Copy, Debug)]
 pub struct Facts {

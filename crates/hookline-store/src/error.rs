@@ -76,6 +76,11 @@ impl Error {
         }
     }
 
+    /// A batch write that returned no result for one of its items.
+    pub fn corrupt_batch(detail: impl std::fmt::Display) -> Self {
+        Self::corrupt("batch", detail)
+    }
+
     /// A stored event body that is not JSON (it always is when written).
     pub fn corrupt_body(delivery: impl std::fmt::Display) -> Self {
         Self::corrupt("events", format!("the body of delivery {delivery}'s event is not JSON"))

@@ -33,14 +33,15 @@ pub enum BatchError {
     Stopped(#[from] Stopped),
 }
 
-impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
+impl<T: Clone + Send + Sync + 'static, R: Send + 'static> Batcher<T, R> {
     /// Starts `lanes` writers sharing one queue; each takes up to `max`
     /// queued items and passes them to `write`, which returns one result per
     /// item, in order. Several lanes let one batch collect while another is
-    /// in flight.
+    /// in flight. A batch that fails for a reason that will not pass (one
+    /// bad row) is written again item by item, so only the bad item fails.
     pub fn spawn<F, Fut>(lanes: usize, max: usize, write: F) -> Self
     where
-        F: Fn(Vec<T>) -> Fut + Send + Sync + 'static,
+        F: Fn(Arc<[T]>) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Vec<R>, hookline_store::Error>> + Send,
     {
         let (tx, rx) = mpsc::unbounded_channel::<(T, Reply<R>)>();
@@ -64,10 +65,21 @@ impl<T: Send + 'static, R: Send + 'static> Batcher<T, R> {
                         }
                     }
                     let (items, replies): (Vec<T>, Vec<Reply<R>>) = batch.into_iter().unzip();
-                    match write(items).await {
+                    let items: Arc<[T]> = items.into();
+                    match write(items.clone()).await {
                         Ok(results) => {
                             for (reply, result) in replies.into_iter().zip(results) {
                                 let _ = reply.send(Ok(result));
+                            }
+                        }
+                        Err(e) if items.len() > 1 && !e.is_transient() => {
+                            tracing::warn!(error.message = %e, items = items.len(), "a batch failed; writing its items one by one");
+                            for (item, reply) in items.iter().zip(replies) {
+                                let one: Arc<[T]> = Arc::from(vec![item.clone()]);
+                                let result = write(one).await.and_then(|mut r| {
+                                    r.pop().ok_or_else(|| hookline_store::Error::corrupt_batch("no result for an item"))
+                                });
+                                let _ = reply.send(result.map_err(Arc::new));
                             }
                         }
                         Err(e) => {
@@ -133,7 +145,7 @@ impl Batches {
     /// Starts the batchers over `store`; `lease` is the dispatch lease.
     pub fn spawn(store: &hookline_store::Store, lease: time::Duration) -> Self {
         let s = store.clone();
-        let events = Batcher::spawn(LANES, MAX_BATCH, move |events: Vec<hookline_store::NewEvent>| {
+        let events = Batcher::spawn(LANES, MAX_BATCH, move |events: Arc<[hookline_store::NewEvent]>| {
             let s = s.clone();
             async move {
                 let new_id = || hookline_core::DeliveryId::from_uuid(uuid::Uuid::now_v7());
@@ -142,7 +154,7 @@ impl Batches {
             }
         });
         let s = store.clone();
-        let successes = Batcher::spawn(LANES, MAX_BATCH, move |items: Vec<Success>| {
+        let successes = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[Success]>| {
             let s = s.clone();
             async move {
                 // A delivery may be recorded once per statement: a repeat
@@ -168,7 +180,7 @@ impl Batches {
         });
         let s = store.clone();
         let dispatched =
-            Batcher::spawn(1, MAX_BATCH, move |events: Vec<(hookline_core::TenantId, hookline_core::EventId)>| {
+            Batcher::spawn(1, MAX_BATCH, move |events: Arc<[(hookline_core::TenantId, hookline_core::EventId)]>| {
                 let s = s.clone();
                 async move {
                     let n = events.len();
@@ -193,11 +205,11 @@ mod tests {
     async fn batches_concurrent_submissions() {
         let calls = Arc::new(AtomicUsize::new(0));
         let counted = calls.clone();
-        let batcher = Arc::new(Batcher::spawn(1, 100, move |items: Vec<u32>| {
+        let batcher = Arc::new(Batcher::spawn(1, 100, move |items: Arc<[u32]>| {
             counted.fetch_add(1, Ordering::SeqCst);
             async move {
                 tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-                Ok(items.into_iter().map(|i| i * 2).collect())
+                Ok(items.iter().map(|i| i * 2).collect())
             }
         }));
         let tasks: Vec<_> = (0..50u32)
@@ -216,7 +228,33 @@ mod tests {
     #[tokio::test]
     async fn a_failed_batch_fails_its_items() {
         let batcher: Batcher<u32, u32> =
-            Batcher::spawn(1, 10, |_items: Vec<u32>| async { Err(hookline_store::Error::InvalidUrl("boom".into())) });
+            Batcher::spawn(1, 10, |_items: Arc<[u32]>| async { Err(hookline_store::Error::InvalidUrl("boom".into())) });
         assert!(matches!(batcher.submit(1).await, Err(BatchError::Store(_))));
+    }
+
+    /// One bad item in a batch fails alone: the batch is written again item
+    /// by item, and every other item gets its result.
+    #[tokio::test]
+    async fn one_bad_item_fails_alone() {
+        let batcher = Arc::new(Batcher::spawn(1, 100, |items: Arc<[u32]>| async move {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            if items.contains(&13) {
+                Err(hookline_store::Error::InvalidUrl("13 cannot be stored".into()))
+            } else {
+                Ok(items.iter().map(|i| i + 1).collect())
+            }
+        }));
+        let tasks: Vec<_> = (10..20u32)
+            .map(|i| {
+                let batcher = batcher.clone();
+                tokio::spawn(async move { (i, batcher.submit(i).await) })
+            })
+            .collect();
+        for task in tasks {
+            match task.await.expect("task") {
+                (13, result) => assert!(matches!(result, Err(BatchError::Store(_)))),
+                (i, result) => assert_eq!(result.expect("written"), i + 1),
+            }
+        }
     }
 }

@@ -24,7 +24,12 @@ use hookline_store::{Claim, Decided, DeliveryJob, NewAttempt};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
-use crate::{consume::Settle, fairness::defer_delay, http, startup::Context};
+use crate::{
+    consume::Settle,
+    fairness::defer_delay,
+    http,
+    startup::{Context, Fault},
+};
 
 /// A uniform sample in [-1, 1] for retry jitter (from the OS's randomness,
 /// through a v4 UUID, so no RNG crate is needed).
@@ -195,6 +200,28 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     attempt(ctx, step, job, now, None).await
 }
 
+/// Records an attempt with `op`, waiting out transient faults. One that can
+/// never be stored as received (a permanent fault) is recorded without the
+/// receiver's text instead, so whatever a receiver sends, its attempt is
+/// counted and the delivery moves on; only when that fails too is the
+/// message parked.
+async fn record<T, E: Fault, Fut>(
+    ctx: &Context,
+    attempt: &NewAttempt,
+    op: impl Fn(NewAttempt) -> Fut,
+) -> Result<T, Settle>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+{
+    match ctx.stored("recording an attempt", || op(attempt.clone())).await {
+        Err(Settle::Reject) => {
+            tracing::warn!("recording the attempt as received failed; recording it without the receiver's text");
+            ctx.stored("recording an attempt without the receiver's text", || op(attempt.stripped())).await
+        }
+        other => other,
+    }
+}
+
 /// What an attempt is: its trigger, and whether it is the delivery's own
 /// due step or an extra manual one (which leaves that step where it is).
 #[derive(Clone, Copy, Debug)]
@@ -286,8 +313,7 @@ async fn attempt_in_span(
     if attempted.outcome.is_success() {
         // The POST happened: its record is waited for while the database is
         // away, never dropped (a redelivery would POST again).
-        let recorded =
-            ctx.stored("recording an attempt", || ctx.batches.successes.submit((attempt.clone(), completes.clone())));
+        let recorded = record(ctx, &attempt, |attempt| ctx.batches.successes.submit((attempt, completes.clone())));
         return match recorded.await {
             Ok(attempt_no) => {
                 span.record("attempt_no", attempt_no);
@@ -309,10 +335,10 @@ async fn attempt_in_span(
         };
     }
 
-    let recorded = ctx
-        .stored("recording an attempt", || {
-            let recorded_at = OffsetDateTime::now_utc();
-            ctx.store.record_failure(&attempt, recorded_at, move |facts| {
+    let recorded = record(ctx, &attempt, |attempt| async move {
+        let recorded_at = OffsetDateTime::now_utc();
+        ctx.store
+            .record_failure(&attempt, recorded_at, move |facts| {
                 let health = facts.health.after(&attempted.outcome, ctx.suspend_after_failures);
                 let next = decide(
                     &Attempted {
@@ -337,8 +363,9 @@ async fn attempt_in_span(
                 };
                 Decided { health, next, next_attempt_at }
             })
-        })
-        .await;
+            .await
+    })
+    .await;
     let recorded = match recorded {
         Ok(Some(recorded)) => recorded,
         Ok(None) => {
