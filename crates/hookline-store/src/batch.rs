@@ -227,7 +227,7 @@ impl Store {
                  ), d AS (
                     UPDATE deliveries
                     SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
-                        next_trigger = NULL, claimed_until = NULL, updated_at = $10
+                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, updated_at = $10
                     FROM i WHERE deliveries.id = i.delivery_id
                     RETURNING deliveries.id, deliveries.webhook_id, deliveries.attempt_count
                  ), a AS (
@@ -239,7 +239,7 @@ impl Store {
                     RETURNING delivery_id, attempt_no
                  ), w AS (
                     UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
-                                        last_success_at = $10
+                                        probe_until = NULL, last_success_at = $10
                     WHERE webhooks.id IN (SELECT webhook_id FROM d)
                       AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
                            OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $10 - interval '1 second')

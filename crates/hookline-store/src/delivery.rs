@@ -15,6 +15,8 @@ use crate::{Error, Result, Store};
 pub struct DeliveryJob {
     /// The delivery.
     pub id: DeliveryId,
+    /// The account it belongs to.
+    pub tenant: TenantId,
     /// Its current state; terminal states need no attempt.
     pub state: DeliveryState,
     /// Attempts made so far.
@@ -319,7 +321,8 @@ impl Store {
         let keeps_step = decided.next_attempt_at.is_some() && decided.next_attempt_at == facts.next_attempt_at;
         tx.execute(
             "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
-                                   claimed_until = NULL, next_trigger = CASE WHEN $6 THEN next_trigger END
+                                   claimed_until = NULL, awaits_probe = false,
+                                   next_trigger = CASE WHEN $6 THEN next_trigger END
              WHERE id = $1",
             &[
                 &attempt.delivery_id.as_uuid(),
@@ -357,7 +360,7 @@ impl Store {
         .await?;
         let now_suspended = decided.health.status == HealthStatus::Suspended;
         tx.execute(
-            "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
+            "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4, probe_until = NULL,
                                  suspended_at = CASE WHEN $5 THEN clock_timestamp() ELSE suspended_at END
              WHERE id = $1",
             &[&webhook_id, &decided.health.status.as_str(), &failure_count, &now, &(now_suspended && !was_suspended)],

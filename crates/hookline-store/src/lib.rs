@@ -38,7 +38,7 @@ pub use delivery::{
 };
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};
-pub use schedule::{Claim, Due, Replay};
+pub use schedule::{Claim, Due, Parked, Probe, Replay};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;
 pub use tenant::{TenantDeletion, TenantSummary};

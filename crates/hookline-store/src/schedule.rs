@@ -11,7 +11,8 @@
 //! published again with a fresh due time, which fences off any older copy.
 
 use hookline_core::{
-    DeliveryId, DeliveryState, EventId, Fence, HealthStatus, SignatureScheme, Trigger, Waiting, WebhookId, WebhookUrl,
+    DeliveryId, DeliveryState, EventId, Fence, HealthStatus, SignatureScheme, TenantId, Trigger, Waiting, WebhookId,
+    WebhookUrl,
     fence::{truncate_ms, unix_ms},
 };
 use time::OffsetDateTime;
@@ -49,6 +50,29 @@ pub enum Claim {
     },
     /// The delivery no longer exists (its webhook was deleted).
     Gone,
+}
+
+/// What [`Store::take_probe`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Probe {
+    /// This worker sends the webhook's one request.
+    Taken,
+    /// Another request is in flight until then (its lease).
+    Busy(Option<OffsetDateTime>),
+    /// The webhook is no longer unhealthy: healthy (go ahead) or suspended
+    /// (hold), or gone.
+    Status(HealthStatus),
+}
+
+/// What [`Store::park_for_probe`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parked {
+    /// The delivery waits for its turn.
+    Parked,
+    /// The probe is no longer in flight: try to take it.
+    ProbeEnded,
+    /// The message no longer matches the delivery.
+    Stale,
 }
 
 /// One delivery `recover` queued: its due time and the state it had.
@@ -116,7 +140,7 @@ impl Store {
                         WHERE d.id = $1 AND (d.claimed_until IS NULL OR d.claimed_until <= $5) AND {ADMITS}
                         RETURNING d.id
                      )
-                     SELECT d.state, d.attempt_count, d.next_attempt_at, d.claimed_until,
+                     SELECT d.tenant, d.state, d.attempt_count, d.next_attempt_at, d.claimed_until,
                             EXISTS (SELECT 1 FROM c) AS claimed,
                             d.event_id, d.event_type, e.body,
                             w.id AS webhook_id, w.url, w.token, w.active, w.status, w.signature_scheme,
@@ -151,6 +175,7 @@ impl Store {
         };
         Ok(Claim::Claimed(Box::new(DeliveryJob {
             id,
+            tenant: TenantId::parse(row.try_get("tenant")?).map_err(|e| corrupt(&e))?,
             state,
             attempt_count,
             next_attempt_at,
@@ -176,7 +201,7 @@ impl Store {
         client
             .execute(
                 "UPDATE deliveries SET state = $2, next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL,
-                                       updated_at = $3
+                                       awaits_probe = false, updated_at = $3
                  WHERE id = $1",
                 &[&id.as_uuid(), &state.as_str(), &now],
             )
@@ -185,19 +210,137 @@ impl Store {
     }
 
     /// Moves a waiting delivery's step from `due_ms` to `to` (a delivery
-    /// deferred because its webhook is busy). `false` when the step is no
-    /// longer due at `due_ms`: the message asking for it is stale.
-    pub async fn postpone(&self, id: DeliveryId, due_ms: i64, to: OffsetDateTime) -> Result<bool> {
+    /// deferred because its webhook or its tenant is busy), giving up the
+    /// caller's claim when `release`. `false` when the step is no longer due
+    /// at `due_ms`: the message asking for it is stale.
+    pub async fn postpone(&self, id: DeliveryId, due_ms: i64, to: OffsetDateTime, release: bool) -> Result<bool> {
         let client = self.pool.get().await?;
         let moved = client
             .execute(
-                "UPDATE deliveries d SET next_attempt_at = $3
+                "UPDATE deliveries d SET next_attempt_at = $3,
+                                         claimed_until = CASE WHEN $4 THEN NULL ELSE d.claimed_until END
                  WHERE d.id = $1 AND d.state IN ('pending', 'retrying') AND d.next_attempt_at IS NOT NULL
                    AND floor(extract(epoch FROM d.next_attempt_at) * 1000)::bigint = $2",
-                &[&id.as_uuid(), &due_ms, &truncate_ms(to)],
+                &[&id.as_uuid(), &due_ms, &truncate_ms(to), &release],
             )
             .await?;
         Ok(moved == 1)
+    }
+
+    /// Takes the probe lease of an unhealthy webhook until `now + lease`:
+    /// its one request in flight across all workers. Released when the
+    /// attempt's outcome is recorded.
+    pub async fn take_probe(&self, webhook: WebhookId, now: OffsetDateTime, lease: time::Duration) -> Result<Probe> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        // Like a claim, a lease lost in a crash of Postgres costs at most
+        // one extra request: no need to wait for its WAL flush.
+        tx.batch_execute("SET LOCAL synchronous_commit TO off").await?;
+        let row = tx
+            .query_opt(
+                "WITH t AS (
+                    UPDATE webhooks w SET probe_until = $3
+                    WHERE w.id = $1 AND w.status = 'unhealthy' AND (w.probe_until IS NULL OR w.probe_until <= $2)
+                    RETURNING w.id
+                 )
+                 SELECT status, probe_until, EXISTS (SELECT 1 FROM t) AS taken FROM webhooks WHERE id = $1",
+                &[&webhook.as_uuid(), &now, &(now + lease)],
+            )
+            .await?;
+        tx.commit().await?;
+        let Some(row) = row else { return Ok(Probe::Status(HealthStatus::Suspended)) };
+        if row.try_get::<_, bool>("taken")? {
+            return Ok(Probe::Taken);
+        }
+        let status = HealthStatus::parse(row.try_get("status")?).map_err(|e| Error::corrupt("webhooks", e))?;
+        Ok(match status {
+            HealthStatus::Unhealthy => Probe::Busy(row.try_get("probe_until")?),
+            other => Probe::Status(other),
+        })
+    }
+
+    /// Parks a claimed delivery whose webhook's probe is in flight: it
+    /// waits its turn in Postgres (no message), due at `fallback` should the
+    /// turn never be handed to it (reconciliation then takes it). Parked
+    /// only while the probe is still in flight, under a share lock on the
+    /// webhook, so a probe that ends concurrently either sees this delivery
+    /// when it hands the turn on, or this call sees the probe ended.
+    pub async fn park_for_probe(
+        &self,
+        id: DeliveryId,
+        webhook: WebhookId,
+        due_ms: i64,
+        now: OffsetDateTime,
+        fallback: OffsetDateTime,
+    ) -> Result<Parked> {
+        let client = self.pool.get().await?;
+        let row = client
+            .query_one(
+                "WITH w AS (
+                    SELECT id FROM webhooks
+                    WHERE id = $2 AND status = 'unhealthy' AND probe_until > $4
+                    FOR SHARE
+                 ), p AS (
+                    UPDATE deliveries d SET awaits_probe = true, next_attempt_at = $5, claimed_until = NULL
+                    WHERE d.id = $1 AND EXISTS (SELECT 1 FROM w)
+                      AND d.state IN ('pending', 'retrying') AND d.next_attempt_at IS NOT NULL
+                      AND floor(extract(epoch FROM d.next_attempt_at) * 1000)::bigint = $3
+                    RETURNING d.id
+                 )
+                 SELECT EXISTS (SELECT 1 FROM p) AS parked, EXISTS (SELECT 1 FROM w) AS busy",
+                &[&id.as_uuid(), &webhook.as_uuid(), &due_ms, &now, &truncate_ms(fallback)],
+            )
+            .await?;
+        Ok(match (row.try_get::<_, bool>("parked")?, row.try_get::<_, bool>("busy")?) {
+            (true, _) => Parked::Parked,
+            (false, true) => Parked::Stale,
+            (false, false) => Parked::ProbeEnded,
+        })
+    }
+
+    /// Hands the turn to up to `limit` deliveries parked for `webhook`'s
+    /// probe, oldest first: each is due at `now` again; the caller publishes
+    /// them. One after a probe that failed; all after a success.
+    pub async fn wake_parked(&self, webhook: WebhookId, now: OffsetDateTime, limit: i64) -> Result<Vec<Due>> {
+        let client = self.pool.get().await?;
+        let at = truncate_ms(now);
+        let rows = client
+            .query(
+                "WITH w AS (
+                    SELECT id FROM deliveries WHERE webhook_id = $1 AND awaits_probe
+                    ORDER BY next_attempt_at LIMIT $3
+                    FOR UPDATE SKIP LOCKED
+                 )
+                 UPDATE deliveries d SET awaits_probe = false, next_attempt_at = $2
+                 FROM w WHERE d.id = w.id
+                 RETURNING d.id, d.next_trigger",
+                &[&webhook.as_uuid(), &at, &limit],
+            )
+            .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Due {
+                    id: DeliveryId::from_uuid(r.try_get("id")?),
+                    webhook_id: webhook,
+                    at,
+                    trigger: trigger_of(r.try_get("next_trigger")?),
+                })
+            })
+            .collect()
+    }
+
+    /// Holds every delivery parked for `webhook`'s probe: the webhook was
+    /// suspended, so they are logged as `suspended`, not sent.
+    pub async fn hold_parked(&self, webhook: WebhookId, now: OffsetDateTime) -> Result<u64> {
+        let client = self.pool.get().await?;
+        Ok(client
+            .execute(
+                "UPDATE deliveries SET state = 'suspended', next_attempt_at = NULL, next_trigger = NULL,
+                                       awaits_probe = false, claimed_until = NULL, updated_at = $2
+                 WHERE webhook_id = $1 AND awaits_probe",
+                &[&webhook.as_uuid(), &now],
+            )
+            .await?)
     }
 
     /// Gives up a claim without changing anything else.
@@ -261,7 +404,7 @@ impl Store {
                     LIMIT $3
                     FOR UPDATE SKIP LOCKED
                  )
-                 UPDATE deliveries d SET next_attempt_at = $1, claimed_until = NULL
+                 UPDATE deliveries d SET next_attempt_at = $1, claimed_until = NULL, awaits_probe = false
                  FROM o WHERE d.id = o.id
                  RETURNING d.id, d.webhook_id, d.next_trigger, o.was",
                 &[&at, &(now - grace), &limit],

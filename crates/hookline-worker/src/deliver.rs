@@ -19,14 +19,15 @@ use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
 use hookline_core::{
     AttemptId, Attempted, DeliveryState, Fence, HealthStatus, Next, Trigger, WebhookId, decide,
     fence::{truncate_ms, unix_ms},
+    needs_probe,
 };
-use hookline_store::{Claim, Decided, DeliveryJob, NewAttempt};
+use hookline_store::{Claim, Decided, DeliveryJob, NewAttempt, Parked, Probe};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
 use crate::{
     consume::Settle,
-    fairness::defer_delay,
+    fairness::{defer_delay, probe_wait_delay},
     http,
     startup::{Context, Fault},
 };
@@ -55,17 +56,22 @@ async fn publish_later(ctx: &Context, what: &str, message: &DeliveryMessage, now
 /// tier, freeing this worker slot for other webhooks. A scheduled step's due
 /// time moves with it (so reconciliation does not count it as lost); a
 /// message that no longer matches is dropped instead.
-async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
+async fn defer(ctx: &Context, msg: DeliveryMessage, why: &str, claimed: bool) -> Settle {
+    let delay = defer_delay(msg.deferrals());
+    defer_by(ctx, msg, why, claimed, delay).await
+}
+
+/// [`defer`] by a given delay.
+async fn defer_by(ctx: &Context, msg: DeliveryMessage, why: &str, claimed: bool, delay: std::time::Duration) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     ctx.metrics.deferrals.inc(&[]);
-    let delay = defer_delay(msg.deferrals());
     let later_ms = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
-    tracing::debug!(delay_ms = delay.as_millis(), "webhook at its in-flight cap; deferring");
+    tracing::debug!(delay_ms = delay.as_millis(), "{why}; deferring");
     let mut later = msg.deferred(later_ms);
+    let id = hookline_core::DeliveryId::from_uuid(msg.delivery_id());
     if let Fence::Due(due) = msg.fence() {
-        let id = hookline_core::DeliveryId::from_uuid(msg.delivery_id());
         let to = hookline_core::fence::from_unix_ms(later_ms);
-        match ctx.stored("postponing a delivery", || ctx.store.postpone(id, due, to)).await {
+        match ctx.stored("postponing a delivery", || ctx.store.postpone(id, due, to, claimed)).await {
             Ok(true) => later = later.with_due(later_ms),
             Ok(false) => {
                 ctx.metrics.fenced.inc(&[]);
@@ -73,6 +79,8 @@ async fn defer(ctx: &Context, msg: DeliveryMessage) -> Settle {
             }
             Err(settle) => return settle,
         }
+    } else if claimed && let Err(settle) = ctx.stored("releasing a delivery", || ctx.store.release(id)).await {
+        return settle;
     }
     publish_later(ctx, "deferring a delivery", &later, now_ms).await
 }
@@ -120,13 +128,23 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
 
-    // The webhook's in-flight slot, before the claim (a deferred delivery
-    // must not hold one); messages of old releases may not name the webhook.
+    // The webhook's in-flight slot and the account's share, before the
+    // claim when the message names the webhook (a deferred delivery must not
+    // hold a claim); messages of old releases may not name it. A manual
+    // attempt, asked for by a person, does not wait for a share.
+    let shared = trigger != Trigger::Manual;
     let mut slot = None;
-    if let Some(webhook) = msg.webhook_id() {
-        match ctx.in_flight.acquire(WebhookId::from_uuid(webhook)).await {
+    let mut share = None;
+    if let Some(webhook) = msg.webhook_id().map(WebhookId::from_uuid) {
+        match ctx.in_flight.acquire(webhook).await {
             Some(permit) => slot = Some(permit),
-            None => return defer(ctx, msg).await,
+            None => return defer(ctx, msg, "webhook at its in-flight cap", false).await,
+        }
+        if shared && let Some((tenant, _)) = ctx.known.get(webhook) {
+            match ctx.shares.try_take(&tenant) {
+                Some(taken) => share = Some(taken),
+                None => return defer(ctx, msg, "account at its share of the attempts", false).await,
+            }
         }
     }
 
@@ -155,6 +173,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     };
     span.record("webhook_id", tracing::field::display(job.webhook_id));
+    ctx.known.note(job.webhook_id, &job.tenant, job.status);
     if !job.active {
         // Nothing is sent to an inactive webhook; an automatic attempt is
         // logged as skipped, a manual one changes nothing.
@@ -173,31 +192,83 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         return Settle::Ack;
     }
     if job.status == HealthStatus::Suspended && !trigger.overrides_suspension() {
-        if let Err(settle) = ctx
-            .stored("holding a delivery of a suspended webhook", || ctx.store.hold(id, DeliveryState::Suspended, now))
-            .await
-        {
-            return settle;
-        }
-        ctx.metrics.deliveries.inc(&["suspended"]);
-        span.record("outcome", "suspended");
-        return Settle::Ack;
+        return hold_suspended(ctx, id, now).await;
     }
-
     if slot.is_none() {
         match ctx.in_flight.acquire(job.webhook_id).await {
             Some(permit) => slot = Some(permit),
-            None => {
-                if let Err(settle) = ctx.stored("releasing a delivery", || ctx.store.release(id)).await {
-                    return settle;
-                }
-                return defer(ctx, msg).await;
-            }
+            None => return defer(ctx, msg, "webhook at its in-flight cap", true).await,
         }
     }
-    let _slot = slot;
-    let step = Step { trigger, takes_step: !matches!(fence, Fence::Manual(_)) };
+    if shared && share.is_none() {
+        match ctx.shares.try_take(&job.tenant) {
+            Some(taken) => share = Some(taken),
+            None => return defer(ctx, msg, "account at its share of the attempts", true).await,
+        }
+    }
+    // An unhealthy webhook gets one request at a time across all workers:
+    // the status is read again in the same statement that takes the probe.
+    // A delivery that finds the probe in flight waits its turn in Postgres.
+    let mut probe = false;
+    if needs_probe(job.status, trigger) {
+        let mut looks = 0;
+        loop {
+            match ctx.stored("taking a probe", || ctx.store.take_probe(job.webhook_id, now, ctx.lease)).await {
+                Ok(Probe::Taken) => probe = true,
+                Ok(Probe::Status(HealthStatus::Suspended)) => return hold_suspended(ctx, id, now).await,
+                Ok(Probe::Status(_)) => {}
+                Ok(Probe::Busy(_)) => {
+                    let Fence::Due(due) = fence else {
+                        let delay = probe_wait_delay(msg.deferrals());
+                        return defer_by(ctx, msg, "webhook unhealthy, its probe in flight", true, delay).await;
+                    };
+                    let parked = ctx
+                        .stored("waiting for a probe", || {
+                            ctx.store.park_for_probe(id, job.webhook_id, due, now, now + ctx.lease)
+                        })
+                        .await;
+                    match parked {
+                        Ok(Parked::Parked) => {
+                            ctx.metrics.deferrals.inc(&[]);
+                            tracing::debug!("webhook unhealthy, its probe in flight; waiting for its turn");
+                            return Settle::Ack;
+                        }
+                        Ok(Parked::Stale) => {
+                            ctx.metrics.fenced.inc(&[]);
+                            return Settle::Ack;
+                        }
+                        Ok(Parked::ProbeEnded) if looks < 3 => {
+                            looks += 1;
+                            continue;
+                        }
+                        Ok(Parked::ProbeEnded) => {
+                            let delay = probe_wait_delay(msg.deferrals());
+                            return defer_by(ctx, msg, "webhook unhealthy, its probe contended", true, delay).await;
+                        }
+                        Err(settle) => return settle,
+                    }
+                }
+                Err(settle) => return settle,
+            }
+            break;
+        }
+    }
+    let _held = (slot, share);
+    let step = Step { trigger, takes_step: !matches!(fence, Fence::Manual(_)), probe };
     attempt(ctx, step, job, now, None).await
+}
+
+/// Holds a claimed delivery of a suspended webhook: logged, not sent.
+async fn hold_suspended(ctx: &Context, id: hookline_core::DeliveryId, now: OffsetDateTime) -> Settle {
+    if let Err(settle) = ctx
+        .stored("holding a delivery of a suspended webhook", || ctx.store.hold(id, DeliveryState::Suspended, now))
+        .await
+    {
+        return settle;
+    }
+    ctx.metrics.deliveries.inc(&["suspended"]);
+    tracing::Span::current().record("outcome", "suspended");
+    Settle::Ack
 }
 
 /// Records an attempt with `op`, waiting out transient faults. One that can
@@ -230,6 +301,48 @@ pub(crate) struct Step {
     pub(crate) trigger: Trigger,
     /// Whether it takes the delivery's due step.
     pub(crate) takes_step: bool,
+    /// Whether it is its unhealthy webhook's probe: once recorded, the turn
+    /// goes to the next delivery waiting for it.
+    pub(crate) probe: bool,
+}
+
+/// After an outcome changed what a webhook's waiting deliveries may do: on
+/// a success all of them go at once (full speed again); after a probe that
+/// failed the oldest gets the turn; a suspension holds them all.
+async fn hand_on(ctx: &Context, webhook: WebhookId, probe: bool, was: HealthStatus, now: HealthStatus) {
+    let at = OffsetDateTime::now_utc();
+    let woken = match now {
+        HealthStatus::Suspended => {
+            match ctx.store.hold_parked(webhook, at).await {
+                Ok(held) if held > 0 => {
+                    ctx.metrics.deliveries.add(&["suspended"], held);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!(error.message = %e, "holding waiting deliveries failed; reconciliation will"),
+            }
+            return;
+        }
+        HealthStatus::Healthy if probe || was != HealthStatus::Healthy => {
+            ctx.store.wake_parked(webhook, at, crate::reconcile::BATCH).await
+        }
+        HealthStatus::Unhealthy if probe => ctx.store.wake_parked(webhook, at, 1).await,
+        _ => return,
+    };
+    let steps = match woken {
+        Ok(steps) if !steps.is_empty() => steps,
+        Ok(_) => return,
+        Err(e) => {
+            tracing::warn!(error.message = %e, "handing on a probe's turn failed; reconciliation will");
+            return;
+        }
+    };
+    let messages: Vec<DeliveryMessage> = steps
+        .iter()
+        .map(|d| DeliveryMessage::due(d.id.as_uuid(), d.webhook_id.as_uuid(), unix_ms(d.at), d.trigger))
+        .collect();
+    if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+        ctx.publish_failed("handing on a probe's turn", &e);
+    }
 }
 
 /// Signs and POSTs one delivery and records the attempt, the webhook's
@@ -269,7 +382,7 @@ async fn attempt_in_span(
     now: OffsetDateTime,
     completes: Option<EventKey>,
 ) -> Settle {
-    let Step { trigger, takes_step } = step;
+    let Step { trigger, takes_step, probe } = step;
     let span = tracing::Span::current();
     let id = job.id;
 
@@ -316,6 +429,8 @@ async fn attempt_in_span(
         let recorded = record(ctx, &attempt, |attempt| ctx.batches.successes.submit((attempt, completes.clone())));
         return match recorded.await {
             Ok(attempt_no) => {
+                ctx.known.set_status(job.webhook_id, HealthStatus::Healthy);
+                hand_on(ctx, job.webhook_id, probe, job.status, HealthStatus::Healthy).await;
                 span.record("attempt_no", attempt_no);
                 span.record("outcome", "delivered");
                 if job.state != DeliveryState::Delivered {
@@ -375,6 +490,8 @@ async fn attempt_in_span(
         Err(settle) => return settle,
     };
     let health = recorded.decided.health;
+    ctx.known.set_status(job.webhook_id, health.status);
+    hand_on(ctx, job.webhook_id, probe, job.status, health.status).await;
     span.record("attempt_no", recorded.attempt_no);
     span.record("outcome", recorded.decided.next.state().as_str());
     match &recorded.decided.next {

@@ -13,8 +13,8 @@
 use hookline_broker::DeliveryMessage;
 use hookline_broker::{EventMessage, Message};
 use hookline_core::{
-    DeliveryState, Event, EventId, EventType, InvalidEventType, TenantId, Trigger, fence::unix_ms, parse_timestamp,
-    validate_data,
+    DeliveryState, Event, EventId, EventType, HealthStatus, InvalidEventType, TenantId, Trigger, fence::unix_ms,
+    parse_timestamp, validate_data,
 };
 use hookline_store::{DeliveryJob, Dispatch, Due, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
@@ -169,7 +169,8 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
 }
 
 /// A first attempt made from the event message: the delivery's own step.
-const FIRST: crate::deliver::Step = crate::deliver::Step { trigger: Trigger::Scheduled, takes_step: true };
+const FIRST: crate::deliver::Step =
+    crate::deliver::Step { trigger: Trigger::Scheduled, takes_step: true, probe: false };
 
 /// The message for a step.
 fn due_message(step: &Due) -> DeliveryMessage {
@@ -211,11 +212,22 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
     let single = deliveries.len() == 1;
     let attempts = deliveries.into_iter().map(|d| {
         async move {
+            ctx.known.note(d.webhook_id, &event.tenant, d.status);
+            // An unhealthy webhook gets one request at a time (a probe, taken
+            // on the deliveries queue); an account at its share, or a busy
+            // webhook, gets the delivery back through the broker.
+            if d.status != HealthStatus::Healthy {
+                return (hand_off(ctx, d.id).await, false);
+            }
+            let Some(share) = ctx.shares.try_take(&event.tenant) else {
+                return (hand_off(ctx, d.id).await, false);
+            };
             let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
             let job = DeliveryJob {
                 id: d.id,
+                tenant: event.tenant.clone(),
                 state: DeliveryState::Pending,
                 attempt_count: 0,
                 next_attempt_at: None,
@@ -235,9 +247,15 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             // attempt's (large) future exists only while it runs, so events
             // waiting their turn cost little memory.
             let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
+            // Checked again just before the request: a failure this worker
+            // recorded meanwhile (a 410, the threshold) stops it here.
+            if ctx.known.get(d.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
+                drop((slot, share));
+                return (hand_off(ctx, d.id).await, false);
+            }
             let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
             let settle = Box::pin(crate::deliver::attempt(ctx, FIRST, job, now, completes)).await;
-            drop(slot);
+            drop((slot, share));
             match settle {
                 // Its attempt could not be recorded and never will be: it
                 // must not wait on this event message (which is acked), so

@@ -1,14 +1,20 @@
-//! Per-webhook in-flight cap: one slow or failing endpoint cannot take every
-//! delivery slot of a worker.
+//! Fair shares of a worker's attempt capacity: one slow or failing endpoint,
+//! or one account with many of them, cannot take the slots others need.
 //!
-//! Each webhook gets at most `cap` requests in flight per worker. A delivery
-//! that finds its webhook at the cap is handled by how the webhook is doing:
-//! if it made progress in the last [`FLOWING`] (a request finished, or it
-//! went from idle to busy), it is busy but answering, and the delivery waits
-//! for a slot (re-checking every [`WAIT_FOR_SLOT`] that it still answers);
-//! if not, its requests have hung for that long, and the delivery is
-//! deferred at once through a delay tier ([`defer_delay`]: 2 s, doubling up
-//! to 30 s as it keeps hanging), freeing the worker slot for other webhooks.
+//! - Per webhook ([`InFlight`]): at most `cap` requests in flight per worker.
+//!   A delivery that finds its webhook at the cap waits for a slot only when
+//!   that is quick: the webhook is answering (a request finished in the last
+//!   [`FLOWING`]) and answers fast (recent requests took under [`QUICK`] on
+//!   average), and for at most [`MAX_WAIT`]; otherwise it goes back to the
+//!   broker at once (a delay tier, [`defer_delay`]: 2 s, doubling up to 30 s
+//!   as it keeps finding the webhook busy), freeing the worker's slot.
+//! - Per tenant ([`Shares`]): at most `share` requests in flight per worker
+//!   for one account; beyond that its deliveries go back to the broker
+//!   without waiting, so an account whose endpoints are slow never holds the
+//!   capacity other accounts' deliveries need.
+//! - [`Known`]: what this worker last saw of a webhook (its account and
+//!   health), so a delivery is checked just before its request without a
+//!   round trip.
 
 use std::{
     collections::HashMap,
@@ -16,7 +22,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use hookline_core::WebhookId;
+use hookline_core::{HealthStatus, TenantId, WebhookId};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// A webhook with a request finished this recently counts as answering.
@@ -26,11 +32,30 @@ pub const FLOWING: Duration = Duration::from_millis(500);
 /// answers.
 pub const WAIT_FOR_SLOT: Duration = Duration::from_millis(200);
 
+/// A webhook whose recent requests took less than this on average is worth
+/// waiting for when it is at its cap.
+pub const QUICK: Duration = Duration::from_millis(250);
+
+/// The longest a delivery waits for a busy webhook's slot.
+pub const MAX_WAIT: Duration = Duration::from_secs(1);
+
 /// How long a deferred delivery waits before trying again, the first time.
 pub const DEFER: Duration = Duration::from_secs(2);
 
 /// The longest a deferred delivery waits before trying again.
 pub const MAX_DEFER: Duration = Duration::from_secs(30);
+
+/// How long a delivery waiting for its unhealthy webhook's probe waits, the
+/// first time.
+pub const PROBE_WAIT: Duration = Duration::from_millis(250);
+
+/// How long a delivery that found its unhealthy webhook's probe in flight
+/// `deferrals` times already waits now: from [`PROBE_WAIT`] (a probe that
+/// succeeds brings the webhook back to full speed quickly), doubling up to
+/// [`MAX_DEFER`] while it keeps failing.
+pub fn probe_wait_delay(deferrals: u32) -> Duration {
+    PROBE_WAIT.saturating_mul(1u32 << deferrals.min(8)).min(MAX_DEFER)
+}
 
 /// How long a delivery deferred `deferrals` times already waits now: twice
 /// as long each time, up to [`MAX_DEFER`], so the messages of a webhook that
@@ -40,33 +65,56 @@ pub fn defer_delay(deferrals: u32) -> Duration {
 }
 
 #[derive(Debug)]
-struct Entry {
-    semaphore: Arc<Semaphore>,
+struct Pace {
     /// When a request last finished, or the webhook last went from idle to
     /// busy (so a burst of first requests counts as progress, not a hang).
-    last_progress: Mutex<Instant>,
+    last_progress: Instant,
+    /// How long its requests took lately (a moving average).
+    typical: Duration,
+}
+
+#[derive(Debug)]
+struct Entry {
+    semaphore: Arc<Semaphore>,
+    pace: Mutex<Pace>,
 }
 
 impl Entry {
-    fn progress(&self) {
-        *self.last_progress.lock().unwrap_or_else(PoisonError::into_inner) = Instant::now();
+    fn pace(&self) -> std::sync::MutexGuard<'_, Pace> {
+        self.pace.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn flowing(&self) -> bool {
-        self.last_progress.lock().unwrap_or_else(PoisonError::into_inner).elapsed() < FLOWING
+    fn progress(&self) {
+        self.pace().last_progress = Instant::now();
+    }
+
+    fn finished(&self, took: Duration) {
+        let mut pace = self.pace();
+        pace.last_progress = Instant::now();
+        // Each request counts for a quarter: a slowing endpoint is noticed
+        // within a few requests.
+        pace.typical = (pace.typical * 3 + took) / 4;
+    }
+
+    /// Answering, and fast enough that waiting for a slot costs little.
+    fn worth_waiting(&self) -> bool {
+        let pace = self.pace();
+        pace.last_progress.elapsed() < FLOWING && pace.typical < QUICK
     }
 }
 
-/// One request's slot; releasing it notes when the webhook last answered.
+/// One request's slot; releasing it notes when the webhook last answered
+/// and how long the request took.
 #[derive(Debug)]
 pub struct Slot {
     entry: Arc<Entry>,
+    since: Instant,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.entry.progress();
+        self.entry.finished(self.since.elapsed());
     }
 }
 
@@ -90,7 +138,7 @@ impl InFlight {
             .or_insert_with(|| {
                 Arc::new(Entry {
                     semaphore: Arc::new(Semaphore::new(self.cap)),
-                    last_progress: Mutex::new(Instant::now()),
+                    pace: Mutex::new(Pace { last_progress: Instant::now(), typical: Duration::ZERO }),
                 })
             })
             .clone()
@@ -104,16 +152,17 @@ impl InFlight {
             if idle {
                 entry.progress();
             }
-            return Some(Slot { entry, _permit: permit });
+            return Some(Slot { entry, since: Instant::now(), _permit: permit });
         }
-        // Wait for a slot as long as the webhook keeps answering; give up
-        // as soon as it stops (its requests hang).
+        // Wait for a slot while the webhook answers quickly, for a bounded
+        // time; give up as soon as it slows down or stops.
+        let started = Instant::now();
         loop {
-            if !entry.flowing() {
+            if !entry.worth_waiting() || started.elapsed() >= MAX_WAIT {
                 return None;
             }
             match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => return Some(Slot { entry, _permit: permit }),
+                Ok(Ok(permit)) => return Some(Slot { entry, since: Instant::now(), _permit: permit }),
                 Ok(Err(_)) => return None,
                 Err(_) => {}
             }
@@ -121,9 +170,77 @@ impl InFlight {
     }
 }
 
+/// One account's share of a worker's attempts.
+#[derive(Debug)]
+pub struct Shares {
+    share: usize,
+    tenants: Mutex<HashMap<TenantId, Arc<Semaphore>>>,
+}
+
+/// A slot in an account's share, held for one request.
+#[derive(Debug)]
+pub struct Share(#[allow(dead_code)] OwnedSemaphorePermit);
+
+impl Shares {
+    /// At most `share` requests in flight per account.
+    pub fn new(share: usize) -> Self {
+        Self { share: share.max(1), tenants: Mutex::new(HashMap::new()) }
+    }
+
+    /// A slot in `tenant`'s share, without waiting: `None` when the account
+    /// has its share in flight (its delivery goes back to the broker).
+    pub fn try_take(&self, tenant: &TenantId) -> Option<Share> {
+        let semaphore = {
+            let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+            tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.share))).clone()
+        };
+        semaphore.try_acquire_owned().ok().map(Share)
+    }
+}
+
+/// What this worker last saw of each webhook: its account (which never
+/// changes) and its health (as this worker last read or recorded it).
+#[derive(Debug, Default)]
+pub struct Known {
+    webhooks: Mutex<HashMap<WebhookId, (TenantId, HealthStatus)>>,
+}
+
+impl Known {
+    /// Notes a webhook's account and health.
+    pub fn note(&self, webhook: WebhookId, tenant: &TenantId, status: HealthStatus) {
+        let mut webhooks = self.webhooks.lock().unwrap_or_else(PoisonError::into_inner);
+        match webhooks.get_mut(&webhook) {
+            Some(known) => known.1 = status,
+            None => {
+                webhooks.insert(webhook, (tenant.clone(), status));
+            }
+        }
+    }
+
+    /// Notes a webhook's health, if its account is known.
+    pub fn set_status(&self, webhook: WebhookId, status: HealthStatus) {
+        if let Some(known) = self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&webhook) {
+            known.1 = status;
+        }
+    }
+
+    /// A webhook's account and last seen health.
+    pub fn get(&self, webhook: WebhookId) -> Option<(TenantId, HealthStatus)> {
+        self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).get(&webhook).cloned()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Waits for a probe double from [`PROBE_WAIT`] and stop at [`MAX_DEFER`].
+    #[test]
+    fn probe_waits_back_off() {
+        assert_eq!(probe_wait_delay(0), PROBE_WAIT);
+        assert_eq!(probe_wait_delay(2), PROBE_WAIT * 4);
+        assert_eq!(probe_wait_delay(u32::MAX), MAX_DEFER);
+    }
 
     /// Deferral delays double from [`DEFER`] and stop at [`MAX_DEFER`].
     #[test]
@@ -136,9 +253,9 @@ mod tests {
     }
 
     /// A webhook gets `cap` slots; others are unaffected. At the cap, a
-    /// webhook that made progress lately (here: a burst just started) makes
-    /// the next caller wait for a slot; one whose requests have hung for
-    /// [`FLOWING`] is deferred at once.
+    /// webhook that made progress lately (here: a burst just started) and
+    /// answers quickly makes the next caller wait for a slot; one whose
+    /// requests have hung for [`FLOWING`] is deferred at once.
     #[tokio::test]
     async fn caps_per_webhook() {
         let in_flight = Arc::new(InFlight::new(2));
@@ -164,5 +281,37 @@ mod tests {
         drop(second);
         let fourth = in_flight.acquire(a).await.expect("a released slot is free again");
         drop((third, fourth));
+    }
+    /// An account gets `share` slots, taken without waiting; another account
+    /// is not affected, and a released slot is free again.
+    #[test]
+    fn shares_per_tenant() {
+        let shares = Shares::new(2);
+        let a = TenantId::parse("a").expect("valid");
+        let b = TenantId::parse("b").expect("valid");
+        let one = shares.try_take(&a).expect("1");
+        let two = shares.try_take(&a).expect("2");
+        assert!(shares.try_take(&a).is_none(), "a has its share in flight");
+        assert!(shares.try_take(&b).is_some(), "b is not affected");
+        drop(one);
+        assert!(shares.try_take(&a).is_some());
+        drop(two);
+    }
+
+    /// A webhook whose requests are slow is not waited for at its cap, even
+    /// while it answers.
+    #[tokio::test]
+    async fn slow_webhooks_are_not_waited_for() {
+        let in_flight = InFlight::new(1);
+        let a = WebhookId::from_uuid(uuid::Uuid::from_u128(1));
+        {
+            let slot = in_flight.acquire(a).await.expect("slot");
+            tokio::time::sleep(QUICK * 5).await;
+            drop(slot);
+        }
+        let _busy = in_flight.acquire(a).await.expect("slot");
+        let started = Instant::now();
+        assert!(in_flight.acquire(a).await.is_none(), "a slow webhook at its cap is deferred");
+        assert!(started.elapsed() < WAIT_FOR_SLOT);
     }
 }

@@ -28,6 +28,11 @@ pub struct Settings {
     /// (`HOOKLINE_MAX_IN_FLIGHT_PER_WEBHOOK`): a hanging endpoint cannot
     /// take every slot.
     pub max_in_flight_per_webhook: usize,
+    /// Requests in flight for one account (tenant) from one worker
+    /// (`HOOKLINE_MAX_IN_FLIGHT_PER_TENANT`, default half of
+    /// `HOOKLINE_WORKER_CONCURRENCY`): an account whose endpoints are slow
+    /// cannot take the capacity other accounts need.
+    pub max_in_flight_per_tenant: usize,
     /// Limit on one whole request, connect to last body byte read
     /// (`HOOKLINE_REQUEST_TIMEOUT_MS`).
     pub request_timeout: Duration,
@@ -70,6 +75,7 @@ impl Default for Settings {
             concurrency: 128,
             dispatch_concurrency: 256,
             max_in_flight_per_webhook: 32,
+            max_in_flight_per_tenant: 64,
             request_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             response_excerpt_bytes: 1024,
@@ -98,6 +104,10 @@ impl Settings {
             dispatch_concurrency: vars.positive("HOOKLINE_DISPATCH_CONCURRENCY", d.dispatch_concurrency)?,
             max_in_flight_per_webhook: vars
                 .positive("HOOKLINE_MAX_IN_FLIGHT_PER_WEBHOOK", d.max_in_flight_per_webhook)?,
+            max_in_flight_per_tenant: match vars.get("HOOKLINE_MAX_IN_FLIGHT_PER_TENANT") {
+                Some(_) => vars.positive("HOOKLINE_MAX_IN_FLIGHT_PER_TENANT", d.max_in_flight_per_tenant)?,
+                None => (vars.positive("HOOKLINE_WORKER_CONCURRENCY", d.concurrency)? / 2).max(1),
+            },
             request_timeout: vars.millis("HOOKLINE_REQUEST_TIMEOUT_MS", ms(d.request_timeout))?,
             connect_timeout: vars.millis("HOOKLINE_CONNECT_TIMEOUT_MS", ms(d.connect_timeout))?,
             response_excerpt_bytes: vars.parse("HOOKLINE_RESPONSE_EXCERPT_BYTES", d.response_excerpt_bytes)?,

@@ -36,6 +36,10 @@ pub struct Context {
     pub request_timeout: Duration,
     /// Per-webhook in-flight slots.
     pub in_flight: crate::fairness::InFlight,
+    /// Per-account shares of the attempts.
+    pub shares: crate::fairness::Shares,
+    /// What this worker last saw of each webhook (account, health).
+    pub known: crate::fairness::Known,
     /// Private ranges deliveries may go to anyway.
     pub allowed_networks: hookline_core::AllowList,
     /// What this worker counts (served at `/metrics`).
@@ -198,6 +202,8 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         suspend_after_failures: settings.suspend_after_failures,
         request_timeout: settings.request_timeout,
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
+        shares: crate::fairness::Shares::new(settings.max_in_flight_per_tenant),
+        known: crate::fairness::Known::default(),
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
         batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),

@@ -207,7 +207,7 @@ pub struct InvalidTimestamp(String);
 /// time Hookline stores or compares, with room for arithmetic around it.
 pub fn parse_timestamp(text: &str) -> Result<OffsetDateTime, InvalidTimestamp> {
     let at = OffsetDateTime::parse(text, &Rfc3339).map_err(|_| InvalidTimestamp(text.to_owned()))?;
-    if (1970..=9999).contains(&at.to_offset(UtcOffset::UTC).year()) {
+    if at.checked_to_offset(UtcOffset::UTC).is_some_and(|utc| (1970..=9999).contains(&utc.year())) {
         Ok(at)
     } else {
         Err(InvalidTimestamp(text.to_owned()))

@@ -50,6 +50,16 @@ impl Health {
     }
 }
 
+/// Whether an attempt must be its webhook's only request in flight across
+/// all workers (a probe): an unhealthy webhook gets one request at a time,
+/// so that it is suspended after exactly the threshold of failures and the
+/// rest of its deliveries wait their turn. Only automatic attempts are
+/// probes: a manual one is asked for by a person and goes at once, and
+/// `recover` replays keep the pace the recover rate sets.
+pub fn needs_probe(status: HealthStatus, trigger: Trigger) -> bool {
+    status == HealthStatus::Unhealthy && trigger == Trigger::Scheduled
+}
+
 /// What caused an attempt.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Trigger {

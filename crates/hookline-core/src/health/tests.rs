@@ -150,3 +150,14 @@ fn delivered_stays_delivered() {
         assert_eq!(decide(&a, &schedule()).state(), DeliveryState::Delivered, "{trigger:?}");
     }
 }
+
+/// Only an unhealthy webhook's automatic attempts are probes.
+#[test]
+fn probes() {
+    use super::needs_probe;
+    assert!(needs_probe(HealthStatus::Unhealthy, Trigger::Scheduled));
+    assert!(!needs_probe(HealthStatus::Unhealthy, Trigger::Recover));
+    assert!(!needs_probe(HealthStatus::Unhealthy, Trigger::Manual));
+    assert!(!needs_probe(HealthStatus::Healthy, Trigger::Scheduled));
+    assert!(!needs_probe(HealthStatus::Suspended, Trigger::Scheduled));
+}
