@@ -5,6 +5,7 @@
 mod api;
 mod durability;
 mod faults;
+mod isolation;
 mod pipeline;
 mod portal;
 mod retries;

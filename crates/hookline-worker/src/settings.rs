@@ -31,8 +31,9 @@ pub struct Settings {
     /// Requests in flight for one account (tenant) from one worker
     /// (`HOOKLINE_MAX_IN_FLIGHT_PER_TENANT`, default half of
     /// `HOOKLINE_WORKER_CONCURRENCY`): an account whose endpoints are slow
-    /// cannot take the capacity other accounts need.
-    pub max_in_flight_per_tenant: usize,
+    /// cannot take the capacity other accounts need. `None`: half of
+    /// `concurrency`.
+    pub max_in_flight_per_tenant: Option<usize>,
     /// Limit on one whole request, connect to last body byte read
     /// (`HOOKLINE_REQUEST_TIMEOUT_MS`).
     pub request_timeout: Duration,
@@ -75,7 +76,7 @@ impl Default for Settings {
             concurrency: 128,
             dispatch_concurrency: 256,
             max_in_flight_per_webhook: 32,
-            max_in_flight_per_tenant: 64,
+            max_in_flight_per_tenant: None,
             request_timeout: Duration::from_secs(15),
             connect_timeout: Duration::from_secs(5),
             response_excerpt_bytes: 1024,
@@ -105,8 +106,8 @@ impl Settings {
             max_in_flight_per_webhook: vars
                 .positive("HOOKLINE_MAX_IN_FLIGHT_PER_WEBHOOK", d.max_in_flight_per_webhook)?,
             max_in_flight_per_tenant: match vars.get("HOOKLINE_MAX_IN_FLIGHT_PER_TENANT") {
-                Some(_) => vars.positive("HOOKLINE_MAX_IN_FLIGHT_PER_TENANT", d.max_in_flight_per_tenant)?,
-                None => (vars.positive("HOOKLINE_WORKER_CONCURRENCY", d.concurrency)? / 2).max(1),
+                Some(_) => Some(vars.positive("HOOKLINE_MAX_IN_FLIGHT_PER_TENANT", 1)?),
+                None => None,
             },
             request_timeout: vars.millis("HOOKLINE_REQUEST_TIMEOUT_MS", ms(d.request_timeout))?,
             connect_timeout: vars.millis("HOOKLINE_CONNECT_TIMEOUT_MS", ms(d.connect_timeout))?,
@@ -136,6 +137,11 @@ impl Settings {
             return Err(ConfigError::new("HOOKLINE_CONNECT_TIMEOUT_MS", "must be greater than zero"));
         }
         Ok(settings)
+    }
+
+    /// Requests in flight for one account per worker.
+    pub fn tenant_share(&self) -> usize {
+        self.max_in_flight_per_tenant.unwrap_or(self.concurrency / 2).max(1)
     }
 
     /// Loads the settings from the process environment.

@@ -202,7 +202,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         suspend_after_failures: settings.suspend_after_failures,
         request_timeout: settings.request_timeout,
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
-        shares: crate::fairness::Shares::new(settings.max_in_flight_per_tenant),
+        shares: crate::fairness::Shares::new(settings.tenant_share()),
         known: crate::fairness::Known::default(),
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
