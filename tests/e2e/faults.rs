@@ -18,10 +18,12 @@ async fn poison_messages_are_parked() {
     let ns = app.broker.namespace().to_owned();
     let connection = app.broker.connect().await;
     let channel = connection.create_channel().await.expect("channel");
-    let poison: [(&str, &str, &[u8]); 3] = [
+    let huge = format!(r#"{{"event":"license.created","data":{{"blob":"{}"}}}}"#, "x".repeat(300 * 1024));
+    let poison: [(&str, &str, &[u8]); 4] = [
         (".events", "license.created", b"not json at all"),
         (".events", "license.created", br#"{"event":"license..bad","data":{}}"#),
         ("", ".deliveries", br#"{"type":"delivery.v9"}"#),
+        (".events", "license.created", huge.as_bytes()),
     ];
     for (exchange, key, body) in poison {
         let (exchange, key) = if exchange.is_empty() {
@@ -44,17 +46,31 @@ async fn poison_messages_are_parked() {
     let delivery = &app.settled_deliveries(&id, 1).await[0];
     assert_eq!(delivery["state"], "delivered");
 
-    // Drain the parking queue until all three arrived (they may trickle in).
+    // Drain the parking queue until all four arrived (they may trickle in),
+    // each with the reason it can never be processed.
     let mut parked = Vec::new();
+    let mut reasons = Vec::new();
     let deadline = tokio::time::Instant::now() + WAIT;
-    while parked.len() < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "only {} parked: {parked:?}", parked.len());
+    while parked.len() < 4 {
+        assert!(tokio::time::Instant::now() < deadline, "only {} parked: {reasons:?}", parked.len());
         match channel.basic_get(format!("{ns}.parked").into(), BasicGetOptions { no_ack: true }).await.expect("get") {
-            Some(message) => parked.push(String::from_utf8_lossy(&message.delivery.data).into_owned()),
+            Some(message) => {
+                let headers = message.delivery.properties.headers().clone().unwrap_or_default();
+                let reason = headers
+                    .inner()
+                    .iter()
+                    .find(|(k, _)| k.as_str() == hookline_broker::publisher::PARKED_REASON_HEADER)
+                    .map(|(_, v)| format!("{v:?}"))
+                    .unwrap_or_default();
+                reasons.push(reason);
+                parked.push(String::from_utf8_lossy(&message.delivery.data).into_owned());
+            }
             None => tokio::time::sleep(std::time::Duration::from_millis(50)).await,
         }
     }
     assert!(parked.contains(&"not json at all".to_owned()));
+    assert!(reasons.iter().all(|r| !r.is_empty()), "every parked message says why: {reasons:?}");
+    assert!(reasons.iter().any(|r| r.contains("at most")), "the oversized event says its limit: {reasons:?}");
     assert_eq!(receiver.requests().len(), 1, "only the good event was delivered");
     let _ = connection.close(200, "done".into()).await;
     app.stop().await;

@@ -133,12 +133,13 @@ async fn standard_webhooks_scheme() {
     assert_eq!(created.body["signatureScheme"], "standard-webhooks");
     assert_ne!(app.webhook(&id).await["token"], secret.as_str(), "masked on every later read");
 
-    // A token that is not a Standard Webhooks secret is refused for it.
-    let mut bad = webhook("bad", &receiver.url(), &["*"]);
-    bad["signatureScheme"] = json!("standard-webhooks");
-    let refused = app.post("/v1/webhooks", &bad).await;
-    assert_eq!(refused.status, 422);
-    assert_eq!(refused.body["field"], "token");
+    // A token that is not a `whsec_` secret is taken as the raw key bytes
+    // (the API document cannot tie a token's format to a scheme stored
+    // earlier, so the API does not either); it subscribes to nothing here.
+    let mut raw = webhook("raw", &receiver.url(), &["other.*"]);
+    raw["signatureScheme"] = json!("standard-webhooks");
+    let accepted = app.post("/v1/webhooks", &raw).await;
+    assert_eq!(accepted.status, 201, "{:?}", accepted.body);
 
     app.post_event(&json!({"event": "license.created", "data": {"k": 1}})).await;
     let got = receiver.wait_for(1, WAIT).await;

@@ -142,7 +142,25 @@ impl Publisher {
     }
 }
 
+/// Header of a parked message: why it can never be processed.
+pub const PARKED_REASON_HEADER: &str = "x-hookline-parked-reason";
+
+/// Header of a parked message: the routing key it arrived with.
+pub const PARKED_ROUTING_KEY_HEADER: &str = "x-hookline-routing-key";
+
 impl Publisher {
+    /// Parks a message that can never be processed in `<ns>.parked`, as it
+    /// arrived (body and properties), with the reason and its routing key in
+    /// headers, for an operator to inspect or replay.
+    pub async fn park(&self, message: &crate::Message, reason: &str) -> Result<()> {
+        let mut headers = message.properties.headers().clone().unwrap_or_default();
+        headers.insert(PARKED_REASON_HEADER.into(), AMQPValue::LongString(reason.into()));
+        headers.insert(PARKED_ROUTING_KEY_HEADER.into(), AMQPValue::LongString(message.routing_key.as_str().into()));
+        let props = message.properties.clone().with_headers(headers);
+        let queue = self.topology.parked_queue();
+        check(self.send(String::new(), queue, &message.body, props).await?.await?)
+    }
+
     /// Publishes a delivery message to be attempted now (a manual retry):
     /// straight to the deliveries queue.
     pub async fn publish_now(&self, message: &DeliveryMessage) -> Result<()> {

@@ -5,7 +5,7 @@ use axum::{
     http::StatusCode,
     response::{IntoResponse, Response},
 };
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::ApiError;
 
@@ -114,4 +114,41 @@ impl<T: Serialize> IntoResponse for AppJson<T> {
     fn into_response(self) -> Response {
         axum::Json(self.0).into_response()
     }
+}
+
+/// For an optional field of a request body: absent is `None`, and `null`
+/// is refused like any other wrong type (the API document says the field,
+/// when given, is a value, so the two agree).
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
+/// For an integer field of a request body: JSON has one number type, and
+/// `50.0` is the integer 50 as far as the API document is concerned, so a
+/// whole number written with a fraction is taken; `50.5` is refused.
+pub(crate) fn integer<'de, D>(deserializer: D) -> Result<i64, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_i64() {
+        return Ok(n);
+    }
+    match number.as_f64() {
+        // Within ±2^53 a float holds integers exactly.
+        Some(f) if f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0 => Ok(f as i64),
+        _ => Err(serde::de::Error::custom(format!("expected an integer, got {number}"))),
+    }
+}
+
+/// [`integer`] for an optional field (absent is `None`, `null` refused).
+pub(crate) fn present_integer<'de, D>(deserializer: D) -> Result<Option<i64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    integer(deserializer).map(Some)
 }

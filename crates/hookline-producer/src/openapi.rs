@@ -58,25 +58,39 @@ fn param(name: &str, location: &str, schema: Value) -> Value {
     json!({"name": name, "in": location, "required": location == "path", "schema": schema})
 }
 
-fn paging() -> Vec<Value> {
+fn uuid() -> Value {
+    json!({"type": "string", "format": "uuid"})
+}
+
+/// `?limit=&cursor=`; a cursor is the last id of the previous page.
+fn paging(cursor: Value) -> Vec<Value> {
     vec![
         param("limit", "query", json!({"type": "integer", "minimum": 1, "maximum": 100})),
-        param("cursor", "query", string()),
+        param("cursor", "query", cursor),
     ]
 }
 
 fn delivery_filters() -> Vec<Value> {
-    let mut params = paging();
+    let mut params = paging(uuid());
     params.extend([
         param("tenant", "query", reference("TenantId")),
-        param("webhookId", "query", string()),
+        param("webhookId", "query", uuid()),
         param("state", "query", reference("DeliveryState")),
-        param("event", "query", string()),
+        param("event", "query", json!({"type": "string", "maxLength": 255, "pattern": EVENT_TYPE})),
         param("since", "query", time()),
         param("until", "query", time()),
     ]);
     params
 }
+
+/// A webhook's name: at least one character that is not white space, and no
+/// control characters (it is trimmed).
+const NAME: &str =
+    "^[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F][^\\u0000-\\u001F\\u007F-\\u009F]*$";
+
+/// A signing token: no control characters, no white space at either end.
+const TOKEN: &str =
+    "^[^\\s\\u0000-\\u001F\\u007F-\\u009F](?:[^\\u0000-\\u001F\\u007F-\\u009F]*[^\\s\\u0000-\\u001F\\u007F-\\u009F])?$";
 
 /// Event types: dot-separated segments of letters, digits, `_` and `-`.
 const EVENT_TYPE: &str = "^[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$";
@@ -85,9 +99,9 @@ const EVENT_FILTER: &str = "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$"
 
 fn schemas() -> Value {
     let webhook_fields = json!({
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "name": {"type": "string", "minLength": 1, "maxLength": 200, "pattern": NAME},
         "url": {"type": "string", "format": "uri", "pattern": "^https?://[^/@:]+", "maxLength": 2048},
-        "token": {"type": "string", "minLength": 16, "maxLength": 256},
+        "token": {"type": "string", "minLength": 16, "maxLength": 256, "pattern": TOKEN},
         "events": {
             "type": "array", "minItems": 1, "maxItems": 100,
             "items": {"type": "string", "maxLength": 255, "pattern": EVENT_FILTER}
@@ -139,7 +153,7 @@ fn schemas() -> Value {
         "RotateToken": {
             "type": "object", "additionalProperties": false,
             "properties": {
-                "token": {"type": "string", "minLength": 16, "maxLength": 256},
+                "token": {"type": "string", "minLength": 16, "maxLength": 256, "pattern": TOKEN},
                 "graceSeconds": {"type": "integer", "minimum": 0, "maximum": 604800}
             }
         },
@@ -234,9 +248,9 @@ fn schemas() -> Value {
 
 /// The document.
 pub(crate) fn document() -> Value {
-    let id = || param("id", "path", string());
-    let tenant = || param("tenant", "path", string());
-    let mut list_webhooks = paging();
+    let id = || param("id", "path", uuid());
+    let tenant = || param("tenant", "path", reference("TenantId"));
+    let mut list_webhooks = paging(uuid());
     list_webhooks.push(param("tenant", "query", reference("TenantId")));
     let mut webhook_log = delivery_filters();
     webhook_log.insert(0, id());
@@ -317,7 +331,7 @@ pub(crate) fn document() -> Value {
                 "post": {"operationId": "retryDelivery", "responses": ok("202", reference("Queued"))}
             },
             "/v1/tenants": {
-                "get": {"operationId": "listTenants", "parameters": paging(), "responses": ok("200", page_of("Tenant"))}
+                "get": {"operationId": "listTenants", "parameters": paging(reference("TenantId")), "responses": ok("200", page_of("Tenant"))}
             },
             "/v1/tenants/{tenant}": {
                 "parameters": [tenant()],

@@ -149,7 +149,7 @@ impl Store {
                     attempts.push(FreshDelivery {
                         id,
                         webhook_id: webhook.id,
-                        url: WebhookUrl::parse(&webhook.url).map_err(|e| bad(&e))?,
+                        url: WebhookUrl::parse_stored(&webhook.url).map_err(|e| bad(&e))?,
                         token: self.keys.open(webhook.id, &webhook.token)?,
                         previous_token,
                         scheme: SignatureScheme::parse(&webhook.scheme).map_err(|e| bad(&e))?,

@@ -183,7 +183,7 @@ impl Store {
             event_type: row.try_get("event_type")?,
             body: bytes::Bytes::from(row.try_get::<_, Vec<u8>>("body")?),
             webhook_id,
-            url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| corrupt(&e))?,
+            url: WebhookUrl::parse_stored(row.try_get("url")?).map_err(|e| corrupt(&e))?,
             token: self.keys.open(webhook_id, row.try_get("token")?)?,
             previous_token,
             scheme: SignatureScheme::parse(row.try_get("signature_scheme")?).map_err(|e| corrupt(&e))?,

@@ -104,7 +104,7 @@ fn from_row(keys: &EncryptionKeys, row: &Row) -> Result<Webhook> {
         id,
         tenant: TenantId::parse(row.try_get("tenant")?).map_err(|e| bad(&e))?,
         name: WebhookName::parse(row.try_get("name")?).map_err(|e| bad(&e))?,
-        url: WebhookUrl::parse(row.try_get("url")?).map_err(|e| bad(&e))?,
+        url: WebhookUrl::parse_stored(row.try_get("url")?).map_err(|e| bad(&e))?,
         token: keys.open(id, row.try_get("token")?)?,
         scheme: SignatureScheme::parse(row.try_get("signature_scheme")?).map_err(|e| bad(&e))?,
         previous_token_expires_at: row.try_get("previous_token_expires_at")?,

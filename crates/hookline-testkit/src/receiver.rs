@@ -102,16 +102,12 @@ async fn record(
     }
     shared.in_flight.fetch_sub(1, Ordering::SeqCst);
     let first_of_id = shared.fail_first.load(Ordering::SeqCst)
-        && headers.get("webhook-id").and_then(|v| v.to_str().ok()).is_some_and(|id| {
-            shared.seen_ids.lock().expect("receiver lock is never poisoned").insert(id.to_owned())
-        });
-    let mut received = Received {
-        uri: uri.to_string(),
-        headers,
-        body: body.to_vec(),
-        at: time::OffsetDateTime::now_utc(),
-        status: 0,
-    };
+        && headers
+            .get("webhook-id")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|id| shared.seen_ids.lock().expect("receiver lock is never poisoned").insert(id.to_owned()));
+    let mut received =
+        Received { uri: uri.to_string(), headers, body: body.to_vec(), at: time::OffsetDateTime::now_utc(), status: 0 };
     let reply = {
         let mut requests = shared.requests.lock().expect("receiver lock is never poisoned: no code panics holding it");
         let reply = shared.script.lock().expect("never poisoned").pop_front().unwrap_or_else(|| {

@@ -101,10 +101,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     }
     let msg = match DeliveryMessage::decode(&message.body) {
         Ok(msg) => msg,
-        Err(e) => {
-            tracing::warn!(error.message = %e, "parking a malformed delivery message");
-            return Settle::Reject;
-        }
+        Err(e) => return ctx.park(&message, &format!("malformed delivery message: {e}")).await,
     };
     let id = hookline_core::DeliveryId::from_uuid(msg.delivery_id());
     let trigger = msg.trigger();

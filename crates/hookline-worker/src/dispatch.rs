@@ -126,10 +126,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let now = OffsetDateTime::now_utc();
     let event = match parse(&message, now, ctx.max_body_bytes) {
         Ok(event) => event,
-        Err(e) => {
-            tracing::warn!(error.message = %e, routing_key = %message.routing_key, "parking an invalid event message");
-            return Settle::Reject;
-        }
+        Err(e) => return ctx.park(&message, &format!("invalid event: {e}")).await,
     };
     let span = tracing::Span::current();
     span.record("event_id", tracing::field::display(&event.id));

@@ -123,6 +123,20 @@ impl Context {
         }
     }
 
+    /// Parks a message that can never be processed, with its reason, in
+    /// `<ns>.parked` (then acks it); if that publish fails, rejects it, and
+    /// the queue dead-letters it there without the reason.
+    pub(crate) async fn park(&self, message: &hookline_broker::Message, reason: &str) -> consume::Settle {
+        tracing::warn!(reason, routing_key = %message.routing_key, "parking a message that can never be processed");
+        match self.publisher().park(message, reason).await {
+            Ok(()) => consume::Settle::Ack,
+            Err(e) => {
+                tracing::warn!(error.message = %e, "parking with a reason failed; rejecting instead");
+                consume::Settle::Reject
+            }
+        }
+    }
+
     /// A publish whose step is already committed failed: the step's due
     /// time is in Postgres, so reconciliation publishes it again; nothing
     /// waits here.

@@ -7,6 +7,10 @@ mod tests;
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_URL_LEN: usize = 2048;
+/// Longest stored (normalised) URL: normalising a URL of at most
+/// [`MAX_URL_LEN`] characters (a trailing `/`, percent-encoding) can at most
+/// triple it.
+const MAX_STORED_URL_LEN: usize = 3 * MAX_URL_LEN + 16;
 const MIN_TOKEN_CHARS: usize = 16;
 const MAX_TOKEN_CHARS: usize = 256;
 
@@ -72,6 +76,15 @@ impl WebhookUrl {
         if text.len() > MAX_URL_LEN {
             return Err(InvalidWebhookUrl::TooLong);
         }
+        Self::parse_stored(text)
+    }
+
+    /// Parses a URL as stored: the normalised form of one [`WebhookUrl::parse`]
+    /// accepted, which may be longer than the text given.
+    pub fn parse_stored(text: &str) -> Result<Self, InvalidWebhookUrl> {
+        if text.len() > MAX_STORED_URL_LEN {
+            return Err(InvalidWebhookUrl::TooLong);
+        }
         let url = url::Url::parse(text.trim()).map_err(|e| InvalidWebhookUrl::Malformed(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(InvalidWebhookUrl::Scheme(url.scheme().to_owned()));
@@ -84,7 +97,7 @@ impl WebhookUrl {
         }
         // Normalising can lengthen a URL (a trailing `/`, percent-encoding):
         // the stored form must itself be valid when it is read back.
-        if url.as_str().len() > MAX_URL_LEN {
+        if url.as_str().len() > MAX_STORED_URL_LEN {
             return Err(InvalidWebhookUrl::TooLong);
         }
         Ok(Self(url))

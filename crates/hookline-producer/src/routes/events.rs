@@ -18,8 +18,11 @@ pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
 struct IngestEvent {
     event: String,
     data: serde_json::Value,
+    #[serde(default, deserialize_with = "crate::json::present")]
     id: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     triggered_at: Option<String>,
+    #[serde(default, deserialize_with = "crate::json::present")]
     tenant: Option<String>,
 }
 

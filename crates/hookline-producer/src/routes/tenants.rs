@@ -97,6 +97,7 @@ async fn remove(state: State, caller: Caller, Path(tenant): Path<String>) -> Res
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MintToken {
+    #[serde(deserialize_with = "crate::json::integer")]
     ttl_seconds: i64,
 }
 

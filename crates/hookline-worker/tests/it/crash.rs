@@ -42,20 +42,24 @@ pub(crate) struct WorkerProcess {
 
 /// Starts the worker binary on `target` with a free listen port, loopback
 /// destinations allowed and `RUST_LOG=warn`, then `vars` in order (a later
-/// variable replaces an earlier one of the same name). Its stderr is
-/// appended to `log` when given, else dropped.
+/// variable replaces an earlier one of the same name). Its output (stdout
+/// and stderr) is appended to `log` when given, else dropped.
 pub(crate) fn spawn_process(target: Target<'_>, vars: &[(&str, &str)], log: Option<&Path>) -> WorkerProcess {
     let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let stderr = match log {
-        Some(path) => Stdio::from(
-            std::fs::OpenOptions::new()
+    // The log subscriber writes to stdout; panics and start-up errors go to
+    // stderr. Both are kept.
+    let (stdout, stderr) = match log {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
-                .unwrap_or_else(|e| panic!("open the worker log {}: {e}", path.display())),
-        ),
-        None => Stdio::null(),
+                .unwrap_or_else(|e| panic!("open the worker log {}: {e}", path.display()));
+            let copy = file.try_clone().expect("a second handle on the log file");
+            (Stdio::from(file), Stdio::from(copy))
+        }
+        None => (Stdio::null(), Stdio::null()),
     };
     let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_hookline-worker"));
     command
@@ -69,8 +73,7 @@ pub(crate) fn spawn_process(target: Target<'_>, vars: &[(&str, &str)], log: Opti
     for (name, value) in vars {
         command.env(name, value);
     }
-    let child =
-        command.stdout(Stdio::null()).stderr(stderr).kill_on_drop(true).spawn().expect("the worker binary starts");
+    let child = command.stdout(stdout).stderr(stderr).kill_on_drop(true).spawn().expect("the worker binary starts");
     WorkerProcess { child, addr }
 }
 
@@ -86,13 +89,8 @@ const TEST_VARS: [(&str, &str); 5] = [
 ];
 
 /// Starts a worker on this test's database and namespace with
-/// [`TEST_VARS`], then `extra` (which wins); stderr to `log` when given.
-fn spawn_worker(
-    db: &TestDb,
-    broker: &TestBroker,
-    extra: &[(&str, &str)],
-    log: Option<&Path>,
-) -> tokio::process::Child {
+/// [`TEST_VARS`], then `extra` (which wins); output to `log` when given.
+fn spawn_worker(db: &TestDb, broker: &TestBroker, extra: &[(&str, &str)], log: Option<&Path>) -> tokio::process::Child {
     let vars: Vec<(&str, &str)> = TEST_VARS.iter().chain(extra).copied().collect();
     let target = Target { database_url: db.url(), amqp_url: broker.url(), namespace: broker.namespace() };
     spawn_process(target, &vars, log).child
@@ -117,6 +115,20 @@ impl LogDir {
     /// The path of the log file `name` in this directory.
     pub(crate) fn file(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// Every log line that contains `needle`, prefixed with its file name.
+    pub(crate) fn grep(&self, needle: &str) -> Vec<String> {
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(&self.dir).map(|d| d.flatten().map(|e| e.path()).collect()).unwrap_or_default();
+        files.sort();
+        let mut found = Vec::new();
+        for path in files {
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let text = std::fs::read_to_string(&path).unwrap_or_default();
+            found.extend(text.lines().filter(|l| l.contains(needle)).map(|l| format!("{name}: {l}")));
+        }
+        found
     }
 
     /// The last `lines` lines of every log, each under its file name.
@@ -222,7 +234,9 @@ impl Load {
             if done == n {
                 break;
             }
-            assert!(tokio::time::Instant::now() < deadline, "only {done} of {n} delivered");
+            if tokio::time::Instant::now() >= deadline {
+                panic!("only {done} of {n} delivered within 120 s; {}", undelivered(&client).await);
+            }
             assert!(worker.try_wait().expect("status").is_none(), "the remaining worker died");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -247,6 +261,27 @@ impl Load {
             self.receiver.requests().iter().filter_map(|r| r.header("webhook-id").map(str::to_owned)).collect();
         assert_eq!(ids.len(), n, "every delivery reached the receiver (repeats allowed: at-least-once)");
     }
+}
+
+/// Deliveries by state and the first ten not delivered, for a failure message.
+async fn undelivered(client: &tokio_postgres::Client) -> String {
+    let states: Vec<String> = client
+        .query("SELECT state || '=' || count(*) FROM deliveries GROUP BY state ORDER BY state", &[])
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        .unwrap_or_default();
+    let rows: Vec<String> = client
+        .query(
+            "SELECT id::text || ' ' || state || ' attempts ' || attempt_count
+                    || ' next_attempt_at ' || coalesce(next_attempt_at::text, '-')
+                    || ' claimed_until ' || coalesce(claimed_until::text, '-')
+             FROM deliveries WHERE state <> 'delivered' ORDER BY id LIMIT 10",
+            &[],
+        )
+        .await
+        .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+        .unwrap_or_default();
+    format!("deliveries by state {states:?}; not delivered (first 10): {rows:#?}")
 }
 
 async fn sigterm(child: &mut tokio::process::Child, within: Duration) {
@@ -307,10 +342,7 @@ async fn sigterm_during_a_load_loses_nothing() {
     sigterm(&mut staying, Duration::from_secs(30)).await;
 }
 
-/// Two workers share 1,000 events whose every first attempt gets a 500; one
-/// is killed with SIGKILL once retries are under way. Every delivery still
-/// succeeds once, under one Webhook-Id, with its attempts recorded, and no
-/// delivery is left waiting.
+/// Two workers, 1,000 events failed once each, one SIGKILLed mid-retries: each delivery succeeds once, nothing waits.
 #[tokio::test]
 async fn killing_a_worker_during_retries_loses_nothing() {
     let load = Load::new().await;
@@ -352,7 +384,14 @@ async fn killing_a_worker_during_retries_loses_nothing() {
     let waiting: Vec<String> = rows
         .iter()
         .filter(|r| matches!(r.get::<_, &str>(2), "pending" | "retrying") || r.get::<_, bool>(4))
-        .map(|r| format!("{} {} next_attempt_at set: {}", r.get::<_, uuid::Uuid>(0), r.get::<_, &str>(2), r.get::<_, bool>(4)))
+        .map(|r| {
+            format!(
+                "{} {} next_attempt_at set: {}",
+                r.get::<_, uuid::Uuid>(0),
+                r.get::<_, &str>(2),
+                r.get::<_, bool>(4)
+            )
+        })
         .collect();
     assert!(waiting.is_empty(), "deliveries left waiting: {waiting:?}");
     let overdue: i64 = client

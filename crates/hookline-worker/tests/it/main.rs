@@ -1,6 +1,7 @@
 //! Tests of the `hookline-worker` binary: start and stop, and a crash.
 
 mod crash;
+mod soak;
 
 /// The binary starts on a fresh database and namespace, serves `/healthz`,
 /// and exits 0 on SIGTERM.

@@ -1,0 +1,816 @@
+//! Soak: every accepted event is delivered to every subscriber while
+//! workers, RabbitMQ and Postgres fail at random.
+//!
+//! The test owns a private RabbitMQ node and a private Postgres cluster,
+//! runs two worker processes (started again whenever one is killed or
+//! stopped), publishes 100 events/s straight to the exchange with confirms,
+//! and every ~25 s injects one fault. Then it stops the load and waits until
+//! everything accepted is delivered.
+//!
+//! - `HOOKLINE_SOAK_SECS`: how long the load runs; 90 by default so CI runs
+//!   it, 300 for the full run. The full run outlasts nextest's slow-timeout
+//!   (3 × 60 s in `.config/nextest.toml`), so run it with cargo's harness:
+//!   `HOOKLINE_SOAK_SECS=300 cargo test -p hookline-worker --test it soak -- --nocapture`.
+//! - `HOOKLINE_SOAK_SEED`: the seed of the fault sequence (default: from the
+//!   clock); printed at the start, so a run can be repeated.
+//!
+//! Under nextest the wait after the load is cut so the whole test ends
+//! within [`NEXTEST_BUDGET`] (plus the final checks), before nextest would
+//! kill it and leave the private servers running.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+use hookline_broker::{
+    AmqpSettings, EventMessage, Publisher, QueueType, Topology, connect,
+    lapin::{
+        Connection,
+        options::{BasicGetOptions, QueueDeclareOptions},
+        types::FieldTable,
+    },
+};
+use hookline_core::{EventFilters, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl};
+use hookline_store::{Created, NewWebhook, PgSettings, Store};
+use hookline_testkit::{PrivateBroker, PrivatePostgres, Receiver};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::crash::{LogDir, Target, WorkerProcess, spawn_process};
+
+/// The namespace on the private node (nothing else uses it).
+const NAMESPACE: &str = "soak";
+
+/// Events published per second.
+const RATE_PER_S: u64 = 100;
+
+/// How long after the system settled from one fault the next one comes
+/// (plus up to 10 s of jitter).
+const FAULT_GAP: Duration = Duration::from_secs(20);
+
+/// How long the test waits for everything to be delivered after the load.
+const DRAIN_WAIT: Duration = Duration::from_secs(120);
+
+/// Under nextest, the test ends by itself this long after it started:
+/// nextest terminates a test after 3 × 60 s (`.config/nextest.toml`)
+/// without running its destructors, which would leave the private RabbitMQ
+/// node and Postgres cluster running and lose the diagnostics. The drain
+/// wait is cut short to fit, leaving time for the checks and the workers'
+/// SIGTERM.
+const NEXTEST_BUDGET: Duration = Duration::from_secs(150);
+
+/// What every soak worker gets.
+const WORKER_VARS: [(&str, &str); 10] = [
+    ("HOOKLINE_QUEUE_TYPE", "quorum"),
+    ("HOOKLINE_DATABASE_POOL_SIZE", "16"),
+    // The 1 s receiver alone needs about 100 requests in flight at
+    // 100 events/s, from one worker while the other is being replaced; all
+    // three webhooks belong to the one tenant.
+    ("HOOKLINE_WORKER_CONCURRENCY", "256"),
+    ("HOOKLINE_MAX_IN_FLIGHT_PER_WEBHOOK", "256"),
+    ("HOOKLINE_MAX_IN_FLIGHT_PER_TENANT", "256"),
+    ("HOOKLINE_REQUEST_TIMEOUT_MS", "3000"),
+    ("HOOKLINE_RECONCILE_INTERVAL_MS", "1000"),
+    ("HOOKLINE_RECONCILE_GRACE_MS", "5000"),
+    ("HOOKLINE_RETRY_SCHEDULE", "500ms,1s,2s,5s"),
+    // One receiver fails every first attempt, dozens in a row at this rate:
+    // suspension is not under test.
+    ("HOOKLINE_SUSPEND_AFTER_FAILURES", "1000000"),
+];
+
+/// The worker metrics summed into the summary line.
+const COUNTERS: [&str; 5] = [
+    "hookline_redeliveries_total",
+    "hookline_reconciled_total",
+    "hookline_messages_fenced_total",
+    "hookline_store_waits_total",
+    "hookline_publish_failures_total",
+];
+
+/// xorshift64*: a seeded generator small enough to live in the test.
+#[derive(Debug)]
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Self {
+        Self(seed.max(1))
+    }
+
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// A number in `0..n`.
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// One injected fault.
+#[derive(Clone, Copy, Debug)]
+enum Fault {
+    /// `kill -9` of a worker, then a new one.
+    KillWorker,
+    /// SIGTERM to a worker (it drains and exits 0), then a new one.
+    StopWorker,
+    /// RabbitMQ stopped for 5 s, then started again.
+    BrokerOutage,
+    /// Postgres restarted (fast shutdown: every connection is cut).
+    PostgresRestart,
+}
+
+const FAULTS: [Fault; 4] = [Fault::KillWorker, Fault::StopWorker, Fault::BrokerOutage, Fault::PostgresRestart];
+
+/// The two worker processes, replaced as they are killed or stopped.
+struct Workers<'a> {
+    target: Target<'a>,
+    logs: &'a LogDir,
+    http: reqwest::Client,
+    slots: Vec<WorkerProcess>,
+    started: usize,
+    /// Counters scraped from workers just before they were stopped.
+    gone: BTreeMap<String, f64>,
+    /// Anything a worker did that it should not have (exit on its own,
+    /// unclean exit on SIGTERM, not healthy in time).
+    problems: Vec<String>,
+}
+
+impl<'a> Workers<'a> {
+    async fn start(target: Target<'a>, logs: &'a LogDir) -> Self {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .timeout(Duration::from_secs(2))
+            .build()
+            .expect("an HTTP client for /healthz and /metrics");
+        let mut workers =
+            Self { target, logs, http, slots: Vec::new(), started: 0, gone: BTreeMap::new(), problems: Vec::new() };
+        for _ in 0..2 {
+            let worker = workers.spawn().await;
+            workers.slots.push(worker);
+        }
+        workers
+    }
+
+    /// Starts a worker and waits (bounded) until it serves `/healthz`.
+    async fn spawn(&mut self) -> WorkerProcess {
+        self.started += 1;
+        let name = format!("worker-{:02}.log", self.started);
+        let mut worker = spawn_process(self.target, &WORKER_VARS, Some(&self.logs.file(&name)));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let url = format!("http://{}/healthz", worker.addr);
+            if self.http.get(&url).send().await.is_ok_and(|r| r.status().is_success()) {
+                return worker;
+            }
+            if let Ok(Some(status)) = worker.child.try_wait() {
+                self.problems.push(format!("{name}: exited during start-up: {status}"));
+                return worker;
+            }
+            if Instant::now() > deadline {
+                self.problems.push(format!("{name}: not healthy within 60 s of its start"));
+                return worker;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Sums [`COUNTERS`] from one worker's `/metrics`.
+    async fn scrape(&self, addr: SocketAddr) -> BTreeMap<String, f64> {
+        let mut sums = BTreeMap::new();
+        let Ok(response) = self.http.get(format!("http://{addr}/metrics")).send().await else { return sums };
+        let Ok(text) = response.text().await else { return sums };
+        for line in text.lines().filter(|l| !l.starts_with('#')) {
+            let Some((series, value)) = line.rsplit_once(' ') else { continue };
+            let family = series.split('{').next().unwrap_or_default();
+            if COUNTERS.contains(&family) {
+                *sums.entry(family.to_owned()).or_default() += value.parse::<f64>().unwrap_or(0.0);
+            }
+        }
+        sums
+    }
+
+    /// The counters of every worker that ran, live or gone.
+    async fn totals(&self) -> BTreeMap<String, f64> {
+        let mut totals = self.gone.clone();
+        for worker in &self.slots {
+            for (name, value) in self.scrape(worker.addr).await {
+                *totals.entry(name).or_default() += value;
+            }
+        }
+        totals
+    }
+
+    /// Replaces any worker that exited by itself, recording that it did.
+    async fn check(&mut self) {
+        for i in 0..self.slots.len() {
+            if let Ok(Some(status)) = self.slots[i].child.try_wait() {
+                self.problems.push(format!("worker in slot {i} exited by itself: {status}"));
+                self.slots[i] = self.spawn().await;
+            }
+        }
+    }
+
+    /// Stops the worker in `slot` (SIGKILL, or SIGTERM and waits for its
+    /// drain) and starts a new one in its place.
+    async fn replace(&mut self, slot: usize, kill: bool) {
+        let addr = self.slots[slot].addr;
+        for (name, value) in self.scrape(addr).await {
+            *self.gone.entry(name).or_default() += value;
+        }
+        let child = &mut self.slots[slot].child;
+        if kill {
+            child.start_kill().expect("SIGKILL");
+            let _ = child.wait().await;
+        } else {
+            let pid = child.id().expect("running");
+            let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            // The binary's default drain timeout is 20 s.
+            match tokio::time::timeout(Duration::from_secs(30), child.wait()).await {
+                Ok(Ok(status)) if status.success() => {}
+                Ok(status) => self.problems.push(format!("worker {addr} on SIGTERM: {status:?}, not a clean exit")),
+                Err(_) => {
+                    self.problems.push(format!("worker {addr} still running 30 s after SIGTERM; killed"));
+                    let _ = child.start_kill();
+                    let _ = child.wait().await;
+                }
+            }
+        }
+        self.slots[slot] = self.spawn().await;
+    }
+
+    /// SIGTERM to every worker, each expected to exit 0 within 15 s.
+    async fn stop_all(&mut self) {
+        for worker in &mut self.slots {
+            if let Some(pid) = worker.child.id() {
+                let _ = std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status();
+            }
+        }
+        for worker in &mut self.slots {
+            // Nothing is in flight any more: an exit takes a moment.
+            match tokio::time::timeout(Duration::from_secs(15), worker.child.wait()).await {
+                Ok(Ok(status)) if status.success() => {}
+                other => self.problems.push(format!("worker {} at the end on SIGTERM: {other:?}", worker.addr)),
+            }
+        }
+    }
+}
+
+/// What the load did.
+#[derive(Debug, Default)]
+struct LoadStats {
+    /// Events whose publish the broker confirmed.
+    accepted: BTreeSet<String>,
+    /// Publishes that failed or timed out (the event may or may not exist).
+    failed: u64,
+    /// Ticks with no connection to publish on.
+    skipped: u64,
+    /// Connections opened after the first.
+    reconnects: u64,
+}
+
+fn event_id(n: u64) -> String {
+    format!("s{n}")
+}
+
+fn settle(stats: &mut LoadStats, result: Result<(String, bool), tokio::task::JoinError>) {
+    match result {
+        Ok((id, true)) => {
+            stats.accepted.insert(id);
+        }
+        _ => stats.failed += 1,
+    }
+}
+
+async fn open_publisher(amqp: &AmqpSettings) -> Option<(Connection, Publisher)> {
+    let opened = async {
+        let connection = connect(amqp, "soak-load").await?;
+        let publisher = Publisher::open(&connection, Topology::from_settings(amqp)).await?;
+        Ok::<_, hookline_broker::Error>((connection, publisher))
+    };
+    tokio::time::timeout(Duration::from_secs(5), opened).await.ok()?.ok()
+}
+
+/// Publishes [`RATE_PER_S`] events a second, each awaited for its confirm
+/// in its own task, until `stop`; reconnects with backoff after a failure.
+async fn run_load(amqp: AmqpSettings, stop: CancellationToken) -> LoadStats {
+    let mut stats = LoadStats::default();
+    let mut link: Option<(Connection, Publisher)> = None;
+    // Publishes that failed on the link of this generation mark it broken.
+    let generation = Arc::new(AtomicU64::new(0));
+    let broken = Arc::new(AtomicU64::new(u64::MAX));
+    let mut backoff = Duration::from_millis(100);
+    let mut next_try = Instant::now();
+    let mut ticks = tokio::time::interval(Duration::from_millis(1000 / RATE_PER_S));
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut publishes = tokio::task::JoinSet::new();
+    let mut n = 0u64;
+    let mut opened = 0u64;
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = ticks.tick() => {}
+        }
+        while let Some(result) = publishes.try_join_next() {
+            settle(&mut stats, result);
+        }
+        let current = generation.load(Ordering::SeqCst);
+        let dead = link.as_ref().is_some_and(|(_, p)| !p.is_connected()) || broken.load(Ordering::SeqCst) == current;
+        if dead {
+            if let Some((connection, _)) = link.take() {
+                let _ =
+                    tokio::time::timeout(Duration::from_secs(1), connection.close(200, "reconnecting".into())).await;
+            }
+            generation.fetch_add(1, Ordering::SeqCst);
+        }
+        if link.is_none() {
+            if Instant::now() < next_try {
+                stats.skipped += 1;
+                continue;
+            }
+            match open_publisher(&amqp).await {
+                Some(fresh) => {
+                    link = Some(fresh);
+                    opened += 1;
+                    backoff = Duration::from_millis(100);
+                }
+                None => {
+                    next_try = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                    stats.skipped += 1;
+                    continue;
+                }
+            }
+        }
+        let Some((_, publisher)) = &link else { continue };
+        let publisher = publisher.clone();
+        let id = event_id(n);
+        n += 1;
+        let mine = generation.load(Ordering::SeqCst);
+        let (generation, broken) = (generation.clone(), broken.clone());
+        publishes.spawn(async move {
+            let event = EventMessage {
+                event: "license.created".into(),
+                data: serde_json::json!({ "n": id }),
+                id: Some(id.clone()),
+                triggered_at: None,
+                tenant: None,
+            };
+            let ok = matches!(
+                tokio::time::timeout(Duration::from_secs(10), publisher.publish_event(&event)).await,
+                Ok(Ok(()))
+            );
+            if !ok && generation.load(Ordering::SeqCst) == mine {
+                broken.store(mine, Ordering::SeqCst);
+            }
+            (id, ok)
+        });
+    }
+    while let Some(result) = publishes.join_next().await {
+        settle(&mut stats, result);
+    }
+    if let Some((connection, _)) = link {
+        let _ = tokio::time::timeout(Duration::from_secs(5), connection.close(200, "load done".into())).await;
+    }
+    stats.reconnects = opened.saturating_sub(1);
+    stats
+}
+
+/// A fresh connection to the private Postgres (it restarts under the test).
+async fn pg(url: &str) -> Option<tokio_postgres::Client> {
+    let (client, connection) =
+        tokio::time::timeout(Duration::from_secs(5), tokio_postgres::connect(url, tokio_postgres::NoTls))
+            .await
+            .ok()?
+            .ok()?;
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Some(client)
+}
+
+/// Where the log stands for the accepted events.
+#[derive(Debug, Default)]
+struct Progress {
+    /// Deliveries by state, over every event.
+    states: BTreeMap<String, i64>,
+    /// Accepted events without three `delivered` deliveries.
+    incomplete: Vec<String>,
+}
+
+impl Progress {
+    fn done(&self) -> bool {
+        self.incomplete.is_empty() && !self.states.contains_key("pending") && !self.states.contains_key("retrying")
+    }
+}
+
+async fn progress(client: &tokio_postgres::Client, accepted: &[String]) -> Result<Progress, tokio_postgres::Error> {
+    let states = client
+        .query("SELECT state, count(*) FROM deliveries GROUP BY state", &[])
+        .await?
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, i64>(1)))
+        .collect();
+    let incomplete = client
+        .query(
+            "SELECT e.id FROM unnest($1::text[]) AS e(id)
+             WHERE (SELECT count(*) FROM deliveries d
+                    WHERE d.tenant = 'default' AND d.event_id = e.id AND d.state = 'delivered') <> 3
+             ORDER BY e.id",
+            &[&accepted],
+        )
+        .await?
+        .iter()
+        .map(|r| r.get::<_, String>(0))
+        .collect();
+    Ok(Progress { states, incomplete })
+}
+
+/// The deliveries of `events` that are not delivered (or missing), for a
+/// failure message.
+async fn describe(client: &tokio_postgres::Client, events: &[String]) -> String {
+    let rows = client
+        .query(
+            "SELECT e.id, d.id::text, d.webhook_id::text, d.state, d.attempt_count,
+                    d.next_attempt_at::text, d.claimed_until::text, ev.dispatched_at::text
+             FROM unnest($1::text[]) AS e(id)
+             LEFT JOIN events ev ON ev.tenant = 'default' AND ev.id = e.id
+             LEFT JOIN deliveries d ON d.tenant = 'default' AND d.event_id = e.id
+             WHERE d.state IS DISTINCT FROM 'delivered'
+             ORDER BY e.id, d.webhook_id",
+            &[&events],
+        )
+        .await;
+    match rows {
+        Err(e) => format!("(could not read them: {e})"),
+        Ok(rows) => rows
+            .iter()
+            .map(|r| {
+                format!(
+                    "event {} delivery {:?} webhook {:?} state {:?} attempts {:?} next_attempt_at {:?} claimed_until {:?} dispatched_at {:?}",
+                    r.get::<_, String>(0),
+                    r.get::<_, Option<String>>(1),
+                    r.get::<_, Option<String>>(2),
+                    r.get::<_, Option<String>>(3),
+                    r.get::<_, Option<i32>>(4),
+                    r.get::<_, Option<String>>(5),
+                    r.get::<_, Option<String>>(6),
+                    r.get::<_, Option<String>>(7),
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+    }
+}
+
+/// Checks one receiver against the deliveries of its webhook: every
+/// accepted event arrived under exactly one Webhook-Id (its delivery's) and
+/// was answered 2xx under it; no request carried another webhook's id.
+fn check_receiver(
+    name: &str,
+    receiver: &Receiver,
+    webhook: &str,
+    deliveries: &BTreeMap<String, (String, String)>,
+    accepted: &BTreeSet<String>,
+    problems: &mut Vec<String>,
+) -> usize {
+    let requests = receiver.requests();
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut succeeded = BTreeSet::new();
+    let mut wrong = Vec::new();
+    for request in &requests {
+        let id = request.header("webhook-id").unwrap_or_default().to_owned();
+        let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap_or_default();
+        let event = body["data"]["n"].as_str().unwrap_or_default().to_owned();
+        match deliveries.get(&id) {
+            Some((e, w)) if *e == event && w == webhook => {}
+            other => wrong.push(format!("Webhook-Id {id:?} carrying event {event:?} is {other:?}")),
+        }
+        if (200..300).contains(&request.status) {
+            succeeded.insert((event.clone(), id.clone()));
+        }
+        ids.entry(event).or_default().insert(id);
+    }
+    if !wrong.is_empty() {
+        problems.push(format!(
+            "{name}: {} requests not matching a delivery of its webhook: {:?}",
+            wrong.len(),
+            &wrong[..wrong.len().min(10)]
+        ));
+    }
+    let missing: Vec<&String> = accepted.iter().filter(|e| !ids.contains_key(*e)).collect();
+    if !missing.is_empty() {
+        problems.push(format!(
+            "{name}: {} accepted events never arrived: {:?}",
+            missing.len(),
+            &missing[..missing.len().min(20)]
+        ));
+    }
+    let several: Vec<_> = ids.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    if !several.is_empty() {
+        problems.push(format!(
+            "{name}: {} events arrived under several Webhook-Ids: {:?}",
+            several.len(),
+            &several[..several.len().min(10)]
+        ));
+    }
+    let unanswered: Vec<&String> = accepted
+        .iter()
+        .filter(|e| {
+            ids.get(*e).is_some_and(|set| set.iter().all(|id| !succeeded.contains(&((*e).clone(), id.clone()))))
+        })
+        .collect();
+    if !unanswered.is_empty() {
+        problems.push(format!(
+            "{name}: {} accepted events never answered 2xx: {:?}",
+            unanswered.len(),
+            &unanswered[..unanswered.len().min(20)]
+        ));
+    }
+    requests.len()
+}
+
+/// Under random worker kills, broker outages and Postgres restarts, every accepted event reaches all three subscribers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_accepted_event_is_delivered_to_every_subscriber_under_random_faults() {
+    let test_started = Instant::now();
+    let secs: u64 = std::env::var("HOOKLINE_SOAK_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(90);
+    let seed: u64 = std::env::var("HOOKLINE_SOAK_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(1, |d| d.as_nanos() as u64)
+    });
+    eprintln!("soak: {secs} s of load, HOOKLINE_SOAK_SEED={seed}");
+    let mut rng = Rng::new(seed);
+    let logs = LogDir::new("soak");
+    let postgres = PrivatePostgres::start().await;
+    let rabbit = PrivateBroker::start().await;
+    let database_url = postgres.url("hookline");
+    let amqp_url = rabbit.url();
+
+    // Three subscribers of every event, created directly in the store.
+    let prompt = Receiver::start().await;
+    let flaky = Receiver::start().await;
+    flaky.fail_first_per_id(true);
+    let slow = Receiver::start().await;
+    slow.set_delay(Duration::from_secs(1));
+    let store = Store::connect(&PgSettings { url: database_url.clone(), pool_size: 2, ..Default::default() })
+        .await
+        .expect("the private Postgres answers and migrates");
+    let mut webhooks = Vec::new();
+    for (name, receiver) in [("prompt", &prompt), ("flaky", &flaky), ("slow", &slow)] {
+        let id = WebhookId::from_uuid(uuid::Uuid::now_v7());
+        let new = NewWebhook {
+            scheme: Default::default(),
+            tenant: TenantId::default(),
+            name: WebhookName::parse(name).expect("valid"),
+            url: WebhookUrl::parse(&receiver.url()).expect("valid"),
+            token: SigningToken::parse("0123456789abcdef").expect("valid"),
+            events: EventFilters::parse(["*"]).expect("valid"),
+            active: true,
+        };
+        let created = store.create_webhook(id, &new, time::OffsetDateTime::now_utc(), 10).await.expect("create");
+        assert!(matches!(created, Created::Webhook(_)));
+        webhooks.push((name, receiver, id.as_uuid().to_string()));
+    }
+    drop(store);
+
+    let amqp = AmqpSettings {
+        url: amqp_url.clone(),
+        namespace: NAMESPACE.to_owned(),
+        queue_expires: None,
+        queue_type: QueueType::Quorum,
+    };
+    {
+        let (connection, publisher) = open_publisher(&amqp).await.expect("the private RabbitMQ answers");
+        publisher.declare_topology().await.expect("declare the topology");
+        let _ = connection.close(200, "declared".into()).await;
+    }
+    let target = Target { database_url: &database_url, amqp_url: &amqp_url, namespace: NAMESPACE };
+    let mut workers = Workers::start(target, &logs).await;
+
+    let stop_load = CancellationToken::new();
+    let load = tokio::spawn(run_load(amqp.clone(), stop_load.clone()));
+    let started = Instant::now();
+    let end = started + Duration::from_secs(secs);
+    let mut faults: Vec<String> = Vec::new();
+    let mut order: Vec<Fault> = Vec::new();
+    let mut next_fault = started + FAULT_GAP + Duration::from_millis(rng.below(10_000));
+    while Instant::now() < end {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        workers.check().await;
+        if Instant::now() < next_fault {
+            continue;
+        }
+        // Each kind once per round of four, in a random order.
+        if order.is_empty() {
+            order = FAULTS.to_vec();
+            for i in (1..order.len()).rev() {
+                let j = usize::try_from(rng.below(i as u64 + 1)).expect("small");
+                order.swap(i, j);
+            }
+        }
+        let fault = order.pop().expect("refilled above");
+        let at = started.elapsed().as_secs();
+        let detail = match fault {
+            Fault::KillWorker | Fault::StopWorker => {
+                let slot = usize::try_from(rng.below(2)).expect("small");
+                workers.replace(slot, matches!(fault, Fault::KillWorker)).await;
+                format!("slot {slot}")
+            }
+            Fault::BrokerOutage => {
+                let handle = tokio::runtime::Handle::current();
+                // The node's control commands block: keep them off the
+                // threads that run the receivers and the load.
+                tokio::task::block_in_place(|| handle.block_on(rabbit.stop()));
+                tokio::time::sleep(Duration::from_secs(5)).await;
+                tokio::task::block_in_place(|| handle.block_on(rabbit.restart()));
+                String::new()
+            }
+            Fault::PostgresRestart => {
+                postgres.restart().await;
+                String::new()
+            }
+        };
+        let took = started.elapsed().as_secs() - at;
+        eprintln!("soak: t={at}s {fault:?} {detail} (took {took} s)");
+        faults.push(format!("t={at}s {fault:?} {detail}"));
+        next_fault = Instant::now() + FAULT_GAP + Duration::from_millis(rng.below(10_000));
+    }
+    stop_load.cancel();
+    let stats = load.await.expect("the load task");
+    let load_secs = started.elapsed().as_secs();
+    let accepted: Vec<String> = stats.accepted.iter().cloned().collect();
+    eprintln!(
+        "soak: load stopped after {load_secs} s: {} accepted, {} failed publishes, {} ticks without a connection, {} reconnects",
+        accepted.len(),
+        stats.failed,
+        stats.skipped,
+        stats.reconnects
+    );
+
+    // Wait (bounded) until every accepted event is delivered three times
+    // and nothing waits.
+    let mut deadline = Instant::now() + DRAIN_WAIT;
+    let under_nextest = std::env::var_os("NEXTEST").is_some();
+    if under_nextest {
+        deadline = deadline.min(test_started + NEXTEST_BUDGET);
+    }
+    let drain_started = Instant::now();
+    let mut last = Progress::default();
+    let mut settled = false;
+    let mut report = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        workers.check().await;
+        if Instant::now() >= report {
+            // Progress, in case the harness's own timeout ends the test first.
+            eprintln!(
+                "soak: draining: deliveries by state {:?}, {} accepted events incomplete",
+                last.states,
+                last.incomplete.len()
+            );
+            report += Duration::from_secs(10);
+        }
+        if let Some(client) = pg(&database_url).await
+            && let Ok(now) = progress(&client, &accepted).await
+        {
+            settled = now.done();
+            last = now;
+            if settled {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+    let drain_secs = started.elapsed().as_secs() - load_secs;
+
+    let mut problems = std::mem::take(&mut workers.problems);
+    let client = pg(&database_url).await.expect("the private Postgres answers at the end");
+    if !settled {
+        let sample: Vec<String> = last.incomplete.iter().take(10).cloned().collect();
+        problems.push(format!(
+            "not settled within {:?} of the load's end{}: deliveries by state {:?}; {} of {} accepted events without 3 delivered deliveries; some:\n{}",
+            drain_started.elapsed(),
+            if under_nextest { " (cut to fit nextest's slow-timeout)" } else { "" },
+            last.states,
+            last.incomplete.len(),
+            accepted.len(),
+            describe(&client, &sample).await
+        ));
+        let ids: Vec<String> = client
+            .query(
+                "SELECT id::text FROM deliveries WHERE tenant = 'default' AND event_id = ANY($1) AND state <> 'delivered'",
+                &[&sample],
+            )
+            .await
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            .unwrap_or_default();
+        for id in ids {
+            problems.push(format!("worker log lines naming delivery {id}: {:#?}", logs.grep(&id)));
+        }
+        let waiting: Vec<String> = client
+            .query(
+                "SELECT d.id::text || ' event ' || d.event_id || ' ' || d.state || ' attempts ' || d.attempt_count
+                        || ' next_attempt_at ' || coalesce(d.next_attempt_at::text, '-')
+                        || ' claimed_until ' || coalesce(d.claimed_until::text, '-')
+                 FROM deliveries d WHERE d.state IN ('pending', 'retrying') ORDER BY d.next_attempt_at LIMIT 10",
+                &[],
+            )
+            .await
+            .map(|rows| rows.iter().map(|r| r.get::<_, String>(0)).collect())
+            .unwrap_or_default();
+        if !waiting.is_empty() {
+            problems.push(format!("waiting deliveries (first 10): {waiting:#?}"));
+        }
+    }
+
+    // Exactly one delivery per (event, webhook) for the accepted events.
+    let rows = client
+        .query("SELECT id::text, event_id, webhook_id::text FROM deliveries", &[])
+        .await
+        .expect("read the deliveries");
+    let deliveries: BTreeMap<String, (String, String)> =
+        rows.iter().map(|r| (r.get::<_, String>(0), (r.get::<_, String>(1), r.get::<_, String>(2)))).collect();
+    let mut per_event: BTreeMap<&str, usize> = BTreeMap::new();
+    for (event, _) in deliveries.values() {
+        *per_event.entry(event).or_default() += 1;
+    }
+    let not_three: Vec<_> =
+        accepted.iter().filter(|e| per_event.get(e.as_str()).copied() != Some(3)).take(20).collect();
+    if !not_three.is_empty() {
+        problems.push(format!("accepted events without exactly 3 delivery rows (first 20): {not_three:?}"));
+    }
+    let mismatched: i64 = client
+        .query_one(
+            "SELECT count(*) FROM deliveries d WHERE d.attempt_count <>
+                (SELECT count(*) FROM attempts a WHERE a.delivery_id = d.id)",
+            &[],
+        )
+        .await
+        .expect("attempt counts")
+        .get(0);
+    if mismatched != 0 {
+        problems.push(format!("{mismatched} deliveries whose attempt_count differs from their attempt rows"));
+    }
+
+    // Each receiver saw each accepted event under one Webhook-Id.
+    let mut requests = 0;
+    for (name, receiver, webhook) in &webhooks {
+        requests += check_receiver(name, receiver, webhook, &deliveries, &stats.accepted, &mut problems);
+    }
+
+    // Nothing parked.
+    match open_publisher(&amqp).await {
+        None => problems.push("cannot connect to the private RabbitMQ at the end".to_owned()),
+        Some((connection, _)) => {
+            let channel = connection.create_channel().await.expect("channel");
+            let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            let parked = Topology::from_settings(&amqp).parked_queue();
+            let queue = channel.queue_declare(parked.as_str().into(), passive, FieldTable::default()).await;
+            match queue {
+                Err(e) => problems.push(format!("passive declare of {parked}: {e}")),
+                Ok(queue) if queue.message_count() > 0 => {
+                    let mut bodies = Vec::new();
+                    for _ in 0..5 {
+                        let got = channel.basic_get(parked.as_str().into(), BasicGetOptions { no_ack: false }).await;
+                        if let Ok(Some(message)) = got {
+                            bodies.push(String::from_utf8_lossy(&message.delivery.data).into_owned());
+                        }
+                    }
+                    problems.push(format!("{} messages parked in {parked}; some: {bodies:#?}", queue.message_count()));
+                }
+                Ok(_) => {}
+            }
+            let _ = connection.close(200, "checked".into()).await;
+        }
+    }
+
+    let totals = workers.totals().await;
+    workers.stop_all().await;
+    problems.append(&mut workers.problems);
+    let counter = |name: &str| totals.get(name).copied().unwrap_or(0.0);
+    println!(
+        "soak summary: seed {seed}, {load_secs} s load + {drain_secs} s drain, {} events accepted ({} failed publishes), {} faults [{}], {} workers started, {} requests received, redeliveries {}, reconciled {}, fenced {}, store waits {}, publish failures {}",
+        accepted.len(),
+        stats.failed,
+        faults.len(),
+        faults.join("; "),
+        workers.started,
+        requests,
+        counter("hookline_redeliveries_total"),
+        counter("hookline_reconciled_total"),
+        counter("hookline_messages_fenced_total"),
+        counter("hookline_store_waits_total"),
+        counter("hookline_publish_failures_total"),
+    );
+    assert!(!accepted.is_empty(), "the load published nothing");
+    assert!(problems.is_empty(), "soak failed (seed {seed}):\n{}", problems.join("\n"));
+    drop(workers);
+    drop(logs);
+}
