@@ -91,15 +91,18 @@ async fn a_retry_whose_message_is_lost_is_reconciled() {
     let retrying = delivery_when(&app, &id, |d| d["state"] == "retrying").await;
     let due = ms(&retrying["nextAttemptAt"]);
 
-    // The retry waits 1,024 ms in the first tier it enters: purge every tier
-    // (and the due queue) well inside that window.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The retry waits in the delay tiers (1,024 ms in the first): purge
+    // every tier (and the due queue) until its message is gone.
     let connection = app.broker.connect().await;
     let channel = connection.create_channel().await.expect("channel");
     let topology = Topology::from_settings(&app.worker_settings.amqp);
     let mut purged = 0;
-    for queue in TIERS_MS.iter().map(|t| topology.tier_queue(*t)).chain([topology.retries_queue()]) {
-        purged += channel.queue_purge(queue.into(), QueuePurgeOptions::default()).await.expect("purge");
+    while purged == 0 {
+        assert!(unix_ms(OffsetDateTime::now_utc()) < due - 200, "the retry's message was never seen waiting");
+        for queue in TIERS_MS.iter().map(|t| topology.tier_queue(*t)).chain([topology.retries_queue()]) {
+            purged += channel.queue_purge(queue.into(), QueuePurgeOptions::default()).await.expect("purge");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(purged, 1, "the retry's message was waiting in a tier, and is gone");
 

@@ -11,6 +11,13 @@
 //! duplicates a delivery fails. `hookline-bench fairness` measures healthy
 //! webhooks' latency with and without a hanging one beside them.
 //!
+//! A scenario's measured webhooks may have slow endpoints beside them
+//! ([`Beside`], possibly another account's), answering after `hang_ms`:
+//! those deliveries are counted (requested, answered, duplicated), not
+//! waited for. `slow-tenant` runs first without that load (`alone`) so the
+//! measured p99 can be compared; `memory` stops at a time box and reports
+//! the worker's peak RSS.
+//!
 //! Each scenario uses a fresh database (`hookline_bench_…`, dropped after)
 //! and broker namespace.
 
@@ -43,7 +50,7 @@ enum Cli {
         /// Events in the full-speed scenarios.
         #[arg(long, default_value_t = 30_000)]
         events: usize,
-        /// Seconds of the fixed-rate scenarios.
+        /// Seconds of the fixed-rate scenarios (`rate-*`, `slow-tenant`).
         #[arg(long, default_value_t = 60)]
         seconds: u64,
         /// Where the JSON and Markdown results go.
@@ -87,17 +94,64 @@ enum Source {
     Direct,
 }
 
+/// Webhooks beside the measured ones whose endpoints answer after the
+/// scenario's `hang_ms`, with events of their own interleaved evenly with
+/// the measured events. Their deliveries are counted, not waited for.
+#[derive(Debug, Clone, Serialize)]
+struct Beside {
+    /// Webhooks, each subscribed to `filter`.
+    webhooks: u32,
+    /// Events of type `event_type` (each goes to every one of the webhooks).
+    events: usize,
+    /// Their account (webhooks and events); `None`: the default one.
+    tenant: Option<&'static str>,
+    event_type: &'static str,
+    filter: &'static str,
+}
+
+impl Beside {
+    /// One webhook of the default account that hangs, on `events` events.
+    fn hanging(events: usize) -> Self {
+        Self { webhooks: 1, events, tenant: None, event_type: "slow.created", filter: "slow.created" }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 struct Scenario {
     name: &'static str,
+    /// Which phase of the scenario this is (`alone`, `beside`), or empty.
+    phase: &'static str,
+    /// Events to the measured webhooks.
     events: usize,
+    /// Measured webhooks.
     fanout: u32,
+    /// The measured webhooks' and events' account; `None`: the default one.
+    tenant: Option<&'static str>,
+    /// The measured events' type, and what every measured webhook subscribes
+    /// to (unless `separate`).
+    event_type: &'static str,
+    filter: &'static str,
+    /// Each measured webhook has its own event type (`h{w}.created`) and
+    /// each event goes to one of them.
+    separate: bool,
+    /// Bytes of padding (a string in `data.pad`) in every event.
+    payload_bytes: usize,
     pace: Pace,
     source: Source,
     /// Fail the first request of every n-th event (0: none).
     fail_every: u64,
-    /// A webhook whose endpoint hangs this long, and how many events go to it.
-    hanging: Option<(u64, usize)>,
+    /// How long slow endpoints take to answer, in ms.
+    hang_ms: u64,
+    /// The measured webhooks' endpoints are slow too.
+    slow: bool,
+    /// Slow webhooks beside the measured ones.
+    beside: Option<Beside>,
+    /// Run the scenario first without `beside` (at the measured events'
+    /// share of the rate) and report the p99 ratio.
+    compare_alone: bool,
+    /// Stop waiting for deliveries this many seconds after the first event
+    /// was sent; deliveries not finished by then are reported, not failed.
+    time_box_secs: Option<u64>,
     workers: usize,
     retry_schedule: &'static str,
 }
@@ -106,15 +160,44 @@ impl Scenario {
     fn new(name: &'static str, events: usize) -> Self {
         Self {
             name,
+            phase: "",
             events,
             fanout: 1,
+            tenant: None,
+            event_type: "bench.created",
+            filter: "bench.created",
+            separate: false,
+            payload_bytes: 0,
             pace: Pace::FullSpeed { concurrency: 64 },
             source: Source::Http,
             fail_every: 0,
-            hanging: None,
+            hang_ms: 10_000,
+            slow: false,
+            beside: None,
+            compare_alone: false,
+            time_box_secs: None,
             workers: 1,
             retry_schedule: "5s,1m,5m,30m,2h,5h,10h,10h",
         }
+    }
+
+    /// The name with its phase.
+    fn title(&self) -> String {
+        if self.phase.is_empty() { self.name.to_owned() } else { format!("{} ({})", self.name, self.phase) }
+    }
+
+    /// The same scenario without the load beside: only the measured events,
+    /// at their share of a fixed rate.
+    fn alone(&self) -> Self {
+        let beside = self.beside.as_ref().map_or(0, |b| b.events);
+        let pace = match self.pace {
+            Pace::Rate { per_sec } => {
+                let share = u64::from(per_sec) * self.events as u64 / (self.events + beside).max(1) as u64;
+                Pace::Rate { per_sec: u32::try_from(share).unwrap_or(u32::MAX).max(1) }
+            }
+            full => full,
+        };
+        Self { phase: "alone", beside: None, pace, ..self.clone() }
     }
 }
 
@@ -128,12 +211,46 @@ fn scenarios(events: usize, seconds: u64) -> Vec<Scenario> {
         Scenario { fail_every: 10, retry_schedule: "200ms,1s", ..Scenario::new("failing-10pct", events / 3) },
         Scenario {
             fanout: 10,
+            separate: true,
             pace: Pace::Rate { per_sec: 200 },
-            hanging: Some((10_000, 1000)),
+            hang_ms: 10_000,
+            beside: Some(Beside::hanging(1000)),
             ..Scenario::new("hanging-beside-10", 10_000)
         },
         Scenario { source: Source::Direct, ..Scenario::new("direct-amqp", events) },
         Scenario { workers: 2, ..Scenario::new("two-workers", events) },
+        // Account B (globex, one fast webhook on `b.*`, 10 events/s) beside
+        // account A (acme, six webhooks on `a.*` answering after 8 s, 50
+        // events/s): B's latency, and B's alone first.
+        Scenario {
+            phase: "beside",
+            tenant: Some("globex"),
+            event_type: "b.created",
+            filter: "b.*",
+            pace: Pace::Rate { per_sec: 60 },
+            hang_ms: 8_000,
+            beside: Some(Beside {
+                webhooks: 6,
+                events: rate_events(50),
+                tenant: Some("acme"),
+                event_type: "a.created",
+                filter: "a.*",
+            }),
+            compare_alone: true,
+            ..Scenario::new("slow-tenant", rate_events(10))
+        },
+        // 100 webhooks on `*` answering after 10 s, 300 events of ~250 KB
+        // (under the producer's 256 KiB body limit): the worker's peak RSS
+        // 40 s in.
+        Scenario {
+            fanout: 100,
+            filter: "*",
+            payload_bytes: 250_000,
+            slow: true,
+            hang_ms: 10_000,
+            time_box_secs: Some(40),
+            ..Scenario::new("memory", 300)
+        },
     ]
 }
 
@@ -176,10 +293,46 @@ struct Outcome {
     producer: Usage,
     workers: Vec<Usage>,
     rows: Rows,
+    /// Measured (event, webhook) pairs not delivered (when the scenario
+    /// has a time box: not finished by then).
     lost: u64,
     duplicates: u64,
+    /// The scenario's time box ended the wait before every measured
+    /// delivery was done.
+    stopped_at_time_box: bool,
+    /// Deliveries to slow endpoints (those beside, else the measured ones
+    /// when they are slow), counted when the run stopped waiting.
+    slow: Option<SlowCounts>,
     rabbitmq_raw_per_sec: f64,
     fraction_of_raw: f64,
+}
+
+/// Deliveries to slow endpoints when the run stopped waiting: (event,
+/// webhook) pairs expected, requested at least once, answered, and requests
+/// beyond the first per pair (one pair is one `Webhook-Id`).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+struct SlowCounts {
+    webhooks: u32,
+    expected: u64,
+    requested: u64,
+    answered: u64,
+    duplicates: u64,
+}
+
+impl SlowCounts {
+    fn count(
+        arrivals: &std::collections::HashMap<(u64, u32), receiver::Arrival>,
+        webhooks: std::ops::Range<u32>,
+        expected: u64,
+    ) -> Self {
+        let mut counts = Self { webhooks: webhooks.end - webhooks.start, expected, ..Self::default() };
+        for arrival in arrivals.iter().filter(|((_, w), _)| webhooks.contains(w)).map(|(_, a)| a) {
+            counts.requested += u64::from(arrival.requests > 0);
+            counts.answered += u64::from(arrival.delivered_at.is_some());
+            counts.duplicates += u64::from(arrival.requests.saturating_sub(1));
+        }
+        counts
+    }
 }
 
 /// Sends one event over HTTP; returns how long the API took.
@@ -196,9 +349,20 @@ async fn send_http(http: &reqwest::Client, api: std::net::SocketAddr, body: Stri
     Ok(started.elapsed())
 }
 
-/// One event's body, its index in `data.i`.
-fn event_body(event_type: &str, i: u64) -> String {
-    format!(r#"{{"event":"{event_type}","id":"e{i}","data":{{"i":{i}}}}}"#)
+/// One event to send.
+struct EventSpec {
+    event_type: String,
+    /// Its index, sent in `data.i`.
+    index: u64,
+    tenant: Option<&'static str>,
+}
+
+/// One event's body, its index in `data.i`, `pad` bytes in `data.pad`.
+fn event_body(event: &EventSpec, pad: usize) -> String {
+    let EventSpec { event_type, index: i, tenant } = event;
+    let pad = if pad > 0 { format!(r#","pad":"{}""#, "x".repeat(pad)) } else { String::new() };
+    let tenant = tenant.map(|t| format!(r#","tenant":"{t}""#)).unwrap_or_default();
+    format!(r#"{{"event":"{event_type}","id":"e{i}","data":{{"i":{i}{pad}}}{tenant}}}"#)
 }
 
 struct Sent {
@@ -206,12 +370,12 @@ struct Sent {
     ingest: Vec<Duration>,
 }
 
-/// Drives the load: every event index `0..n`, typed by `event_type(i)`.
+/// Drives the load: every event `event_at(k)` for `k` in `0..n`.
 async fn drive(
     stack: &Stack,
     scenario: &Scenario,
     n: usize,
-    event_at: impl Fn(usize) -> (String, u64),
+    event_at: impl Fn(usize) -> EventSpec,
 ) -> anyhow::Result<(Sent, Duration)> {
     let sent = Arc::new(Mutex::new(Sent { at: vec![None; n], ingest: Vec::with_capacity(n) }));
     let started = Instant::now();
@@ -229,8 +393,7 @@ async fn drive(
             let mut requests = futures_util::stream::iter(0..n)
                 .map(|i| {
                     let http = http.clone();
-                    let (kind, index) = event_at(i);
-                    let body = event_body(&kind, index);
+                    let body = event_body(&event_at(i), scenario.payload_bytes);
                     let sent = sent.clone();
                     let api = stack.api;
                     async move {
@@ -272,13 +435,13 @@ async fn drive(
                     sent.at[i] = Some(at);
                 }
                 let at = Instant::now();
-                let (kind, index) = event_at(i);
+                let event = event_at(i);
                 let confirm = channel
                     .basic_publish(
                         exchange.as_str().into(),
-                        kind.as_str().into(),
+                        event.event_type.as_str().into(),
                         BasicPublishOptions { mandatory: true, ..Default::default() },
-                        event_body(&kind, index).as_bytes(),
+                        event_body(&event, scenario.payload_bytes).as_bytes(),
                         BasicProperties::default().with_delivery_mode(2).with_content_type("application/json".into()),
                     )
                     .await?;
@@ -303,11 +466,15 @@ async fn create_webhook(
     stack: &Stack,
     name: &str,
     url: &str,
-    events: &[String],
+    filter: &str,
+    tenant: Option<&str>,
 ) -> anyhow::Result<()> {
-    let body = serde_json::json!({
-        "name": name, "url": url, "token": "bench-token-0123456789", "events": events
+    let mut body = serde_json::json!({
+        "name": name, "url": url, "token": "bench-token-0123456789", "events": [filter]
     });
+    if let Some(tenant) = tenant {
+        body["tenant"] = tenant.into();
+    }
     let response = http.post(format!("http://{}/v1/webhooks", stack.api)).bearer_auth(KEY).json(&body).send().await?;
     anyhow::ensure!(response.status() == 201, "create webhook: {}", response.status());
     Ok(())
@@ -324,30 +491,33 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
         retry_schedule: scenario.retry_schedule.to_owned(),
         extra_env: Vec::new(),
     };
-    let receiver = Receiver::start(Behaviour {
-        fail_every: scenario.fail_every,
-        hang: Duration::from_millis(scenario.hanging.map_or(0, |(ms, _)| ms)),
-    })
-    .await?;
+    let receiver =
+        Receiver::start(Behaviour { fail_every: scenario.fail_every, hang: Duration::from_millis(scenario.hang_ms) })
+            .await?;
     let stack = Stack::start(&options).await?;
     let http = reqwest::Client::new();
-    // With a hanging webhook each healthy webhook has its own event type
-    // (so events can be addressed to one), else all share one.
-    let separate = scenario.hanging.is_some();
-    for w in 0..scenario.fanout {
-        let events = if separate { vec![format!("h{w}.created")] } else { vec!["bench.created".to_owned()] };
-        create_webhook(&http, &stack, &format!("w{w}"), &receiver.url(w), &events).await?;
+    // Measured webhooks are receiver webhooks `0..fanout` (named `w…`),
+    // those beside come after them (named `beside…`).
+    let fanout = scenario.fanout;
+    let separate = scenario.separate;
+    for w in 0..fanout {
+        let filter = if separate { format!("h{w}.created") } else { scenario.filter.to_owned() };
+        let url = if scenario.slow { receiver.slow_url(w) } else { receiver.url(w) };
+        create_webhook(&http, &stack, &format!("w{w}"), &url, &filter, scenario.tenant).await?;
     }
-    if scenario.hanging.is_some() {
-        create_webhook(&http, &stack, "hanging", &receiver.hang_url(), &["slow.created".to_owned()]).await?;
+    let beside_webhooks = fanout..fanout + scenario.beside.as_ref().map_or(0, |b| b.webhooks);
+    if let Some(beside) = &scenario.beside {
+        for w in beside_webhooks.clone() {
+            let url = receiver.slow_url(w);
+            create_webhook(&http, &stack, &format!("beside{w}"), &url, beside.filter, beside.tenant).await?;
+        }
     }
 
     let healthy_events = scenario.events;
-    let slow_events = scenario.hanging.map_or(0, |(_, n)| n);
+    let slow_events = scenario.beside.as_ref().map_or(0, |b| b.events);
     let total = healthy_events + slow_events;
     // Slow events spread evenly among the healthy ones; indexes past
     // `healthy_events` are slow.
-    let fanout = scenario.fanout;
     let order: Vec<u64> = {
         let mut order = Vec::with_capacity(total);
         let (mut h, mut s) = (0u64, healthy_events as u64);
@@ -364,15 +534,18 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
         order
     };
     let (sent, ingest_took) = drive(&stack, scenario, total, |k| {
-        let i = order[k];
-        let kind = if i >= healthy_events as u64 {
-            "slow.created".to_owned()
-        } else if separate {
-            format!("h{}.created", i % u64::from(fanout))
-        } else {
-            "bench.created".to_owned()
-        };
-        (kind, i)
+        let index = order[k];
+        match &scenario.beside {
+            Some(beside) if index >= healthy_events as u64 => {
+                EventSpec { event_type: beside.event_type.to_owned(), index, tenant: beside.tenant }
+            }
+            _ if separate => EventSpec {
+                event_type: format!("h{}.created", index % u64::from(fanout.max(1))),
+                index,
+                tenant: scenario.tenant,
+            },
+            _ => EventSpec { event_type: scenario.event_type.to_owned(), index, tenant: scenario.tenant },
+        }
     })
     .await?;
     // `sent.at` is by position in `order`; map it back to event indexes.
@@ -386,24 +559,30 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
     let expected: Vec<(u64, u32)> = (0..healthy_events as u64)
         .flat_map(|i| {
             if separate {
-                vec![(i, u32::try_from(i % u64::from(fanout)).unwrap_or(0))]
+                vec![(i, u32::try_from(i % u64::from(fanout.max(1))).unwrap_or(0))]
             } else {
                 (0..fanout).map(|w| (i, w)).collect()
             }
         })
         .collect();
     let want = expected.len() as u64;
-    let mut last_progress = (receiver.successes(), Instant::now());
-    while receiver.successes() < want {
+    let time_box = scenario.time_box_secs.map(|s| first_sent + Duration::from_secs(s));
+    let mut stopped_at_time_box = false;
+    let mut last_progress = (receiver.successes(0..fanout), Instant::now());
+    while receiver.successes(0..fanout) < want {
+        if time_box.is_some_and(|end| Instant::now() >= end) {
+            stopped_at_time_box = true;
+            break;
+        }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let now = receiver.successes();
+        let now = receiver.successes(0..fanout);
         if now != last_progress.0 {
             last_progress = (now, Instant::now());
         }
         anyhow::ensure!(
             last_progress.1.elapsed() < Duration::from_secs(60),
             "{}: stalled at {now} of {want} deliveries",
-            scenario.name
+            scenario.title()
         );
     }
     let (producer_usage, worker_usage) = stack.usage();
@@ -419,29 +598,51 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
                 let planned_failures = u32::from(scenario.fail_every > 0 && key.0 % scenario.fail_every == 0);
                 duplicates += u64::from(arrival.requests.saturating_sub(1 + planned_failures));
                 requests += u64::from(arrival.requests);
-                if let (Some(at), Some(sent)) = (arrival.delivered_at, sent_at[usize::try_from(key.0).unwrap_or(0)]) {
-                    latencies.push(at.saturating_duration_since(sent));
-                    last = last.max(at);
+                match (arrival.delivered_at, sent_at[usize::try_from(key.0).unwrap_or(0)]) {
+                    (Some(at), Some(sent)) => {
+                        latencies.push(at.saturating_duration_since(sent));
+                        last = last.max(at);
+                    }
+                    (None, _) => lost += 1,
+                    (Some(_), None) => {}
                 }
             }
             None => lost += 1,
         }
     }
+    let delivered = want - lost;
+    let slow = match &scenario.beside {
+        Some(beside) => {
+            Some(SlowCounts::count(&arrivals, beside_webhooks, beside.events as u64 * u64::from(beside.webhooks)))
+        }
+        None if scenario.slow => Some(SlowCounts::count(&arrivals, 0..fanout, want)),
+        None => None,
+    };
 
-    // Every attempt made to a healthy webhook is recorded.
+    // Every attempt made to a measured webhook is recorded: when they answer
+    // at once, as many as requests arrived; when they are slow, at least the
+    // requests answered before and at most those arrived by now (the others
+    // are recorded once answered).
     let db = stack.db().await?;
-    let healthy_attempts = "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
-                            JOIN webhooks w ON w.id = d.webhook_id WHERE w.name <> 'hanging'";
+    let measured_attempts = "SELECT count(*) FROM attempts a JOIN deliveries d ON d.id = a.delivery_id \
+                             JOIN webhooks w ON w.id = d.webhook_id WHERE w.name NOT LIKE 'beside%'";
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let recorded = count(&db, healthy_attempts).await?;
-        if u64::try_from(recorded).unwrap_or(0) == requests {
+        let recorded = u64::try_from(count(&db, measured_attempts).await?).unwrap_or(0);
+        let (ok, wanted) = if scenario.slow {
+            let arrived: u64 =
+                receiver.arrivals().iter().filter(|((_, w), _)| *w < fanout).map(|(_, a)| u64::from(a.requests)).sum();
+            (delivered <= recorded && recorded <= arrived, format!("{delivered} to {arrived}"))
+        } else {
+            (recorded == requests, requests.to_string())
+        };
+        if ok {
             break;
         }
         anyhow::ensure!(
             Instant::now() < deadline,
-            "{}: {requests} requests arrived but {recorded} attempts are recorded",
-            scenario.name
+            "{}: {wanted} attempts expected but {recorded} are recorded",
+            scenario.title()
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -454,11 +655,11 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
     stack.stop().await?;
 
     let span = last.saturating_duration_since(first_sent).as_secs_f64().max(1e-9);
-    let deliveries_per_sec = want as f64 / span;
+    let deliveries_per_sec = delivered as f64 / span;
     Ok(Outcome {
         scenario: scenario.clone(),
         events_sent: total,
-        deliveries: want,
+        deliveries: delivered,
         ingest_per_sec: total as f64 / ingest_took.as_secs_f64().max(1e-9),
         ingest_latency: percentiles(sent.ingest),
         deliveries_per_sec,
@@ -468,9 +669,25 @@ async fn run_scenario(scenario: &Scenario, raw_rate: f64) -> anyhow::Result<Outc
         rows,
         lost,
         duplicates,
+        stopped_at_time_box,
+        slow,
         rabbitmq_raw_per_sec: raw_rate,
         fraction_of_raw: deliveries_per_sec / raw_rate.max(1e-9),
     })
+}
+
+/// B's p99 beside the other load against alone, for the scenarios run both
+/// ways: (scenario, p99 alone, p99 beside).
+fn comparisons(outcomes: &[Outcome]) -> Vec<(&'static str, f64, f64)> {
+    outcomes
+        .iter()
+        .filter(|o| o.scenario.phase == "alone")
+        .filter_map(|alone| {
+            let beside =
+                outcomes.iter().find(|o| o.scenario.name == alone.scenario.name && o.scenario.phase != "alone")?;
+            Some((alone.scenario.name, alone.delivery_latency.p99_ms, beside.delivery_latency.p99_ms))
+        })
+        .collect()
 }
 
 fn markdown(outcomes: &[Outcome], raw: &BTreeMap<&str, f64>) -> String {
@@ -488,8 +705,8 @@ fn markdown(outcomes: &[Outcome], raw: &BTreeMap<&str, f64>) -> String {
         let workers: Vec<String> =
             o.workers.iter().map(|w| format!("{:.1} / {:.0}", w.cpu_seconds, w.peak_rss_mib)).collect();
         md.push_str(&format!(
-            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.0} % | {:.1} / {:.1} / {:.1} / {:.0} | {:.1} / {:.0} | {} | {}/{}/{} | {} | {} |\n",
-            o.scenario.name,
+            "| {} | {} | {} | {:.0} | {:.1} | {:.0} | {:.0} % | {:.1} / {:.1} / {:.1} / {:.0} | {:.1} / {:.0} | {} | {}/{}/{} | {}{} | {} |\n",
+            o.scenario.title(),
             o.events_sent,
             o.deliveries,
             o.ingest_per_sec,
@@ -507,21 +724,51 @@ fn markdown(outcomes: &[Outcome], raw: &BTreeMap<&str, f64>) -> String {
             o.rows.deliveries,
             o.rows.attempts,
             o.lost,
+            if o.stopped_at_time_box { " (unfinished at the time box)" } else { "" },
             o.duplicates,
         ));
+    }
+    let slow: Vec<&Outcome> = outcomes.iter().filter(|o| o.slow.is_some()).collect();
+    if !slow.is_empty() {
+        md.push_str(
+            "\nSlow endpoints' deliveries when the run stopped waiting ((event, webhook) pairs; dup: requests beyond the first per `Webhook-Id`):\n\n",
+        );
+        md.push_str("| scenario | slow webhooks | answer after ms | expected | requested | answered | dup |\n");
+        md.push_str("|---|---|---|---|---|---|---|\n");
+        for o in slow {
+            let c = o.slow.unwrap_or_default();
+            md.push_str(&format!(
+                "| {} | {} | {} | {} | {} | {} | {} |\n",
+                o.scenario.title(),
+                c.webhooks,
+                o.scenario.hang_ms,
+                c.expected,
+                c.requested,
+                c.answered,
+                c.duplicates
+            ));
+        }
+    }
+    let comparisons = comparisons(outcomes);
+    if !comparisons.is_empty() {
+        md.push('\n');
+        for (name, alone, beside) in comparisons {
+            md.push_str(&format!(
+                "{name}: measured p99 alone {alone:.1} ms, beside the slow load {beside:.1} ms, ratio {:.2} (goal: under 1,000 ms, ideally a ratio of at most 2)\n",
+                beside / alone.max(1e-9)
+            ));
+        }
     }
     md
 }
 
 async fn run(names: Vec<String>, events: usize, seconds: u64, out: PathBuf) -> anyhow::Result<()> {
-    let selected: Vec<Scenario> = scenarios(events, seconds)
-        .into_iter()
-        .filter(|s| names.is_empty() || names.iter().any(|n| n == s.name))
-        .collect();
-    anyhow::ensure!(
-        !selected.is_empty(),
-        "no such scenario; known: fanout-1, fanout-10, rate-500, rate-200, failing-10pct, hanging-beside-10, direct-amqp, two-workers"
-    );
+    let all = scenarios(events, seconds);
+    let known: Vec<&str> = all.iter().map(|s| s.name).collect();
+    let known = known.join(", ");
+    let selected: Vec<Scenario> =
+        all.into_iter().filter(|s| names.is_empty() || names.iter().any(|n| n == s.name)).collect();
+    anyhow::ensure!(!selected.is_empty(), "no such scenario; known: {known}");
     eprintln!("measuring raw RabbitMQ publish+consume…");
     let mut raw = BTreeMap::new();
     raw.insert("classic", baseline::rabbitmq_rate("classic", 50_000).await.context("raw RabbitMQ rate")?);
@@ -529,27 +776,57 @@ async fn run(names: Vec<String>, events: usize, seconds: u64, out: PathBuf) -> a
     eprintln!("  classic {:.0} msg/s, quorum {:.0} msg/s", raw["classic"], raw["quorum"]);
     let mut outcomes = Vec::new();
     let mut failures = Vec::new();
-    for scenario in &selected {
-        eprintln!("scenario {} …", scenario.name);
-        match run_scenario(scenario, raw["quorum"]).await {
+    let phases =
+        selected.iter().flat_map(|s| if s.compare_alone { vec![s.alone(), s.clone()] } else { vec![s.clone()] });
+    for scenario in phases {
+        let title = scenario.title();
+        eprintln!("scenario {title} …");
+        match run_scenario(&scenario, raw["quorum"]).await {
             Ok(outcome) => {
                 eprintln!(
-                    "  {:.0} deliveries/s, p99 {:.1} ms, lost {}, duplicates {}",
-                    outcome.deliveries_per_sec, outcome.delivery_latency.p99_ms, outcome.lost, outcome.duplicates
+                    "  {:.0} deliveries/s, p50 / p95 / p99 / max {:.1} / {:.1} / {:.1} / {:.1} ms, lost {}{}, duplicates {}, worker peak RSS {} MiB",
+                    outcome.deliveries_per_sec,
+                    outcome.delivery_latency.p50_ms,
+                    outcome.delivery_latency.p95_ms,
+                    outcome.delivery_latency.p99_ms,
+                    outcome.delivery_latency.max_ms,
+                    outcome.lost,
+                    if outcome.stopped_at_time_box { " (unfinished at the time box)" } else { "" },
+                    outcome.duplicates,
+                    outcome.workers.iter().map(|w| format!("{:.0}", w.peak_rss_mib)).collect::<Vec<_>>().join(", "),
                 );
-                if outcome.lost > 0 || outcome.duplicates > 0 {
-                    failures
-                        .push(format!("{}: lost {}, duplicated {}", scenario.name, outcome.lost, outcome.duplicates));
+                if let Some(c) = outcome.slow {
+                    eprintln!(
+                        "  slow endpoints: {} of {} deliveries requested, {} answered, duplicates {}",
+                        c.requested, c.expected, c.answered, c.duplicates
+                    );
+                }
+                // Deliveries not finished within a time box are reported,
+                // not failed; a duplicate always fails.
+                let lost = if scenario.time_box_secs.is_some() { 0 } else { outcome.lost };
+                let slow_duplicates = outcome.slow.map_or(0, |c| c.duplicates);
+                if lost > 0 || outcome.duplicates > 0 || slow_duplicates > 0 {
+                    failures.push(format!(
+                        "{title}: lost {}, duplicated {}, slow endpoints' duplicated {slow_duplicates}",
+                        outcome.lost, outcome.duplicates
+                    ));
                 }
                 outcomes.push(outcome);
             }
-            Err(e) => failures.push(format!("{}: {e:#}", scenario.name)),
+            Err(e) => failures.push(format!("{title}: {e:#}")),
         }
     }
     let md = markdown(&outcomes, &raw);
     println!("{md}");
     std::fs::create_dir_all(&out)?;
-    let json = serde_json::json!({ "rabbitmq_raw_per_sec": raw, "outcomes": outcomes });
+    let ratios: Vec<serde_json::Value> = comparisons(&outcomes)
+        .into_iter()
+        .map(|(name, alone, beside)| {
+            serde_json::json!({ "scenario": name, "p99_alone_ms": alone, "p99_beside_ms": beside,
+                                "ratio": beside / alone.max(1e-9) })
+        })
+        .collect();
+    let json = serde_json::json!({ "rabbitmq_raw_per_sec": raw, "outcomes": outcomes, "p99_ratios": ratios });
     std::fs::write(out.join("results.json"), serde_json::to_string_pretty(&json)?)?;
     std::fs::write(out.join("results.md"), &md)?;
     eprintln!("saved {}", out.join("results.{json,md}").display());
@@ -560,11 +837,14 @@ async fn run(names: Vec<String>, events: usize, seconds: u64, out: PathBuf) -> a
 async fn fairness(healthy: u32, events: usize, slow_events: usize, hang_ms: u64, rate: u32) -> anyhow::Result<()> {
     let base = Scenario {
         fanout: healthy,
+        separate: true,
         pace: Pace::Rate { per_sec: rate },
-        hanging: Some((hang_ms, 0)),
+        hang_ms,
+        beside: Some(Beside::hanging(0)),
         ..Scenario::new("alone", events * healthy as usize)
     };
-    let beside = Scenario { name: "beside a hanging endpoint", hanging: Some((hang_ms, slow_events)), ..base.clone() };
+    let beside =
+        Scenario { name: "beside a hanging endpoint", beside: Some(Beside::hanging(slow_events)), ..base.clone() };
     eprintln!("fairness: {healthy} healthy webhooks × {events} events at {rate}/s; alone…");
     let alone = run_scenario(&base, 1.0).await?;
     eprintln!("…and beside a webhook hanging {hang_ms} ms on each of {slow_events} events…");

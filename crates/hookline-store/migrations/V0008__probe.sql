@@ -1,8 +1,12 @@
--- An unhealthy webhook gets one request at a time across all workers (a
--- probe), so it is suspended after exactly the threshold of failures: the
--- worker sending it holds this lease until its outcome is recorded (or the
--- lease runs out, if that worker died).
-ALTER TABLE webhooks ADD COLUMN probe_until timestamptz;
+-- An unhealthy webhook gets fewer requests at a time across all workers
+-- (probes) the closer it is to suspension: at most half of the failures it
+-- has left, one at the end, so it is suspended after exactly the threshold
+-- of failures. `probes` counts those in flight; `probe_until` is the lease
+-- of the group, renewed by each probe taken: should a worker die holding
+-- one, the count starts afresh once the lease runs out.
+ALTER TABLE webhooks
+    ADD COLUMN probe_until timestamptz,
+    ADD COLUMN probes      integer NOT NULL DEFAULT 0;
 
 -- A delivery whose webhook's probe was in flight waits its turn here, not on
 -- the broker: when the probe's outcome is recorded, the worker hands the

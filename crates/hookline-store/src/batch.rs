@@ -239,7 +239,7 @@ impl Store {
                     RETURNING delivery_id, attempt_no
                  ), w AS (
                     UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
-                                        probe_until = NULL, last_success_at = $10
+                                        probe_until = NULL, probes = 0, last_success_at = $10
                     WHERE webhooks.id IN (SELECT webhook_id FROM d)
                       AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
                            OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $10 - interval '1 second')

@@ -181,6 +181,8 @@ pub struct Decided {
     pub next: Next,
     /// When the next attempt is due, if one is scheduled.
     pub next_attempt_at: Option<OffsetDateTime>,
+    /// Whether the attempt was one of its webhook's probes (given back now).
+    pub probe: bool,
 }
 
 /// A recorded failed attempt and what follows it.
@@ -360,10 +362,18 @@ impl Store {
         .await?;
         let now_suspended = decided.health.status == HealthStatus::Suspended;
         tx.execute(
-            "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4, probe_until = NULL,
+            "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
+                                 probes = GREATEST(probes - CASE WHEN $6 THEN 1 ELSE 0 END, 0),
                                  suspended_at = CASE WHEN $5 THEN clock_timestamp() ELSE suspended_at END
              WHERE id = $1",
-            &[&webhook_id, &decided.health.status.as_str(), &failure_count, &now, &(now_suspended && !was_suspended)],
+            &[
+                &webhook_id,
+                &decided.health.status.as_str(),
+                &failure_count,
+                &now,
+                &(now_suspended && !was_suspended),
+                &decided.probe,
+            ],
         )
         .await?;
         tx.commit().await?;

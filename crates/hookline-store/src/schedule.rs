@@ -227,10 +227,17 @@ impl Store {
         Ok(moved == 1)
     }
 
-    /// Takes the probe lease of an unhealthy webhook until `now + lease`:
-    /// its one request in flight across all workers. Released when the
-    /// attempt's outcome is recorded.
-    pub async fn take_probe(&self, webhook: WebhookId, now: OffsetDateTime, lease: time::Duration) -> Result<Probe> {
+    /// Takes one of an unhealthy webhook's probes: it may have at most half
+    /// of the failures it has left before `suspend_after` in flight across
+    /// all workers (at least one). The group's lease runs to `now + lease`;
+    /// a probe is given back when its outcome is recorded.
+    pub async fn take_probe(
+        &self,
+        webhook: WebhookId,
+        now: OffsetDateTime,
+        lease: time::Duration,
+        suspend_after: u32,
+    ) -> Result<Probe> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         // Like a claim, a lease lost in a crash of Postgres costs at most
@@ -239,12 +246,16 @@ impl Store {
         let row = tx
             .query_opt(
                 "WITH t AS (
-                    UPDATE webhooks w SET probe_until = $3
-                    WHERE w.id = $1 AND w.status = 'unhealthy' AND (w.probe_until IS NULL OR w.probe_until <= $2)
+                    UPDATE webhooks w
+                    SET probes = CASE WHEN w.probe_until IS NULL OR w.probe_until <= $2 THEN 1 ELSE w.probes + 1 END,
+                        probe_until = $3
+                    WHERE w.id = $1 AND w.status = 'unhealthy'
+                      AND (w.probe_until IS NULL OR w.probe_until <= $2
+                           OR w.probes < GREATEST(1, ($4 - w.consecutive_failures) / 2))
                     RETURNING w.id
                  )
                  SELECT status, probe_until, EXISTS (SELECT 1 FROM t) AS taken FROM webhooks WHERE id = $1",
-                &[&webhook.as_uuid(), &now, &(now + lease)],
+                &[&webhook.as_uuid(), &now, &(now + lease), &i32::try_from(suspend_after).unwrap_or(i32::MAX)],
             )
             .await?;
         tx.commit().await?;
@@ -272,6 +283,7 @@ impl Store {
         due_ms: i64,
         now: OffsetDateTime,
         fallback: OffsetDateTime,
+        suspend_after: u32,
     ) -> Result<Parked> {
         let client = self.pool.get().await?;
         let row = client
@@ -279,6 +291,7 @@ impl Store {
                 "WITH w AS (
                     SELECT id FROM webhooks
                     WHERE id = $2 AND status = 'unhealthy' AND probe_until > $4
+                      AND probes >= GREATEST(1, ($6 - consecutive_failures) / 2)
                     FOR SHARE
                  ), p AS (
                     UPDATE deliveries d SET awaits_probe = true, next_attempt_at = $5, claimed_until = NULL
@@ -288,7 +301,14 @@ impl Store {
                     RETURNING d.id
                  )
                  SELECT EXISTS (SELECT 1 FROM p) AS parked, EXISTS (SELECT 1 FROM w) AS busy",
-                &[&id.as_uuid(), &webhook.as_uuid(), &due_ms, &now, &truncate_ms(fallback)],
+                &[
+                    &id.as_uuid(),
+                    &webhook.as_uuid(),
+                    &due_ms,
+                    &now,
+                    &truncate_ms(fallback),
+                    &i32::try_from(suspend_after).unwrap_or(i32::MAX),
+                ],
             )
             .await?;
         Ok(match (row.try_get::<_, bool>("parked")?, row.try_get::<_, bool>("busy")?) {

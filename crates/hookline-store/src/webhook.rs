@@ -267,7 +267,8 @@ impl Store {
         let row = client
             .query_opt(
                 &format!(
-                    "UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL, probe_until = NULL, updated_at = $3
+                    "UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL, probe_until = NULL, probes = 0,
+                                        updated_at = $3
                      WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
                      RETURNING {COLUMNS}"
                 ),

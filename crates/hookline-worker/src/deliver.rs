@@ -27,7 +27,7 @@ use tracing::{Instrument, field::Empty};
 
 use crate::{
     consume::Settle,
-    fairness::{defer_delay, probe_wait_delay},
+    fairness::{defer_delay, probe_wait_delay, quick_defer_delay},
     http,
     startup::{Context, Fault},
 };
@@ -57,7 +57,10 @@ async fn publish_later(ctx: &Context, what: &str, message: &DeliveryMessage, now
 /// time moves with it (so reconciliation does not count it as lost); a
 /// message that no longer matches is dropped instead.
 async fn defer(ctx: &Context, msg: DeliveryMessage, why: &str, claimed: bool) -> Settle {
-    let delay = defer_delay(msg.deferrals());
+    // A webhook that answers quickly frees its slots within moments: a
+    // short wait; a slow or hanging one: a long one.
+    let quick = msg.webhook_id().is_some_and(|w| ctx.in_flight.is_quick(WebhookId::from_uuid(w)));
+    let delay = if quick { quick_defer_delay(msg.deferrals()) } else { defer_delay(msg.deferrals()) };
     defer_by(ctx, msg, why, claimed, delay).await
 }
 
@@ -115,6 +118,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     // the message still unacked, so attempts start on time and in order.
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     if let Some(due) = msg.not_before_ms() {
+        ctx.lateness.observe(now_ms - due);
         if tier_for(due - now_ms).is_some() {
             return publish_later(ctx, "re-scheduling a delivery", &msg, now_ms).await;
         }
@@ -210,7 +214,8 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     if needs_probe(job.status, trigger) {
         let mut looks = 0;
         loop {
-            match ctx.stored("taking a probe", || ctx.store.take_probe(job.webhook_id, now, ctx.lease)).await {
+            let taking = || ctx.store.take_probe(job.webhook_id, now, ctx.lease, ctx.suspend_after_failures);
+            match ctx.stored("taking a probe", taking).await {
                 Ok(Probe::Taken) => probe = true,
                 Ok(Probe::Status(HealthStatus::Suspended)) => return hold_suspended(ctx, id, now).await,
                 Ok(Probe::Status(_)) => {}
@@ -221,7 +226,8 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
                     };
                     let parked = ctx
                         .stored("waiting for a probe", || {
-                            ctx.store.park_for_probe(id, job.webhook_id, due, now, now + ctx.lease)
+                            let fallback = now + ctx.lease;
+                            ctx.store.park_for_probe(id, job.webhook_id, due, now, fallback, ctx.suspend_after_failures)
                         })
                         .await;
                     match parked {
@@ -473,7 +479,7 @@ async fn attempt_in_span(
                     Next::Stop { state: DeliveryState::Pending | DeliveryState::Retrying, .. } => facts.next_attempt_at,
                     _ => None,
                 };
-                Decided { health, next, next_attempt_at }
+                Decided { health, next, next_attempt_at, probe }
             })
             .await
     })

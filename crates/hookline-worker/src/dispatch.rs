@@ -119,15 +119,34 @@ pub async fn handle(ctx: &Context, message: Message) -> Settle {
     handle_in_span(ctx, message).instrument(span).await
 }
 
+/// Event bytes (with their working copies, [`COPIES`] each) dispatched at
+/// once by one worker: what bounds its memory whatever the events' sizes,
+/// beside the message count the prefetch bounds.
+pub const DISPATCH_BUDGET_KIB: usize = 24 * 1024;
+
+/// Copies of an event's bytes alive while it is dispatched (the message,
+/// the parsed data, the signed body).
+const COPIES: usize = 3;
+
 async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     if message.redelivered {
         ctx.metrics.redeliveries.inc(&["dispatch"]);
     }
+    // Large events wait for room in the budget before they are parsed.
+    let kib = u32::try_from((message.body.len().saturating_mul(COPIES) / 1024).clamp(1, DISPATCH_BUDGET_KIB))
+        .unwrap_or(u32::MAX);
+    let Ok(_room) = ctx.dispatch_budget.acquire_many(kib).await else { return Settle::Requeue };
     let now = OffsetDateTime::now_utc();
     let event = match parse(&message, now, ctx.max_body_bytes) {
         Ok(event) => event,
         Err(e) => return ctx.park(&message, &format!("invalid event: {e}")).await,
     };
+    // The raw message is not needed past this point: only the signed body
+    // (shared by every delivery) stays in memory.
+    drop(message);
+    if let Some(ingested_at) = event.ingested_at {
+        ctx.lateness.observe(unix_ms(now) - unix_ms(ingested_at));
+    }
     let span = tracing::Span::current();
     span.record("event_id", tracing::field::display(&event.id));
     span.record("event_type", tracing::field::display(&event.event_type));
@@ -210,18 +229,27 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
     let attempts = deliveries.into_iter().map(|d| {
         async move {
             ctx.known.note(d.webhook_id, &event.tenant, d.status);
-            // An unhealthy webhook gets one request at a time (a probe, taken
-            // on the deliveries queue); an account at its share, or a busy
-            // webhook, gets the delivery back through the broker.
-            if d.status != HealthStatus::Healthy {
-                return (hand_off(ctx, d.id).await, false);
-            }
+            // An unhealthy webhook gets a limited number of requests at a
+            // time (probes); without one, and for an account at its share or
+            // a busy webhook, the delivery goes back through the broker.
             let Some(share) = ctx.shares.try_take(&event.tenant) else {
                 return (hand_off(ctx, d.id).await, false);
             };
             let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
+            let mut probe = false;
+            if d.status != HealthStatus::Healthy {
+                let taking = || ctx.store.take_probe(d.webhook_id, now, ctx.lease, ctx.suspend_after_failures);
+                match ctx.stored("taking a probe", taking).await {
+                    Ok(hookline_store::Probe::Taken) => probe = true,
+                    Ok(hookline_store::Probe::Status(HealthStatus::Healthy)) => {}
+                    Ok(_) | Err(_) => {
+                        drop((slot, share));
+                        return (hand_off(ctx, d.id).await, false);
+                    }
+                }
+            }
             let job = DeliveryJob {
                 id: d.id,
                 tenant: event.tenant.clone(),
@@ -246,12 +274,13 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
             // Checked again just before the request: a failure this worker
             // recorded meanwhile (a 410, the threshold) stops it here.
-            if ctx.known.get(d.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
+            if !probe && ctx.known.get(d.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
                 drop((slot, share));
                 return (hand_off(ctx, d.id).await, false);
             }
             let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
-            let settle = Box::pin(crate::deliver::attempt(ctx, FIRST, job, now, completes)).await;
+            let step = crate::deliver::Step { probe, ..FIRST };
+            let settle = Box::pin(crate::deliver::attempt(ctx, step, job, now, completes)).await;
             drop((slot, share));
             match settle {
                 // Its attempt could not be recorded and never will be: it

@@ -45,6 +45,17 @@ pub const DEFER: Duration = Duration::from_secs(2);
 /// The longest a deferred delivery waits before trying again.
 pub const MAX_DEFER: Duration = Duration::from_secs(30);
 
+/// The longest a delivery deferred for a busy but quick webhook (or
+/// account) waits.
+pub const MAX_QUICK_DEFER: Duration = Duration::from_secs(4);
+
+/// How long a delivery whose webhook is busy but answers quickly waits after
+/// `deferrals` deferrals: from [`PROBE_WAIT`], doubling up to
+/// [`MAX_QUICK_DEFER`] (its slots free up within moments).
+pub fn quick_defer_delay(deferrals: u32) -> Duration {
+    PROBE_WAIT.saturating_mul(1u32 << deferrals.min(8)).min(MAX_QUICK_DEFER)
+}
+
 /// How long a delivery waiting for its unhealthy webhook's probe waits, the
 /// first time.
 pub const PROBE_WAIT: Duration = Duration::from_millis(250);
@@ -142,6 +153,12 @@ impl InFlight {
                 })
             })
             .clone()
+    }
+
+    /// Whether `webhook` answers quickly (its recent requests took under
+    /// [`QUICK`] on average).
+    pub fn is_quick(&self, webhook: WebhookId) -> bool {
+        self.entry(webhook).pace().typical < QUICK
     }
 
     /// A slot for `webhook`; `None` when the caller should defer the delivery.

@@ -34,7 +34,52 @@ use crate::startup::Context;
 pub const BATCH: i64 = 500;
 
 /// Most rounds one tick runs before it waits for the next interval.
-const ROUNDS: usize = 20;
+const ROUNDS: usize = 4;
+
+/// How long messages have lately waited in the queues past their due time,
+/// as this worker saw when it took them: the longest wait of the last 30 to
+/// 60 s. A step is taken as lost only once it is overdue by the grace *plus
+/// twice that wait*, so a backlog (every message late) is never mistaken
+/// for lost messages and re-published on top of itself.
+#[derive(Debug)]
+pub struct Lateness {
+    windows: std::sync::Mutex<(std::time::Instant, u64, u64)>,
+}
+
+/// How long one lateness window lasts.
+const WINDOW: Duration = Duration::from_secs(30);
+
+impl Default for Lateness {
+    fn default() -> Self {
+        Self { windows: std::sync::Mutex::new((std::time::Instant::now(), 0, 0)) }
+    }
+}
+
+impl Lateness {
+    fn windows(&self) -> std::sync::MutexGuard<'_, (std::time::Instant, u64, u64)> {
+        let mut w = self.windows.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if w.0.elapsed() >= WINDOW {
+            // A quiet spell longer than a window forgets everything.
+            let previous = if w.0.elapsed() >= WINDOW * 2 { 0 } else { w.1 };
+            *w = (std::time::Instant::now(), 0, previous);
+        }
+        w
+    }
+
+    /// Notes a message taken `late_ms` after it was due (or accepted).
+    pub fn observe(&self, late_ms: i64) {
+        if let Ok(late) = u64::try_from(late_ms) {
+            let mut w = self.windows();
+            w.1 = w.1.max(late);
+        }
+    }
+
+    /// The longest recent wait.
+    pub fn recent(&self) -> Duration {
+        let w = self.windows();
+        Duration::from_millis(w.1.max(w.2))
+    }
+}
 
 /// How far back the first scan for unstarted deliveries reaches.
 pub const LOOKBACK: Duration = Duration::from_secs(15 * 60);
@@ -50,7 +95,6 @@ pub struct Every {
 
 /// Looks for overdue steps until `shutdown` is cancelled.
 pub(crate) async fn run(ctx: Arc<Context>, every: Every, shutdown: CancellationToken) {
-    let grace = time::Duration::try_from(every.grace).unwrap_or(time::Duration::MINUTE);
     let lookback = time::Duration::try_from(LOOKBACK).unwrap_or(time::Duration::MINUTE);
     let mut scanned_to = OffsetDateTime::now_utc() - lookback;
     loop {
@@ -58,6 +102,7 @@ pub(crate) async fn run(ctx: Arc<Context>, every: Every, shutdown: CancellationT
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every.interval) => {}
         }
+        let grace = time::Duration::try_from(every.grace + ctx.lateness.recent() * 2).unwrap_or(time::Duration::HOUR);
         for _ in 0..ROUNDS {
             match round(&ctx, grace).await {
                 Ok(n) if n == usize::try_from(BATCH).unwrap_or(usize::MAX) => continue,
@@ -151,4 +196,31 @@ pub async fn round(ctx: &Context, grace: time::Duration) -> Result<usize, RoundE
         return Err(e.into());
     }
     Ok(overdue.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The longest recent wait is remembered for one more window, and
+    /// forgotten after a quiet spell; early messages count as on time.
+    #[test]
+    fn lateness_windows() {
+        let lateness = Lateness::default();
+        lateness.observe(-500);
+        assert_eq!(lateness.recent(), Duration::ZERO);
+        lateness.observe(1200);
+        lateness.observe(300);
+        assert_eq!(lateness.recent(), Duration::from_millis(1200));
+        {
+            let mut w = lateness.windows.lock().expect("not poisoned");
+            w.0 -= WINDOW;
+        }
+        assert_eq!(lateness.recent(), Duration::from_millis(1200), "kept for one more window");
+        {
+            let mut w = lateness.windows.lock().expect("not poisoned");
+            w.0 -= WINDOW * 2;
+        }
+        assert_eq!(lateness.recent(), Duration::ZERO, "forgotten after a quiet spell");
+    }
 }

@@ -49,9 +49,15 @@ pub struct Context {
     /// First attempts made straight from event messages, at most
     /// `HOOKLINE_WORKER_CONCURRENCY` at once.
     pub attempts: tokio::sync::Semaphore,
+    /// Room for event bytes being dispatched, in KiB
+    /// ([`crate::dispatch::DISPATCH_BUDGET_KIB`]).
+    pub dispatch_budget: tokio::sync::Semaphore,
     /// How long a claim on a delivery (an attempt in progress) and a
     /// dispatch of an event last: the request timeout plus a margin.
     pub lease: time::Duration,
+    /// How late messages lately were when taken (reconciliation waits
+    /// longer while the queues are backed up).
+    pub lateness: crate::reconcile::Lateness,
     /// Cancelled when the worker stops: handlers waiting for the database
     /// give up and hand their message back.
     pub stopping: CancellationToken,
@@ -224,6 +230,8 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         attempts: tokio::sync::Semaphore::new(settings.concurrency),
         lease: crate::dispatch::dispatch_lease(settings.request_timeout),
         stopping: CancellationToken::new(),
+        lateness: crate::reconcile::Lateness::default(),
+        dispatch_budget: tokio::sync::Semaphore::new(crate::dispatch::DISPATCH_BUDGET_KIB),
     });
     Ok(Worker { settings: settings.clone(), ctx, connection, topology, listener })
 }

@@ -191,7 +191,7 @@ async fn fail(store: &Store, id: DeliveryId) -> Option<Recorded> {
                 },
                 &schedule,
             );
-            Decided { health, next, next_attempt_at: None }
+            Decided { health, next, next_attempt_at: None, probe: false }
         })
         .await
         .expect("record")
