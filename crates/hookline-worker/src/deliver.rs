@@ -142,7 +142,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
             None => return defer(ctx, msg, "webhook at its in-flight cap", false).await,
         }
         if shared && let Some((tenant, _)) = ctx.known.get(webhook) {
-            match ctx.shares.try_take(&tenant) {
+            match take_share(ctx, webhook, &tenant).await {
                 Some(taken) => share = Some(taken),
                 None => return defer(ctx, msg, "account at its share of the attempts", false).await,
             }
@@ -202,7 +202,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
     }
     if shared && share.is_none() {
-        match ctx.shares.try_take(&job.tenant) {
+        match take_share(ctx, job.webhook_id, &job.tenant).await {
             Some(taken) => share = Some(taken),
             None => return defer(ctx, msg, "account at its share of the attempts", true).await,
         }
@@ -259,6 +259,18 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let _held = (slot, share);
     let step = Step { trigger, takes_step: !matches!(fence, Fence::Manual(_)), probe };
     attempt(ctx, step, job, now, None).await
+}
+
+/// A slot in an account's share for a request to `webhook`: waited for when
+/// the webhook answers quickly (slots turn over within moments), taken
+/// without waiting otherwise (a slow account's excess goes back to the
+/// broker).
+pub(crate) async fn take_share(
+    ctx: &Context,
+    webhook: WebhookId,
+    tenant: &hookline_core::TenantId,
+) -> Option<crate::fairness::Share> {
+    if ctx.in_flight.is_quick(webhook) { ctx.shares.take_quick(tenant).await } else { ctx.shares.try_take(tenant) }
 }
 
 /// Holds a claimed delivery of a suspended webhook: logged, not sent.
@@ -404,6 +416,8 @@ async fn attempt_in_span(
         allow: &ctx.allowed_networks,
     };
     let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
+    ctx.in_flight
+        .answered(job.webhook_id, std::time::Duration::from_millis(u64::try_from(attempted.duration_ms).unwrap_or(0)));
     ctx.metrics.attempt(&attempted.outcome, attempted.duration_ms);
     if let Some(status) = attempted.outcome.status() {
         span.record("http.response.status_code", status);

@@ -232,7 +232,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             // An unhealthy webhook gets a limited number of requests at a
             // time (probes); without one, and for an account at its share or
             // a busy webhook, the delivery goes back through the broker.
-            let Some(share) = ctx.shares.try_take(&event.tenant) else {
+            let Some(share) = crate::deliver::take_share(ctx, d.webhook_id, &event.tenant).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
             let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {

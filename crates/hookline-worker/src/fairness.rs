@@ -9,9 +9,11 @@
 //!   broker at once (a delay tier, [`defer_delay`]: 2 s, doubling up to 30 s
 //!   as it keeps finding the webhook busy), freeing the worker's slot.
 //! - Per tenant ([`Shares`]): at most `share` requests in flight per worker
-//!   for one account; beyond that its deliveries go back to the broker
-//!   without waiting, so an account whose endpoints are slow never holds the
-//!   capacity other accounts' deliveries need.
+//!   for one account. A delivery to a webhook known to answer quickly
+//!   waits for a slot in its account's share (they turn over within
+//!   moments); one to a slow webhook goes back to the broker at once, so an
+//!   account whose endpoints are slow never holds the capacity other
+//!   accounts' deliveries need.
 //! - [`Known`]: what this worker last saw of a webhook (its account and
 //!   health), so a delivery is checked just before its request without a
 //!   round trip.
@@ -37,7 +39,7 @@ pub const WAIT_FOR_SLOT: Duration = Duration::from_millis(200);
 pub const QUICK: Duration = Duration::from_millis(250);
 
 /// The longest a delivery waits for a busy webhook's slot.
-pub const MAX_WAIT: Duration = Duration::from_secs(1);
+pub const MAX_WAIT: Duration = Duration::from_secs(10);
 
 /// How long a deferred delivery waits before trying again, the first time.
 pub const DEFER: Duration = Duration::from_secs(2);
@@ -80,8 +82,9 @@ struct Pace {
     /// When a request last finished, or the webhook last went from idle to
     /// busy (so a burst of first requests counts as progress, not a hang).
     last_progress: Instant,
-    /// How long its requests took lately (a moving average).
-    typical: Duration,
+    /// How long its requests took lately (a moving average); `None` until
+    /// its first answer.
+    typical: Option<Duration>,
 }
 
 #[derive(Debug)]
@@ -99,33 +102,32 @@ impl Entry {
         self.pace().last_progress = Instant::now();
     }
 
-    fn finished(&self, took: Duration) {
+    fn took(&self, took: Duration) {
         let mut pace = self.pace();
         pace.last_progress = Instant::now();
         // Each request counts for a quarter: a slowing endpoint is noticed
         // within a few requests.
-        pace.typical = (pace.typical * 3 + took) / 4;
+        pace.typical = Some(pace.typical.map_or(took, |typical| (typical * 3 + took) / 4));
     }
 
     /// Answering, and fast enough that waiting for a slot costs little.
     fn worth_waiting(&self) -> bool {
         let pace = self.pace();
-        pace.last_progress.elapsed() < FLOWING && pace.typical < QUICK
+        pace.last_progress.elapsed() < FLOWING && pace.typical.is_none_or(|t| t < QUICK)
     }
 }
 
-/// One request's slot; releasing it notes when the webhook last answered
-/// and how long the request took.
+/// One request's slot; releasing it notes when the webhook last made
+/// progress.
 #[derive(Debug)]
 pub struct Slot {
     entry: Arc<Entry>,
-    since: Instant,
     _permit: OwnedSemaphorePermit,
 }
 
 impl Drop for Slot {
     fn drop(&mut self) {
-        self.entry.finished(self.since.elapsed());
+        self.entry.progress();
     }
 }
 
@@ -149,16 +151,27 @@ impl InFlight {
             .or_insert_with(|| {
                 Arc::new(Entry {
                     semaphore: Arc::new(Semaphore::new(self.cap)),
-                    pace: Mutex::new(Pace { last_progress: Instant::now(), typical: Duration::ZERO }),
+                    pace: Mutex::new(Pace { last_progress: Instant::now(), typical: None }),
                 })
             })
             .clone()
     }
 
-    /// Whether `webhook` answers quickly (its recent requests took under
-    /// [`QUICK`] on average).
+    /// Whether `webhook` is known to answer quickly: its recent requests
+    /// took under [`QUICK`] on average, and while it has requests in flight
+    /// one has finished within [`QUICK`]. A webhook that has not answered yet
+    /// is not known to be quick.
     pub fn is_quick(&self, webhook: WebhookId) -> bool {
-        self.entry(webhook).pace().typical < QUICK
+        let entry = self.entry(webhook);
+        let busy = entry.semaphore.available_permits() < self.cap;
+        let pace = entry.pace();
+        pace.typical.is_some_and(|t| t < QUICK) && !(busy && pace.last_progress.elapsed() > QUICK)
+    }
+
+    /// Notes how long `webhook` took to answer a request (the request
+    /// alone: recording it is not the webhook's time).
+    pub fn answered(&self, webhook: WebhookId, took: Duration) {
+        self.entry(webhook).took(took);
     }
 
     /// A slot for `webhook`; `None` when the caller should defer the delivery.
@@ -169,7 +182,7 @@ impl InFlight {
             if idle {
                 entry.progress();
             }
-            return Some(Slot { entry, since: Instant::now(), _permit: permit });
+            return Some(Slot { entry, _permit: permit });
         }
         // Wait for a slot while the webhook answers quickly, for a bounded
         // time; give up as soon as it slows down or stops.
@@ -179,7 +192,7 @@ impl InFlight {
                 return None;
             }
             match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => return Some(Slot { entry, since: Instant::now(), _permit: permit }),
+                Ok(Ok(permit)) => return Some(Slot { entry, _permit: permit }),
                 Ok(Err(_)) => return None,
                 Err(_) => {}
             }
@@ -204,14 +217,26 @@ impl Shares {
         Self { share: share.max(1), tenants: Mutex::new(HashMap::new()) }
     }
 
+    fn semaphore(&self, tenant: &TenantId) -> Arc<Semaphore> {
+        let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
+        tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.share))).clone()
+    }
+
     /// A slot in `tenant`'s share, without waiting: `None` when the account
     /// has its share in flight (its delivery goes back to the broker).
     pub fn try_take(&self, tenant: &TenantId) -> Option<Share> {
-        let semaphore = {
-            let mut tenants = self.tenants.lock().unwrap_or_else(PoisonError::into_inner);
-            tenants.entry(tenant.clone()).or_insert_with(|| Arc::new(Semaphore::new(self.share))).clone()
-        };
-        semaphore.try_acquire_owned().ok().map(Share)
+        self.semaphore(tenant).try_acquire_owned().ok().map(Share)
+    }
+
+    /// A slot in `tenant`'s share for a request to a webhook known to answer
+    /// quickly: its slots turn over within moments, so it waits (at most
+    /// [`MAX_WAIT`]) rather than going back to the broker.
+    pub async fn take_quick(&self, tenant: &TenantId) -> Option<Share> {
+        let semaphore = self.semaphore(tenant);
+        match tokio::time::timeout(MAX_WAIT, semaphore.acquire_owned()).await {
+            Ok(Ok(permit)) => Some(Share(permit)),
+            _ => None,
+        }
     }
 }
 
@@ -321,11 +346,10 @@ mod tests {
     async fn slow_webhooks_are_not_waited_for() {
         let in_flight = InFlight::new(1);
         let a = WebhookId::from_uuid(uuid::Uuid::from_u128(1));
-        {
-            let slot = in_flight.acquire(a).await.expect("slot");
-            tokio::time::sleep(QUICK * 5).await;
-            drop(slot);
-        }
+        let slot = in_flight.acquire(a).await.expect("slot");
+        in_flight.answered(a, QUICK * 5);
+        drop(slot);
+        assert!(!in_flight.is_quick(a));
         let _busy = in_flight.acquire(a).await.expect("slot");
         let started = Instant::now();
         assert!(in_flight.acquire(a).await.is_none(), "a slow webhook at its cap is deferred");
