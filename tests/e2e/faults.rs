@@ -60,7 +60,12 @@ async fn poison_messages_are_parked() {
                     .inner()
                     .iter()
                     .find(|(k, _)| k.as_str() == hookline_broker::publisher::PARKED_REASON_HEADER)
-                    .map(|(_, v)| format!("{v:?}"))
+                    .map(|(_, v)| match v {
+                        hookline_broker::lapin::types::AMQPValue::LongString(text) => {
+                            String::from_utf8_lossy(text.as_bytes()).into_owned()
+                        }
+                        other => format!("{other:?}"),
+                    })
                     .unwrap_or_default();
                 reasons.push(reason);
                 parked.push(String::from_utf8_lossy(&message.delivery.data).into_owned());

@@ -69,7 +69,9 @@ where
                 ApiError::new(e.status(), "bad_request", e.body_text())
             }
         })?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        // No body at all is the absent body the API document allows; any
+        // other body must be JSON.
+        if bytes.is_empty() {
             return Ok(Self(T::default()));
         }
         serde_json::from_slice(&bytes).map(Self).map_err(|e| match e.classify() {

@@ -458,7 +458,8 @@ pub(crate) async fn rotate_webhook_token(
     let (new_token, generated) = given_or_generated(token)?;
     let current = state.store.get_webhook(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("webhook"))?;
     if new_token == current.token {
-        return Err(ApiError::invalid_field("token", "must differ from the current token"));
+        // The token it already has: nothing to rotate.
+        return Ok((current, false));
     }
     let now = time::OffsetDateTime::now_utc();
     let webhook = state
