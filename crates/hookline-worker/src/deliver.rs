@@ -351,11 +351,7 @@ async fn hand_on(ctx: &Context, webhook: WebhookId, probe: bool, was: HealthStat
             return;
         }
     };
-    let messages: Vec<DeliveryMessage> = steps
-        .iter()
-        .map(|d| DeliveryMessage::due(d.id.as_uuid(), d.webhook_id.as_uuid(), unix_ms(d.at), d.trigger))
-        .collect();
-    if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+    if let Err(e) = ctx.publish_steps(&steps).await {
         ctx.publish_failed("handing on a probe's turn", &e);
     }
 }

@@ -10,13 +10,12 @@
 //! at the end of the dispatch lease and publish it" (the first copy may
 //! still be attempting; whichever acts first fences off the other).
 
-use hookline_broker::DeliveryMessage;
 use hookline_broker::{EventMessage, Message};
 use hookline_core::{
     DeliveryState, Event, EventId, EventType, HealthStatus, InvalidEventType, TenantId, Trigger, fence::unix_ms,
     parse_timestamp, validate_data,
 };
-use hookline_store::{DeliveryJob, Dispatch, Due, FreshDelivery, NewEvent, RecordedEvent};
+use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
@@ -169,7 +168,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     // publish is reconciled.
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     for step in &steps {
-        if let Err(e) = ctx.publisher().schedule(&due_message(step), now_ms).await {
+        if let Err(e) = ctx.publisher().schedule(&crate::startup::step_message(step), now_ms).await {
             ctx.publish_failed("publishing a redelivered event's deliveries", &e);
             break;
         }
@@ -188,11 +187,6 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
 const FIRST: crate::deliver::Step =
     crate::deliver::Step { trigger: Trigger::Scheduled, takes_step: true, probe: false };
 
-/// The message for a step.
-fn due_message(step: &Due) -> DeliveryMessage {
-    DeliveryMessage::due(step.id.as_uuid(), step.webhook_id.as_uuid(), unix_ms(step.at), step.trigger)
-}
-
 /// Hands a fresh event's delivery to the deliveries queue (its webhook is at
 /// its in-flight cap, or its attempt could not be recorded): it gets a due
 /// time, then a message.
@@ -205,8 +199,7 @@ async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId) -> Settle 
         Ok(steps) => steps,
         Err(settle) => return settle,
     };
-    let messages: Vec<DeliveryMessage> = steps.iter().map(due_message).collect();
-    if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+    if let Err(e) = ctx.publish_steps(&steps).await {
         ctx.publish_failed("handing a delivery to the queue", &e);
     }
     Settle::Ack

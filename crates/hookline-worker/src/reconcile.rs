@@ -23,8 +23,7 @@
 
 use std::{sync::Arc, time::Duration};
 
-use hookline_broker::DeliveryMessage;
-use hookline_core::{fence::unix_ms, format_timestamp};
+use hookline_core::format_timestamp;
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -146,11 +145,7 @@ pub async fn unstarted(
             );
         }
         ctx.metrics.reconciled.add(&[], u64::try_from(steps.len()).unwrap_or(u64::MAX));
-        let messages: Vec<DeliveryMessage> = steps
-            .iter()
-            .map(|due| DeliveryMessage::due(due.id.as_uuid(), due.webhook_id.as_uuid(), unix_ms(due.at), due.trigger))
-            .collect();
-        if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+        if let Err(e) = ctx.publish_steps(&steps).await {
             // Their due times are set: the overdue scan takes them later.
             ctx.metrics.publish_failures.inc(&[]);
             return Err(e.into());
@@ -187,15 +182,12 @@ pub async fn round(ctx: &Context, grace: time::Duration) -> Result<usize, RoundE
         );
     }
     ctx.metrics.reconciled.add(&[], u64::try_from(overdue.len()).unwrap_or(u64::MAX));
-    let messages: Vec<DeliveryMessage> = overdue
-        .iter()
-        .map(|(due, _)| DeliveryMessage::due(due.id.as_uuid(), due.webhook_id.as_uuid(), unix_ms(due.at), due.trigger))
-        .collect();
-    if let Err(e) = ctx.publisher().publish_deliveries(&messages).await {
+    let steps: Vec<hookline_store::Due> = overdue.into_iter().map(|(due, _)| due).collect();
+    if let Err(e) = ctx.publish_steps(&steps).await {
         ctx.metrics.publish_failures.inc(&[]);
         return Err(e.into());
     }
-    Ok(overdue.len())
+    Ok(steps.len())
 }
 
 #[cfg(test)]

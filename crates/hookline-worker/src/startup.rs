@@ -143,6 +143,16 @@ impl Context {
         }
     }
 
+    /// Publishes one delivery message per step to the deliveries queue,
+    /// each fenced by its due time, and waits for the broker's confirms.
+    pub(crate) async fn publish_steps(&self, steps: &[hookline_store::Due]) -> Result<(), hookline_broker::Error> {
+        if steps.is_empty() {
+            return Ok(());
+        }
+        let messages: Vec<hookline_broker::DeliveryMessage> = steps.iter().map(step_message).collect();
+        self.publisher().publish_deliveries(&messages).await
+    }
+
     /// A publish whose step is already committed failed: the step's due
     /// time is in Postgres, so reconciliation publishes it again; nothing
     /// waits here.
@@ -150,6 +160,16 @@ impl Context {
         self.metrics.publish_failures.inc(&[]);
         tracing::warn!(error.message = %error, "{what} failed; reconciliation will publish it again");
     }
+}
+
+/// The delivery message for a step: due at its time, fenced by it.
+pub(crate) fn step_message(step: &hookline_store::Due) -> hookline_broker::DeliveryMessage {
+    hookline_broker::DeliveryMessage::due(
+        step.id.as_uuid(),
+        step.webhook_id.as_uuid(),
+        hookline_core::fence::unix_ms(step.at),
+        step.trigger,
+    )
 }
 
 /// Start-up failed; the message says which step.
