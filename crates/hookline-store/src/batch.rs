@@ -44,10 +44,11 @@ pub enum Recorded {
     Seen(Dispatch),
 }
 
-struct WebhookRow {
-    id: WebhookId,
-    filters: EventFilters,
-    status: HealthStatus,
+/// An active webhook as a fan-out reads it (its tokens still sealed).
+pub(crate) struct WebhookRow {
+    pub(crate) id: WebhookId,
+    pub(crate) filters: EventFilters,
+    pub(crate) status: HealthStatus,
     url: String,
     token: String,
     previous_token: Option<String>,
@@ -55,7 +56,56 @@ struct WebhookRow {
     scheme: String,
 }
 
+/// The active webhooks of `tenants`, by tenant, in id order.
+pub(crate) async fn active_webhooks(
+    client: &impl deadpool_postgres::GenericClient,
+    tenants: &[&str],
+) -> Result<HashMap<String, Vec<WebhookRow>>> {
+    let rows = client
+        .query(
+            "SELECT id, tenant, events, status, url, token, previous_token, previous_token_expires_at,
+                    signature_scheme
+             FROM webhooks WHERE tenant = ANY($1) AND active ORDER BY id",
+            &[&tenants],
+        )
+        .await?;
+    let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
+    let mut by_tenant: HashMap<String, Vec<WebhookRow>> = HashMap::new();
+    for row in &rows {
+        let events: Vec<String> = row.try_get("events")?;
+        by_tenant.entry(row.try_get("tenant")?).or_default().push(WebhookRow {
+            id: WebhookId::from_uuid(row.try_get("id")?),
+            filters: EventFilters::parse(&events).map_err(|e| bad(&e))?,
+            status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
+            url: row.try_get("url")?,
+            token: row.try_get("token")?,
+            previous_token: row.try_get("previous_token")?,
+            previous_until: row.try_get("previous_token_expires_at")?,
+            scheme: row.try_get("signature_scheme")?,
+        });
+    }
+    Ok(by_tenant)
+}
+
 impl Store {
+    /// What an attempt to `webhook` needs, its tokens opened.
+    pub(crate) fn fresh_delivery(&self, id: DeliveryId, webhook: &WebhookRow) -> Result<FreshDelivery> {
+        let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
+        let previous_token = match (&webhook.previous_token, webhook.previous_until) {
+            (Some(stored), Some(until)) => Some((self.keys.open(webhook.id, stored)?, until)),
+            _ => None,
+        };
+        Ok(FreshDelivery {
+            id,
+            webhook_id: webhook.id,
+            url: WebhookUrl::parse_stored(&webhook.url).map_err(|e| bad(&e))?,
+            token: self.keys.open(webhook.id, &webhook.token)?,
+            previous_token,
+            scheme: SignatureScheme::parse(&webhook.scheme).map_err(|e| bad(&e))?,
+            status: webhook.status,
+        })
+    }
+
     /// Records a batch of events in one transaction: each new one with one
     /// delivery per subscribed, active webhook of its tenant. An event seen
     /// before (a redelivery, a repeated id) is handled one by one as
@@ -63,7 +113,6 @@ impl Store {
     pub async fn record_events(
         &self,
         events: &[NewEvent],
-        mut new_id: impl FnMut() -> DeliveryId,
         now: OffsetDateTime,
         in_progress_for: time::Duration,
     ) -> Result<Vec<Recorded>> {
@@ -95,29 +144,7 @@ impl Store {
         let mut batch_tenants: Vec<&str> = tenants.clone();
         batch_tenants.sort_unstable();
         batch_tenants.dedup();
-        let rows = tx
-            .query(
-                "SELECT id, tenant, events, status, url, token, previous_token, previous_token_expires_at,
-                        signature_scheme
-                 FROM webhooks WHERE tenant = ANY($1) AND active ORDER BY id",
-                &[&batch_tenants],
-            )
-            .await?;
-        let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
-        let mut by_tenant: HashMap<String, Vec<WebhookRow>> = HashMap::new();
-        for row in &rows {
-            let events: Vec<String> = row.try_get("events")?;
-            by_tenant.entry(row.try_get("tenant")?).or_default().push(WebhookRow {
-                id: WebhookId::from_uuid(row.try_get("id")?),
-                filters: EventFilters::parse(&events).map_err(|e| bad(&e))?,
-                status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
-                url: row.try_get("url")?,
-                token: row.try_get("token")?,
-                previous_token: row.try_get("previous_token")?,
-                previous_until: row.try_get("previous_token_expires_at")?,
-                scheme: row.try_get("signature_scheme")?,
-            });
-        }
+        let by_tenant = active_webhooks(&tx, &batch_tenants).await?;
 
         let mut d_ids: Vec<Uuid> = Vec::new();
         let mut d_webhooks: Vec<Uuid> = Vec::new();
@@ -138,23 +165,11 @@ impl Store {
                 if !webhook.filters.matches(&event.event_type) {
                     continue;
                 }
-                let id = new_id();
+                let id = event.delivery_id(webhook.id);
                 let state = if webhook.status == HealthStatus::Suspended {
                     DeliveryState::Suspended
                 } else {
-                    let previous_token = match (&webhook.previous_token, webhook.previous_until) {
-                        (Some(stored), Some(until)) => Some((self.keys.open(webhook.id, stored)?, until)),
-                        _ => None,
-                    };
-                    attempts.push(FreshDelivery {
-                        id,
-                        webhook_id: webhook.id,
-                        url: WebhookUrl::parse_stored(&webhook.url).map_err(|e| bad(&e))?,
-                        token: self.keys.open(webhook.id, &webhook.token)?,
-                        previous_token,
-                        scheme: SignatureScheme::parse(&webhook.scheme).map_err(|e| bad(&e))?,
-                        status: webhook.status,
-                    });
+                    attempts.push(self.fresh_delivery(id, webhook)?);
                     DeliveryState::Pending
                 };
                 d_ids.push(id.as_uuid());
@@ -184,7 +199,7 @@ impl Store {
         for (event, result) in events.iter().zip(results) {
             out.push(match result {
                 Some(recorded) => recorded,
-                None => Recorded::Seen(self.record_event(event, &mut new_id, now, in_progress_for).await?),
+                None => Recorded::Seen(self.record_event(event, now, in_progress_for).await?),
             });
         }
         Ok(out)

@@ -30,6 +30,17 @@ pub struct NewEvent {
     /// When the producer accepted it (none for events published straight
     /// to the exchange).
     pub ingested_at: Option<OffsetDateTime>,
+    /// The time its delivery ids carry: when the producer accepted it, or
+    /// (published straight to the exchange) when it was first seen.
+    pub accepted_at: OffsetDateTime,
+}
+
+impl NewEvent {
+    /// Its delivery to `webhook`: the same id whichever worker fans it out,
+    /// and however often ([`DeliveryId::derive`]).
+    pub fn delivery_id(&self, webhook: WebhookId) -> DeliveryId {
+        DeliveryId::derive(&self.tenant, &self.id, webhook, hookline_core::fence::unix_ms(self.accepted_at))
+    }
 }
 
 /// What the caller must publish after [`Store::record_event`].
@@ -44,7 +55,8 @@ pub enum Dispatch {
 
 impl Store {
     /// Records the event and its deliveries in one transaction and says which
-    /// deliveries still need a message. `new_id` supplies delivery ids.
+    /// deliveries still need a message. Delivery ids are derived
+    /// ([`NewEvent::delivery_id`]).
     ///
     /// A new event's deliveries are due at `now`. An event seen before and
     /// not yet dispatched is a redelivery: another worker may still be
@@ -56,7 +68,6 @@ impl Store {
     pub async fn record_event(
         &self,
         event: &NewEvent,
-        mut new_id: impl FnMut() -> DeliveryId,
         now: OffsetDateTime,
         in_progress_for: time::Duration,
     ) -> Result<Dispatch> {
@@ -130,8 +141,8 @@ impl Store {
                 continue;
             }
             let status = HealthStatus::parse(row.try_get("status")?).map_err(|e| Error::corrupt("webhooks", e))?;
-            let id = new_id();
             let webhook: Uuid = row.try_get("id")?;
+            let id = event.delivery_id(WebhookId::from_uuid(webhook));
             let state = if status == HealthStatus::Suspended {
                 DeliveryState::Suspended
             } else {

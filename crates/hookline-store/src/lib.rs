@@ -17,12 +17,16 @@
 //!   attempt (fenced), handing it off, queuing replays, and what is overdue.
 //! - [`batch`]: the hot path's group commits: events with their deliveries,
 //!   successful attempts and dispatched marks, many per round trip.
+//! - [`early`]: a fresh event's fast path: who it goes to, read before
+//!   anything is written, then the event, deliveries and successful first
+//!   attempts in one commit.
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
 //! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
 pub mod batch;
 pub mod delivery;
+pub mod early;
 pub mod error;
 pub mod event;
 pub mod migrate;
@@ -36,6 +40,7 @@ pub use batch::{FreshDelivery, Recorded as RecordedEvent};
 pub use delivery::{
     Attempt, Decided, Delivery, DeliveryFilter, DeliveryJob, Facts, NewAttempt, Recorded, RecoverWindow,
 };
+pub use early::{Delivered, Looked, goes_early};
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};
 pub use schedule::{Claim, Due, Parked, Probe, Replay};

@@ -139,6 +139,11 @@ pub struct Batches {
     pub successes: Batcher<Success, Option<i32>>,
     /// Events whose deliveries are all handled.
     pub dispatched: Batcher<(hookline_core::TenantId, hookline_core::EventId), ()>,
+    /// Fresh events' webhooks, read before anything is written.
+    pub lookups: Batcher<hookline_store::NewEvent, hookline_store::Looked>,
+    /// Fresh events whose every first attempt succeeded, with those
+    /// attempts: each attempt's number.
+    pub delivered: Batcher<hookline_store::Delivered, Vec<Option<i32>>>,
 }
 
 impl Batches {
@@ -148,9 +153,8 @@ impl Batches {
         let events = Batcher::spawn(LANES, MAX_BATCH, move |events: Arc<[hookline_store::NewEvent]>| {
             let s = s.clone();
             async move {
-                let new_id = || hookline_core::DeliveryId::from_uuid(uuid::Uuid::now_v7());
                 let now = time::OffsetDateTime::now_utc();
-                retry_conflicts(|| s.record_events(&events, new_id, now, lease)).await
+                retry_conflicts(|| s.record_events(&events, now, lease)).await
             }
         });
         let s = store.clone();
@@ -189,7 +193,41 @@ impl Batches {
                     Ok(vec![(); n])
                 }
             });
-        Self { events, successes, dispatched }
+        let s = store.clone();
+        let lookups = Batcher::spawn(LANES, MAX_BATCH, move |events: Arc<[hookline_store::NewEvent]>| {
+            let s = s.clone();
+            async move { s.look_up(&events).await }
+        });
+        let s = store.clone();
+        let delivered = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[hookline_store::Delivered]>| {
+            let s = s.clone();
+            async move {
+                let mut keys = std::collections::HashSet::new();
+                if items.iter().all(|d| keys.insert((&d.event.tenant, &d.event.id))) {
+                    let now = time::OffsetDateTime::now_utc();
+                    return retry_conflicts(|| s.record_delivered(&items, now)).await;
+                }
+                // An event may be written once per statement: a second copy
+                // in the same batch goes into a later round.
+                let mut results = vec![Vec::new(); items.len()];
+                let mut left: Vec<usize> = (0..items.len()).collect();
+                while !left.is_empty() {
+                    let mut seen = std::collections::HashSet::new();
+                    let (round, later): (Vec<usize>, Vec<usize>) = left
+                        .into_iter()
+                        .partition(|&i| seen.insert((items[i].event.tenant.clone(), items[i].event.id.clone())));
+                    let batch: Vec<hookline_store::Delivered> = round.iter().map(|&i| items[i].clone()).collect();
+                    let now = time::OffsetDateTime::now_utc();
+                    let written = retry_conflicts(|| s.record_delivered(&batch, now)).await?;
+                    for (i, n) in round.into_iter().zip(written) {
+                        results[i] = n;
+                    }
+                    left = later;
+                }
+                Ok(results)
+            }
+        });
+        Self { events, successes, dispatched, lookups, delivered }
     }
 }
 

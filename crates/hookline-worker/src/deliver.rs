@@ -137,7 +137,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let mut slot = None;
     let mut share = None;
     if let Some(webhook) = msg.webhook_id().map(WebhookId::from_uuid) {
-        match ctx.in_flight.acquire(webhook).await {
+        match take_slot(ctx, webhook).await {
             Some(permit) => slot = Some(permit),
             None => return defer(ctx, msg, "webhook at its in-flight cap", false).await,
         }
@@ -196,7 +196,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         return hold_suspended(ctx, id, now).await;
     }
     if slot.is_none() {
-        match ctx.in_flight.acquire(job.webhook_id).await {
+        match take_slot(ctx, job.webhook_id).await {
             Some(permit) => slot = Some(permit),
             None => return defer(ctx, msg, "webhook at its in-flight cap", true).await,
         }
@@ -264,13 +264,31 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
 /// A slot in an account's share for a request to `webhook`: waited for when
 /// the webhook answers quickly (slots turn over within moments), taken
 /// without waiting otherwise (a slow account's excess goes back to the
-/// broker).
+/// broker). A worker that is stopping waits for none: the delivery goes
+/// back to the broker at once.
 pub(crate) async fn take_share(
     ctx: &Context,
     webhook: WebhookId,
     tenant: &hookline_core::TenantId,
 ) -> Option<crate::fairness::Share> {
-    if ctx.in_flight.is_quick(webhook) { ctx.shares.take_quick(tenant).await } else { ctx.shares.try_take(tenant) }
+    if !ctx.in_flight.is_quick(webhook) {
+        return ctx.shares.try_take(tenant);
+    }
+    tokio::select! {
+        biased;
+        share = ctx.shares.take_quick(tenant) => share,
+        () = ctx.stopping.cancelled() => None,
+    }
+}
+
+/// A slot among `webhook`'s requests in flight ([`crate::fairness::InFlight::acquire`]),
+/// not waited for once the worker is stopping.
+pub(crate) async fn take_slot(ctx: &Context, webhook: WebhookId) -> Option<crate::fairness::Slot> {
+    tokio::select! {
+        biased;
+        slot = ctx.in_flight.acquire(webhook) => slot,
+        () = ctx.stopping.cancelled() => None,
+    }
 }
 
 /// Holds a claimed delivery of a suspended webhook: logged, not sent.
@@ -369,34 +387,46 @@ pub(crate) async fn attempt(
     now: OffsetDateTime,
     completes: Option<EventKey>,
 ) -> Settle {
-    let span = tracing::info_span!(
+    let span = attempt_span(&job, step.trigger);
+    async {
+        let sent = send(ctx, step.trigger, &job, now).await;
+        record_outcome(ctx, step, job, sent, completes).await
+    }
+    .instrument(span)
+    .await
+}
+
+/// The span of one attempt: the request, and the recording of its outcome.
+pub(crate) fn attempt_span(job: &DeliveryJob, trigger: Trigger) -> tracing::Span {
+    tracing::info_span!(
         "attempt",
         delivery_id = %job.id,
         webhook_id = %job.webhook_id,
-        trigger = step.trigger.as_str(),
+        trigger = trigger.as_str(),
         attempt_no = Empty,
         http.response.status_code = Empty,
         error.kind = Empty,
         retry_reason = Empty,
         outcome = Empty,
-    );
-    attempt_in_span(ctx, step, job, now, completes).instrument(span).await
+    )
 }
 
 /// An event's tenant and id.
 pub(crate) type EventKey = (hookline_core::TenantId, hookline_core::EventId);
 
-async fn attempt_in_span(
-    ctx: &Context,
-    step: Step,
-    job: DeliveryJob,
-    now: OffsetDateTime,
-    completes: Option<EventKey>,
-) -> Settle {
-    let Step { trigger, takes_step, probe } = step;
-    let span = tracing::Span::current();
-    let id = job.id;
+/// A request made: what came back, and the attempt to record.
+#[derive(Debug)]
+pub(crate) struct Sent {
+    /// The classified result, as the client saw it.
+    pub(crate) attempted: http::Attempted,
+    /// The attempt as it is recorded.
+    pub(crate) attempt: NewAttempt,
+}
 
+/// Signs and POSTs `job` (in the caller's `attempt` span), notes how long
+/// its webhook took and counts the outcome. Nothing is recorded.
+pub(crate) async fn send(ctx: &Context, trigger: Trigger, job: &DeliveryJob, now: OffsetDateTime) -> Sent {
+    let span = tracing::Span::current();
     let mut tokens = vec![&job.token];
     if let Some((previous, until)) = &job.previous_token
         && *until > now
@@ -405,7 +435,7 @@ async fn attempt_in_span(
     }
     let request = http::Request {
         url: job.url.as_url(),
-        delivery_id: id,
+        delivery_id: job.id,
         tokens: &tokens,
         scheme: job.scheme,
         body: &job.body,
@@ -421,10 +451,9 @@ async fn attempt_in_span(
     if let Some(kind) = attempted.outcome.error_kind() {
         span.record("error.kind", kind);
     }
-    let trace_id = hookline_broker::trace::trace_id(&span);
     let attempt = NewAttempt {
         id: AttemptId::from_uuid(uuid::Uuid::now_v7()),
-        delivery_id: id,
+        delivery_id: job.id,
         trigger,
         sent_at: attempted.sent_at,
         received_at: attempted.received_at,
@@ -433,8 +462,46 @@ async fn attempt_in_span(
         error_kind: attempted.outcome.error_kind().map(str::to_owned),
         error_message: attempted.error_message.clone(),
         response_excerpt: attempted.response_excerpt.clone(),
-        trace_id: trace_id.clone(),
+        trace_id: hookline_broker::trace::trace_id(&span),
     };
+    Sent { attempted, attempt }
+}
+
+/// What follows a recorded success: the webhook is healthy again (waiting
+/// deliveries go), the span and metrics say so.
+pub(crate) async fn delivered(
+    ctx: &Context,
+    job: &DeliveryJob,
+    probe: bool,
+    attempt: &NewAttempt,
+    attempt_no: Option<i32>,
+) {
+    let span = tracing::Span::current();
+    ctx.known.set_status(job.webhook_id, HealthStatus::Healthy);
+    hand_on(ctx, job.webhook_id, probe, job.status, HealthStatus::Healthy).await;
+    span.record("attempt_no", attempt_no);
+    span.record("outcome", "delivered");
+    if job.state != DeliveryState::Delivered {
+        ctx.metrics.deliveries.inc(&["delivered"]);
+        let latency = (OffsetDateTime::now_utc() - job.ingested_at).as_seconds_f64().max(0.0);
+        ctx.metrics.delivery_latency.observe(&[], latency, attempt.trace_id.as_deref());
+    }
+    tracing::debug!(attempt_no, status = attempt.status_code, duration_ms = attempt.duration_ms, "delivered");
+}
+
+/// Records a request's outcome (in the caller's `attempt` span): the
+/// attempt, the webhook's health and what comes next.
+pub(crate) async fn record_outcome(
+    ctx: &Context,
+    step: Step,
+    job: DeliveryJob,
+    sent: Sent,
+    completes: Option<EventKey>,
+) -> Settle {
+    let Step { trigger, takes_step, probe } = step;
+    let span = tracing::Span::current();
+    let id = job.id;
+    let Sent { attempted, attempt } = sent;
 
     if attempted.outcome.is_success() {
         // The POST happened: its record is waited for while the database is
@@ -442,21 +509,7 @@ async fn attempt_in_span(
         let recorded = record(ctx, &attempt, |attempt| ctx.batches.successes.submit((attempt, completes.clone())));
         return match recorded.await {
             Ok(attempt_no) => {
-                ctx.known.set_status(job.webhook_id, HealthStatus::Healthy);
-                hand_on(ctx, job.webhook_id, probe, job.status, HealthStatus::Healthy).await;
-                span.record("attempt_no", attempt_no);
-                span.record("outcome", "delivered");
-                if job.state != DeliveryState::Delivered {
-                    ctx.metrics.deliveries.inc(&["delivered"]);
-                    let latency = (OffsetDateTime::now_utc() - job.ingested_at).as_seconds_f64().max(0.0);
-                    ctx.metrics.delivery_latency.observe(&[], latency, trace_id.as_deref());
-                }
-                tracing::debug!(
-                    attempt_no,
-                    status = attempt.status_code,
-                    duration_ms = attempt.duration_ms,
-                    "delivered"
-                );
+                delivered(ctx, &job, probe, &attempt, attempt_no).await;
                 Settle::Ack
             }
             Err(settle) => settle,

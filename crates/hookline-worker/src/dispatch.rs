@@ -15,7 +15,7 @@ use hookline_core::{
     DeliveryState, Event, EventId, EventType, HealthStatus, InvalidEventType, TenantId, Trigger, fence::unix_ms,
     parse_timestamp, validate_data,
 };
-use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
+use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, Looked, NewEvent, RecordedEvent, goes_early};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
 
@@ -95,7 +95,26 @@ pub fn parse(message: &Message, now: OffsetDateTime, max_body_bytes: usize) -> R
         None => TenantId::default(),
     };
     let body = Event::new(event_type.clone(), envelope.data, triggered_at).to_body().into();
-    Ok(NewEvent { tenant, id, event_type, body, triggered_at, ingested_at: ingested_at(message) })
+    let ingested_at = ingested_at(message);
+    let accepted_at = accepted_at(ingested_at, message, now);
+    Ok(NewEvent { tenant, id, event_type, body, triggered_at, ingested_at, accepted_at })
+}
+
+/// How far from now an event's stated acceptance time may be and still name
+/// its deliveries: further off, a clock is wrong, and the ids (whose time
+/// orders the scan for lost first attempts) take the worker's time instead.
+const ACCEPTED_SKEW: time::Duration = time::Duration::minutes(5);
+
+/// The time an event's delivery ids carry: when the producer accepted it
+/// (its header), or when a direct publisher sent it (the message's
+/// `timestamp`, in seconds), so every copy of the message derives the same
+/// ids; failing both, now.
+fn accepted_at(ingested_at: Option<OffsetDateTime>, message: &Message, now: OffsetDateTime) -> OffsetDateTime {
+    let stamped = || {
+        let secs = i64::try_from(message.properties.timestamp().as_ref().copied()?).ok()?;
+        OffsetDateTime::from_unix_timestamp(secs).ok()
+    };
+    ingested_at.or_else(stamped).filter(|at| (*at - now).abs() <= ACCEPTED_SKEW).unwrap_or(now)
 }
 
 /// When the producer accepted the event (its header), if it says.
@@ -128,7 +147,8 @@ pub const DISPATCH_BUDGET_KIB: usize = 24 * 1024;
 const COPIES: usize = 3;
 
 async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
-    if message.redelivered {
+    let redelivered = message.redelivered;
+    if redelivered {
         ctx.metrics.redeliveries.inc(&["dispatch"]);
     }
     // Large events wait for room in the budget before they are parsed.
@@ -149,6 +169,23 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let span = tracing::Span::current();
     span.record("event_id", tracing::field::display(&event.id));
     span.record("event_type", tracing::field::display(&event.event_type));
+
+    // A first copy goes early when it can: its attempts made before
+    // anything is written, then one commit. A redelivered copy (its first
+    // may have sent and recorded some of it) takes the careful path.
+    if !redelivered {
+        let looked =
+            match ctx.stored("looking up an event's webhooks", || ctx.batches.lookups.submit(event.clone())).await {
+                Ok(looked) => looked,
+                Err(settle) => return settle,
+            };
+        if let Looked::Fresh(deliveries) = looked
+            && goes_early(&deliveries)
+            && let Some(settle) = crate::early::dispatch(ctx, &event, deliveries).await
+        {
+            return settle;
+        }
+    }
 
     let recorded = match ctx.stored("recording an event", || ctx.batches.events.submit(event.clone())).await {
         Ok(recorded) => recorded,
@@ -183,14 +220,36 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     Settle::Ack
 }
 
+/// What an attempt of a fresh event's delivery needs.
+pub(crate) fn job(event: &NewEvent, d: FreshDelivery, now: OffsetDateTime) -> DeliveryJob {
+    DeliveryJob {
+        id: d.id,
+        tenant: event.tenant.clone(),
+        state: DeliveryState::Pending,
+        attempt_count: 0,
+        next_attempt_at: None,
+        event_id: event.id.clone(),
+        event_type: event.event_type.to_string(),
+        body: event.body.clone(),
+        webhook_id: d.webhook_id,
+        url: d.url,
+        token: d.token,
+        previous_token: d.previous_token,
+        scheme: d.scheme,
+        active: true,
+        status: d.status,
+        ingested_at: event.ingested_at.unwrap_or(now),
+    }
+}
+
 /// A first attempt made from the event message: the delivery's own step.
-const FIRST: crate::deliver::Step =
+pub(crate) const FIRST: crate::deliver::Step =
     crate::deliver::Step { trigger: Trigger::Scheduled, takes_step: true, probe: false };
 
 /// Hands a fresh event's delivery to the deliveries queue (its webhook is at
 /// its in-flight cap, or its attempt could not be recorded): it gets a due
 /// time, then a message.
-async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId) -> Settle {
+pub(crate) async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId) -> Settle {
     let now = OffsetDateTime::now_utc();
     let steps = match ctx
         .stored("handing a delivery to the queue", || ctx.store.hand_off(std::slice::from_ref(&delivery), now))
@@ -228,7 +287,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Some(share) = crate::deliver::take_share(ctx, d.webhook_id, &event.tenant).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
-            let Some(slot) = ctx.in_flight.acquire(d.webhook_id).await else {
+            let Some(slot) = crate::deliver::take_slot(ctx, d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
             let mut probe = false;
@@ -243,33 +302,17 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                     }
                 }
             }
-            let job = DeliveryJob {
-                id: d.id,
-                tenant: event.tenant.clone(),
-                state: DeliveryState::Pending,
-                attempt_count: 0,
-                next_attempt_at: None,
-                event_id: event.id.clone(),
-                event_type: event.event_type.to_string(),
-                body: event.body.clone(),
-                webhook_id: d.webhook_id,
-                url: d.url,
-                token: d.token,
-                previous_token: d.previous_token,
-                scheme: d.scheme,
-                active: true,
-                status: d.status,
-                ingested_at: event.ingested_at.unwrap_or(now),
-            };
+            let id = d.id;
+            let job = job(event, d, now);
             // At most `concurrency` first attempts at once per worker; the
             // attempt's (large) future exists only while it runs, so events
             // waiting their turn cost little memory.
             let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
             // Checked again just before the request: a failure this worker
             // recorded meanwhile (a 410, the threshold) stops it here.
-            if !probe && ctx.known.get(d.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
+            if !probe && ctx.known.get(job.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
                 drop((slot, share));
-                return (hand_off(ctx, d.id).await, false);
+                return (hand_off(ctx, id).await, false);
             }
             let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
             let step = crate::deliver::Step { probe, ..FIRST };
@@ -279,7 +322,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                 // Its attempt could not be recorded and never will be: it
                 // must not wait on this event message (which is acked), so
                 // it goes to the queue with a due time.
-                Settle::Reject => (hand_off(ctx, d.id).await, false),
+                Settle::Reject => (hand_off(ctx, id).await, false),
                 settle => (settle, single && settle == Settle::Ack),
             }
         }

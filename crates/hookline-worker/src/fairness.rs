@@ -174,16 +174,30 @@ impl InFlight {
         self.entry(webhook).took(took);
     }
 
+    /// A slot for `webhook` if one is free now.
+    pub fn try_acquire(&self, webhook: WebhookId) -> Option<Slot> {
+        Self::try_entry(self.entry(webhook), self.cap).ok()
+    }
+
+    fn try_entry(entry: Arc<Entry>, cap: usize) -> Result<Slot, Arc<Entry>> {
+        let idle = entry.semaphore.available_permits() == cap;
+        match entry.semaphore.clone().try_acquire_owned() {
+            Ok(permit) => {
+                if idle {
+                    entry.progress();
+                }
+                Ok(Slot { entry, _permit: permit })
+            }
+            Err(_) => Err(entry),
+        }
+    }
+
     /// A slot for `webhook`; `None` when the caller should defer the delivery.
     pub async fn acquire(&self, webhook: WebhookId) -> Option<Slot> {
-        let entry = self.entry(webhook);
-        let idle = entry.semaphore.available_permits() == self.cap;
-        if let Ok(permit) = entry.semaphore.clone().try_acquire_owned() {
-            if idle {
-                entry.progress();
-            }
-            return Some(Slot { entry, _permit: permit });
-        }
+        let entry = match Self::try_entry(self.entry(webhook), self.cap) {
+            Ok(slot) => return Some(slot),
+            Err(entry) => entry,
+        };
         // Wait for a slot while the webhook answers quickly, for a bounded
         // time; give up as soon as it slows down or stops.
         let started = Instant::now();

@@ -5,8 +5,8 @@
 //! outcome is committed in Postgres, so a killed worker loses nothing
 //! (delivery is at-least-once; `Webhook-Id` lets receivers deduplicate).
 //!
-//! Start reading at [`dispatch::handle`] (every event: record, first
-//! attempts, mark), then [`deliver::handle`] (queued attempts: claim, attempt,
+//! Start reading at [`dispatch::handle`] (every event: look up, first
+//! attempts, one commit — or record, attempt, mark), then [`deliver::handle`] (queued attempts: claim, attempt,
 //! record) and [`reconcile`] (what Postgres says is overdue).
 //!
 //! # Layout
@@ -15,6 +15,8 @@
 //!   consumes until cancelled, then drains.
 //! - [`dispatch`]: an event message → deliveries in Postgres → one delivery
 //!   message each.
+//! - `early`: a fresh event's fast path: its first attempts made before
+//!   anything is written, then one commit.
 //! - [`deliver`]: a delivery message → sign, POST, record the attempt.
 //! - [`fairness`]: the per-webhook in-flight cap.
 //! - [`http`]: the outbound HTTP client and one attempt over it.
@@ -27,6 +29,7 @@ pub mod batch;
 mod consume;
 pub mod deliver;
 pub mod dispatch;
+mod early;
 pub mod fairness;
 pub mod http;
 pub mod metrics;

@@ -101,28 +101,38 @@ pub(crate) async fn run(ctx: Arc<Context>, every: Every, shutdown: CancellationT
             () = shutdown.cancelled() => return,
             () = tokio::time::sleep(every.interval) => {}
         }
-        let grace = time::Duration::try_from(every.grace + ctx.lateness.recent() * 2).unwrap_or(time::Duration::HOUR);
-        for _ in 0..ROUNDS {
-            match round(&ctx, grace).await {
-                Ok(n) if n == usize::try_from(BATCH).unwrap_or(usize::MAX) => continue,
-                Ok(_) => break,
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "reconciliation failed; trying again at the next interval");
-                    break;
-                }
-            }
+        // A stopping worker does not finish a pass: what it took has due
+        // times committed, and the next pass (any worker's) publishes it.
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = pass(&ctx, every, &mut scanned_to) => {}
         }
-        let until = OffsetDateTime::now_utc() - ctx.lease - grace;
-        for _ in 0..ROUNDS {
-            if scanned_to >= until {
+    }
+}
+
+/// One pass: overdue steps, then the next stretch of unstarted deliveries.
+async fn pass(ctx: &Context, every: Every, scanned_to: &mut OffsetDateTime) {
+    let grace = time::Duration::try_from(every.grace + ctx.lateness.recent() * 2).unwrap_or(time::Duration::HOUR);
+    for _ in 0..ROUNDS {
+        match round(ctx, grace).await {
+            Ok(n) if n == usize::try_from(BATCH).unwrap_or(usize::MAX) => continue,
+            Ok(_) => break,
+            Err(e) => {
+                tracing::warn!(error.message = %e, "reconciliation failed; trying again at the next interval");
                 break;
             }
-            match unstarted(&ctx, scanned_to, until).await {
-                Ok(next) => scanned_to = next,
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "reconciliation failed; trying again at the next interval");
-                    break;
-                }
+        }
+    }
+    let until = OffsetDateTime::now_utc() - ctx.lease - grace;
+    for _ in 0..ROUNDS {
+        if *scanned_to >= until {
+            break;
+        }
+        match unstarted(ctx, *scanned_to, until).await {
+            Ok(next) => *scanned_to = next,
+            Err(e) => {
+                tracing::warn!(error.message = %e, "reconciliation failed; trying again at the next interval");
+                break;
             }
         }
     }

@@ -351,13 +351,18 @@ impl Worker {
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");
         }
-        let _ = ctx.publisher().close().await;
-        let _ = connection.close(200, "worker stopping".into()).await;
+        // A broker that does not answer (blocked, or gone) does not hold
+        // the exit: whatever was not acked is redelivered either way.
+        let _ = tokio::time::timeout(CLOSE_WAIT, ctx.publisher().close()).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, connection.close(200, "worker stopping".into())).await;
         let _ = health_task.await;
         tracing::info!("worker stopped");
         Ok(())
     }
 }
+
+/// How long a stopping worker waits for the broker to confirm a close.
+const CLOSE_WAIT: Duration = Duration::from_secs(3);
 
 /// What a queue's messages are.
 #[derive(Clone, Copy, Debug)]

@@ -10,6 +10,7 @@ use hookline_store::{
     RecordedEvent, Store,
 };
 
+mod early;
 mod schedule;
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
@@ -46,6 +47,7 @@ fn event(tenant: &str, id: &str, event_type: &str) -> NewEvent {
         body: br#"{"event":"x"}"#.to_vec().into(),
         triggered_at: OffsetDateTime::now_utc(),
         ingested_at: None,
+        accepted_at: OffsetDateTime::now_utc(),
     }
 }
 
@@ -101,7 +103,7 @@ async fn record_event_fans_out_once() {
     let e = event("default", "e1", "license.created");
     let now = OffsetDateTime::now_utc();
 
-    let Dispatch::Publish(ids) = store.record_event(&e, new_id, now, LEASE).await.expect("record") else {
+    let Dispatch::Publish(ids) = store.record_event(&e, now, LEASE).await.expect("record") else {
         panic!("first sighting publishes");
     };
     assert_eq!(ids.len(), 1);
@@ -116,9 +118,9 @@ async fn record_event_fans_out_once() {
     assert_eq!(job.state, DeliveryState::Pending);
 
     // A second copy finds every pending delivery already due: nothing new.
-    assert_eq!(store.record_event(&e, new_id, now, LEASE).await.expect("again"), Dispatch::Publish(vec![]));
+    assert_eq!(store.record_event(&e, now, LEASE).await.expect("again"), Dispatch::Publish(vec![]));
     store.mark_dispatched(&e.tenant, &e.id, now).await.expect("mark");
-    assert_eq!(store.record_event(&e, new_id, now, LEASE).await.expect("dup"), Dispatch::Duplicate);
+    assert_eq!(store.record_event(&e, now, LEASE).await.expect("dup"), Dispatch::Duplicate);
     assert_eq!(
         store
             .list_deliveries(&DeliveryFilter { webhook: Some(a), ..Default::default() }, None, 10)
@@ -139,18 +141,18 @@ async fn redelivered_event_waits_out_the_lease() {
     let a = webhook(&store, "default", &["*"], true).await;
     let e = event("default", "e1", "license.created");
     let now = OffsetDateTime::now_utc();
-    let recorded = store.record_events(std::slice::from_ref(&e), new_id, now, LEASE).await.expect("record");
+    let recorded = store.record_events(std::slice::from_ref(&e), now, LEASE).await.expect("record");
     let [RecordedEvent::Fresh(fresh)] = recorded.as_slice() else { panic!("fresh: {recorded:?}") };
     assert_eq!(fresh.len(), 1);
     let later = now + time::Duration::seconds(2);
-    let again = store.record_events(std::slice::from_ref(&e), new_id, later, LEASE).await.expect("again");
+    let again = store.record_events(std::slice::from_ref(&e), later, LEASE).await.expect("again");
     let [RecordedEvent::Seen(Dispatch::Publish(steps))] = again.as_slice() else { panic!("seen: {again:?}") };
     assert_eq!(steps.len(), 1);
     assert_eq!((steps[0].id, steps[0].webhook_id), (fresh[0].id, a));
     let received: OffsetDateTime =
         db.client().await.query_one("SELECT received_at FROM events", &[]).await.expect("event").get(0);
     assert_eq!(steps[0].at, truncate_ms(received + LEASE), "due when the first copy's lease ends");
-    let third = store.record_events(std::slice::from_ref(&e), new_id, later, LEASE).await.expect("third");
+    let third = store.record_events(std::slice::from_ref(&e), later, LEASE).await.expect("third");
     assert!(matches!(third.as_slice(), [RecordedEvent::Seen(Dispatch::Publish(s))] if s.is_empty()));
 }
 
@@ -202,8 +204,7 @@ async fn deliveries_for(store: &Store, n: usize) -> (WebhookId, Vec<DeliveryId>)
     let mut ids = Vec::new();
     for i in 0..n {
         let e = event("default", &format!("e{i}"), "a.b");
-        let Dispatch::Publish(new) =
-            store.record_event(&e, new_id, OffsetDateTime::now_utc(), LEASE).await.expect("record")
+        let Dispatch::Publish(new) = store.record_event(&e, OffsetDateTime::now_utc(), LEASE).await.expect("record")
         else {
             panic!("publishes");
         };

@@ -15,7 +15,7 @@ async fn fresh(store: &Store, n: usize) -> Vec<DeliveryId> {
     let tenant = format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..12]);
     webhook(store, &tenant, &["*"], true).await;
     let events: Vec<_> = (0..n).map(|i| event(&tenant, &format!("e{i}"), "a.b")).collect();
-    let recorded = store.record_events(&events, new_id, OffsetDateTime::now_utc(), LEASE).await.expect("record");
+    let recorded = store.record_events(&events, OffsetDateTime::now_utc(), LEASE).await.expect("record");
     recorded
         .into_iter()
         .flat_map(|r| match r {
@@ -170,7 +170,7 @@ async fn replays_are_marked_and_unmarked() {
     ));
     assert_eq!(store.unmark_replays(&replays[1..], now).await.expect("unmark"), 2);
     let states: Vec<String> = client
-        .query("SELECT state FROM deliveries WHERE id = ANY($1) ORDER BY id", &[&uuids])
+        .query("SELECT state FROM deliveries WHERE id = ANY($1) ORDER BY array_position($1, id)", &[&uuids])
         .await
         .expect("states")
         .iter()

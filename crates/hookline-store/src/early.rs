@@ -1,0 +1,200 @@
+//! Attempt first, record once: the store's half of a fresh event's fast
+//! path. A worker reads who an event goes to ([`Store::look_up`], reads
+//! only, no commit), makes the first attempts, and, when every one of them
+//! succeeded, writes the event, its deliveries and their attempts in one
+//! commit ([`Store::record_delivered`]). Until that commit the unacked event
+//! message is the record: a crash redelivers it, and the redelivery takes the
+//! careful path ([`Store::record_events`]) with the same derived delivery ids,
+//! so a repeated request carries the same `Webhook-Id`.
+
+use std::collections::{HashMap, HashSet};
+
+use hookline_core::{HealthStatus, WebhookId};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::{FreshDelivery, NewAttempt, NewEvent, Result, Store, batch::active_webhooks};
+
+/// Who a fresh event goes to, as read before anything is written.
+#[derive(Clone, Debug)]
+pub enum Looked {
+    /// The event is recorded already (a repeated id, or a copy being
+    /// handled elsewhere): the careful path decides what is left to do.
+    Seen,
+    /// Not recorded yet: its deliveries, one per subscribed, active webhook,
+    /// suspended ones included (the caller decides what may go early).
+    Fresh(Vec<FreshDelivery>),
+}
+
+/// A fresh event whose every first attempt succeeded.
+#[derive(Clone, Debug)]
+pub struct Delivered {
+    /// The event.
+    pub event: NewEvent,
+    /// Its deliveries' attempts, each with the webhook it went to.
+    pub attempts: Vec<(WebhookId, NewAttempt)>,
+}
+
+impl Store {
+    /// For each event: recorded already, or who it goes to. Two reads on one
+    /// connection, sent together; nothing is written.
+    pub async fn look_up(&self, events: &[NewEvent]) -> Result<Vec<Looked>> {
+        let client = self.pool.get().await?;
+        let tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
+        let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
+        let mut batch_tenants = tenants.clone();
+        batch_tenants.sort_unstable();
+        batch_tenants.dedup();
+        let seen = async {
+            let rows = client
+                .query(
+                    "SELECT e.tenant, e.id FROM events e
+                     JOIN UNNEST($1::text[], $2::text[]) AS l (tenant, id) ON e.tenant = l.tenant AND e.id = l.id",
+                    &[&tenants, &ids],
+                )
+                .await?;
+            Ok(rows)
+        };
+        let (seen, webhooks) = tokio::try_join!(seen, active_webhooks(&client, &batch_tenants))?;
+        let seen: HashSet<(String, String)> =
+            seen.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
+        let mut looked = Vec::with_capacity(events.len());
+        for event in events {
+            if seen.contains(&(event.tenant.as_str().to_owned(), event.id.as_str().to_owned())) {
+                looked.push(Looked::Seen);
+                continue;
+            }
+            let mut deliveries = Vec::new();
+            for webhook in webhooks.get(event.tenant.as_str()).into_iter().flatten() {
+                if webhook.filters.matches(&event.event_type) {
+                    deliveries.push(self.fresh_delivery(event.delivery_id(webhook.id), webhook)?);
+                }
+            }
+            looked.push(Looked::Fresh(deliveries));
+        }
+        Ok(looked)
+    }
+
+    /// Records events whose first attempts all succeeded, in one statement
+    /// (one commit): each event marked dispatched, each delivery delivered
+    /// with its attempt logged, each webhook's success noted (its row
+    /// written only when that changes something or its `last_success_at` is
+    /// over a second old, as [`Store::record_successes`] does). An event
+    /// recorded meanwhile by another copy of its message is left as that
+    /// copy wrote it (that copy marks it dispatched); a delivery recorded
+    /// meanwhile counts one more attempt. An event may appear once per call.
+    /// Returns each attempt's number, per event, in the order given
+    /// (`None` for one not written).
+    pub async fn record_delivered(&self, items: &[Delivered], now: OffsetDateTime) -> Result<Vec<Vec<Option<i32>>>> {
+        let client = self.pool.get().await?;
+        let e_tenants: Vec<&str> = items.iter().map(|d| d.event.tenant.as_str()).collect();
+        let e_ids: Vec<&str> = items.iter().map(|d| d.event.id.as_str()).collect();
+        let e_types: Vec<&str> = items.iter().map(|d| d.event.event_type.as_str()).collect();
+        let e_bodies: Vec<&[u8]> = items.iter().map(|d| d.event.body.as_ref()).collect();
+        let e_triggered: Vec<OffsetDateTime> = items.iter().map(|d| d.event.triggered_at).collect();
+        let e_ingested: Vec<Option<OffsetDateTime>> = items.iter().map(|d| d.event.ingested_at).collect();
+
+        let attempts = || items.iter().flat_map(|d| d.attempts.iter().map(move |(w, a)| (&d.event, *w, a)));
+        let tenants: Vec<&str> = attempts().map(|(e, _, _)| e.tenant.as_str()).collect();
+        let events: Vec<&str> = attempts().map(|(e, _, _)| e.id.as_str()).collect();
+        let types: Vec<&str> = attempts().map(|(e, _, _)| e.event_type.as_str()).collect();
+        let webhooks: Vec<Uuid> = attempts().map(|(_, w, _)| w.as_uuid()).collect();
+        let deliveries: Vec<Uuid> = attempts().map(|(_, _, a)| a.delivery_id.as_uuid()).collect();
+        let ids: Vec<Uuid> = attempts().map(|(_, _, a)| a.id.as_uuid()).collect();
+        let triggers: Vec<&str> = attempts().map(|(_, _, a)| a.trigger.as_str()).collect();
+        let sent: Vec<OffsetDateTime> = attempts().map(|(_, _, a)| a.sent_at).collect();
+        let received: Vec<Option<OffsetDateTime>> = attempts().map(|(_, _, a)| a.received_at).collect();
+        let durations: Vec<i32> = attempts().map(|(_, _, a)| a.duration_ms).collect();
+        let statuses: Vec<Option<i32>> = attempts().map(|(_, _, a)| a.status_code).collect();
+        let excerpts: Vec<Option<&str>> = attempts().map(|(_, _, a)| a.response_excerpt.as_deref()).collect();
+        let traces: Vec<Option<&str>> = attempts().map(|(_, _, a)| a.trace_id.as_deref()).collect();
+        let rows = client
+            .query(
+                "WITH e AS (
+                    INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at,
+                                        dispatched_at)
+                    SELECT e.tenant, e.id, e.event_type, e.body, e.triggered_at, $1, e.ingested_at, $1
+                    FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[],
+                                $7::timestamptz[]) AS e (tenant, id, event_type, body, triggered_at, ingested_at)
+                    ON CONFLICT (tenant, id) DO NOTHING
+                 ), i AS (
+                    SELECT * FROM UNNEST($8::text[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::uuid[],
+                                         $14::text[], $15::timestamptz[], $16::timestamptz[], $17::int[], $18::int[],
+                                         $19::text[], $20::text[])
+                           AS i (tenant, event_id, event_type, webhook_id, delivery_id, attempt_id, trigger, sent_at,
+                                 received_at, duration_ms, status_code, response_excerpt, trace_id)
+                 ), d AS (
+                    INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, attempt_count,
+                                            created_at, updated_at)
+                    SELECT i.delivery_id, i.tenant, i.event_id, i.webhook_id, i.event_type, 'delivered', 1, $1, $1
+                    FROM i
+                    ON CONFLICT (tenant, event_id, webhook_id) DO UPDATE
+                    SET attempt_count = deliveries.attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
+                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, updated_at = $1
+                    RETURNING deliveries.id, deliveries.tenant, deliveries.event_id, deliveries.webhook_id,
+                              deliveries.attempt_count
+                 ), a AS (
+                    INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms,
+                                          status_code, response_excerpt, trace_id)
+                    SELECT i.attempt_id, d.id, d.attempt_count, i.trigger, i.sent_at, i.received_at, i.duration_ms,
+                           i.status_code, i.response_excerpt, i.trace_id
+                    FROM d JOIN i ON i.tenant = d.tenant AND i.event_id = d.event_id AND i.webhook_id = d.webhook_id
+                    RETURNING delivery_id, attempt_no
+                 ), w AS (
+                    UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
+                                        probe_until = NULL, probes = 0, last_success_at = $1
+                    WHERE webhooks.id IN (SELECT webhook_id FROM d)
+                      AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
+                           OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $1 - interval '1 second')
+                 )
+                 SELECT d.tenant, d.event_id, d.webhook_id, a.attempt_no FROM a JOIN d ON d.id = a.delivery_id",
+                &[
+                    &now,
+                    &e_tenants,
+                    &e_ids,
+                    &e_types,
+                    &e_bodies,
+                    &e_triggered,
+                    &e_ingested,
+                    &tenants,
+                    &events,
+                    &types,
+                    &webhooks,
+                    &deliveries,
+                    &ids,
+                    &triggers,
+                    &sent,
+                    &received,
+                    &durations,
+                    &statuses,
+                    &excerpts,
+                    &traces,
+                ],
+            )
+            .await?;
+        let mut numbers: HashMap<(String, String, Uuid), i32> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            numbers.insert((row.try_get(0)?, row.try_get(1)?, row.try_get(2)?), row.try_get(3)?);
+        }
+        Ok(items
+            .iter()
+            .map(|d| {
+                d.attempts
+                    .iter()
+                    .map(|(w, _)| {
+                        let key = (d.event.tenant.as_str().to_owned(), d.event.id.as_str().to_owned(), w.as_uuid());
+                        numbers.get(&key).copied()
+                    })
+                    .collect()
+            })
+            .collect())
+    }
+}
+
+/// Whether every delivery of a fresh event may be attempted before it is
+/// recorded: there is at least one, and every webhook is healthy (an
+/// unhealthy one takes probes, a suspended one holds its delivery: both
+/// need the record first).
+pub fn goes_early(deliveries: &[FreshDelivery]) -> bool {
+    !deliveries.is_empty() && deliveries.iter().all(|d| d.status == HealthStatus::Healthy)
+}
