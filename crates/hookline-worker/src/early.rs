@@ -55,16 +55,18 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
     span.record("deliveries", deliveries.len());
     ctx.metrics.deliveries_created.add(&[], u64::try_from(deliveries.len()).unwrap_or(u64::MAX));
     let now = OffsetDateTime::now_utc();
-    let attempts = deliveries.into_iter().map(|d| async move {
+    let attempts = deliveries.into_iter().zip(held).map(|(d, held)| async move {
         let job = job(event, d, now);
         let span = attempt_span(&job, Trigger::Scheduled);
         // At most `concurrency` first attempts at once per worker.
         let _permit = ctx.attempts.acquire().await.ok();
         let sent = send(ctx, Trigger::Scheduled, &job, now).instrument(span.clone()).await;
+        // The webhook's slot and the account's share are for the request
+        // alone: a slow webhook beside it does not hold them.
+        drop(held);
         Made { job, sent, span }
     });
     let made = join_all(attempts).await;
-    drop(held);
 
     if made.iter().all(|m| m.sent.attempted.outcome.is_success()) {
         let item = Delivered {
