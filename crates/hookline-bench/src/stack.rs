@@ -1,6 +1,14 @@
 //! The system under test: the release `hookline-producer` and
 //! `hookline-worker` binaries as separate processes (so each one's CPU time
 //! and peak memory can be read), on a fresh database and broker namespace.
+//!
+//! The services run with their default settings, log level included. The
+//! benchmark sets only what it needs to run them at all (database,
+//! namespace, admin key, listen addresses, loopback receivers allowed, a
+//! webhook limit above any scenario's, queue expiry so a run's queues
+//! disappear) and a scenario's retry schedule when it has one. `HOOKLINE_*`,
+//! `RUST_LOG` and `MALLOC_*` variables given to the benchmark pass through.
+//! Each service's stdout and stderr go to a log file, never to a pipe.
 
 use std::{
     net::SocketAddr,
@@ -17,50 +25,15 @@ pub(crate) const KEY: &str = "bench-admin-key-0123456789";
 
 const ADMIN_DB: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
-/// CPU seconds and peak resident memory of one process.
-#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
-pub(crate) struct Usage {
-    /// User plus system CPU time, in seconds.
-    pub(crate) cpu_seconds: f64,
-    /// Peak resident set size, in MiB.
-    pub(crate) peak_rss_mib: f64,
-}
-
-/// Reads `/proc/<pid>`: utime + stime (clock ticks) and `VmHWM`.
-fn usage(pid: u32) -> Usage {
-    let ticks = 100.0; // USER_HZ on Linux
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the parenthesised command name; utime and stime are the
-    // 14th and 15th fields of the whole line.
-    let after = stat.rsplit_once(") ").map(|(_, rest)| rest).unwrap_or_default();
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let field = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
-    let cpu_seconds = (field(11) + field(12)) / ticks;
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let peak_kib = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse::<f64>().ok())
-        .unwrap_or(0.0);
-    Usage { cpu_seconds, peak_rss_mib: peak_kib / 1024.0 }
-}
-
 /// What a scenario may change about the services.
 #[derive(Debug, Clone)]
 pub(crate) struct StackOptions {
     /// Worker processes.
     pub(crate) workers: usize,
-    /// `HOOKLINE_RETRY_SCHEDULE`.
-    pub(crate) retry_schedule: String,
-    /// Extra variables for every service.
-    pub(crate) extra_env: Vec<(String, String)>,
-}
-
-impl Default for StackOptions {
-    fn default() -> Self {
-        Self { workers: 1, retry_schedule: "5s,1m,5m,30m,2h,5h,10h,10h".to_owned(), extra_env: Vec::new() }
-    }
+    /// `HOOKLINE_RETRY_SCHEDULE`; `None`: the services' default.
+    pub(crate) retry_schedule: Option<String>,
+    /// Where `producer.log` and `worker-{n}.log` go (created if missing).
+    pub(crate) log_dir: PathBuf,
 }
 
 /// Running services.
@@ -113,15 +86,18 @@ impl Stack {
         let id = uuid::Uuid::new_v4().simple().to_string()[..10].to_owned();
         let database = format!("hookline_bench_{id}");
         let namespace = format!("bench{id}");
-        let common = |command: &mut Command| {
+        std::fs::create_dir_all(&options.log_dir).with_context(|| format!("creating {}", options.log_dir.display()))?;
+        let common = |command: &mut Command, log: &str| -> anyhow::Result<()> {
+            let path = options.log_dir.join(log);
+            let log = std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
             command
                 .env_clear()
                 .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-                // HOOKLINE_* settings given to the benchmark pass through (to
-                // try one: HOOKLINE_DISPATCH_CONCURRENCY=64 hookline-bench …);
-                // those set below win.
+                // HOOKLINE_* settings and RUST_LOG given to the benchmark pass
+                // through (to try one: HOOKLINE_DISPATCH_CONCURRENCY=64
+                // hookline-bench …); those set below win.
                 .envs(std::env::vars().filter(|(k, _)| {
-                    (k.starts_with("HOOKLINE_") || k.starts_with("MALLOC_"))
+                    (k.starts_with("HOOKLINE_") || k.starts_with("MALLOC_") || k == "RUST_LOG")
                         && !["HOOKLINE_TEST_DATABASE_URL", "HOOKLINE_TEST_AMQP_URL"].contains(&k.as_str())
                 }))
                 .env("HOOKLINE_DATABASE_URL", format!("postgres://postgres@127.0.0.1:5432/{database}"))
@@ -130,37 +106,44 @@ impl Stack {
                 .env("HOOKLINE_API_KEYS", KEY)
                 .env("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8")
                 .env("HOOKLINE_MAX_WEBHOOKS_PER_TENANT", "10000")
-                .env("HOOKLINE_RETRY_SCHEDULE", &options.retry_schedule)
-                .env("RUST_LOG", "warn")
-                .envs(options.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
+                .stdin(Stdio::null())
+                .stdout(log.try_clone()?)
+                .stderr(log)
                 .kill_on_drop(true);
+            if let Some(schedule) = &options.retry_schedule {
+                command.env("HOOKLINE_RETRY_SCHEDULE", schedule);
+            }
+            Ok(())
         };
         let api_port = free_port()?;
         let mut producer = Command::new(binary("hookline-producer")?);
-        common(&mut producer);
+        common(&mut producer, "producer.log")?;
         producer.env("HOOKLINE_LISTEN_ADDR", format!("127.0.0.1:{api_port}"));
         let mut producer = producer.spawn().context("starting hookline-producer")?;
-        wait_healthy(api_port, &mut producer, "hookline-producer").await?;
+        let what = format!("hookline-producer (log: {})", options.log_dir.join("producer.log").display());
+        wait_healthy(api_port, &mut producer, &what).await?;
         let mut workers = Vec::new();
-        for _ in 0..options.workers {
+        for n in 0..options.workers {
             let port = free_port()?;
             let mut worker = Command::new(binary("hookline-worker")?);
-            common(&mut worker);
+            common(&mut worker, &format!("worker-{n}.log"))?;
             worker.env("HOOKLINE_WORKER_LISTEN_ADDR", format!("127.0.0.1:{port}"));
             let mut worker = worker.spawn().context("starting hookline-worker")?;
-            wait_healthy(port, &mut worker, "hookline-worker").await?;
+            let what = format!("hookline-worker (log: {})", options.log_dir.join(format!("worker-{n}.log")).display());
+            wait_healthy(port, &mut worker, &what).await?;
             workers.push(worker);
         }
         Ok(Self { api: SocketAddr::from(([127, 0, 0, 1], api_port)), database, namespace, producer, workers })
     }
 
-    /// CPU time and peak memory of the producer and of each worker.
-    pub(crate) fn usage(&self) -> (Usage, Vec<Usage>) {
-        let producer = self.producer.id().map(usage).unwrap_or_default();
-        let workers = self.workers.iter().filter_map(Child::id).map(usage).collect();
-        (producer, workers)
+    /// The producer's process id (`None` once it has exited).
+    pub(crate) fn producer_pid(&self) -> Option<u32> {
+        self.producer.id()
+    }
+
+    /// Each worker's process id (`None` once it has exited).
+    pub(crate) fn worker_pids(&self) -> Vec<Option<u32>> {
+        self.workers.iter().map(Child::id).collect()
     }
 
     /// A connection to this run's database.
