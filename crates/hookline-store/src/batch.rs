@@ -63,9 +63,13 @@ pub(crate) async fn active_webhooks(
 ) -> Result<HashMap<String, Vec<WebhookRow>>> {
     let rows = client
         .query(
-            "SELECT id, tenant, events, status, url, token, previous_token, previous_token_expires_at,
+            &client
+                .prepare_cached(
+                    "SELECT id, tenant, events, status, url, token, previous_token, previous_token_expires_at,
                     signature_scheme
              FROM webhooks WHERE tenant = ANY($1) AND active ORDER BY id",
+                )
+                .await?,
             &[&tenants],
         )
         .await?;
@@ -126,12 +130,15 @@ impl Store {
         let ingested: Vec<Option<OffsetDateTime>> = events.iter().map(|e| e.ingested_at).collect();
         let inserted = tx
             .query(
-                "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at)
+                &tx.prepare_cached(
+                    "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at)
                  SELECT e.tenant, e.id, e.event_type, e.body, e.triggered_at, $7, e.ingested_at
                  FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bytea[], $5::timestamptz[], $6::timestamptz[])
                       AS e (tenant, id, event_type, body, triggered_at, ingested_at)
                  ON CONFLICT (tenant, id) DO NOTHING
                  RETURNING tenant, id",
+                )
+                .await?,
                 &[&tenants, &ids, &types, &bodies, &triggered, &ingested, &now],
             )
             .await?;
@@ -183,10 +190,10 @@ impl Store {
         }
         if !d_ids.is_empty() {
             tx.execute(
-                "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
+                &tx.prepare_cached("INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, created_at, updated_at)
                  SELECT d.id, d.tenant, d.event_id, d.webhook_id, d.event_type, d.state, $7, $7
                  FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[])
-                      AS d (id, tenant, event_id, webhook_id, event_type, state)",
+                      AS d (id, tenant, event_id, webhook_id, event_type, state)").await?,
                 &[&d_ids, &d_tenants, &d_events, &d_webhooks, &d_types, &d_states, &now],
             )
             .await?;
@@ -234,7 +241,9 @@ impl Store {
         let mark_ids: Vec<&str> = dispatched.iter().map(|(_, id)| id.as_str()).collect();
         let rows = client
             .query(
-                "WITH i AS (
+                &client
+                    .prepare_cached(
+                        "WITH i AS (
                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
                                          $6::int[], $7::int[], $8::text[], $9::text[])
                            AS i (delivery_id, attempt_id, trigger, sent_at, received_at, duration_ms, status_code,
@@ -264,6 +273,8 @@ impl Store {
                     WHERE events.tenant = m.tenant AND events.id = m.id AND events.dispatched_at IS NULL
                  )
                  SELECT delivery_id, attempt_no FROM a",
+                    )
+                    .await?,
                 &[
                     &deliveries,
                     &ids,
@@ -292,9 +303,13 @@ impl Store {
         let ids: Vec<&str> = events.iter().map(|(_, id)| id.as_str()).collect();
         client
             .execute(
-                "UPDATE events SET dispatched_at = $3
+                &client
+                    .prepare_cached(
+                        "UPDATE events SET dispatched_at = $3
                  FROM UNNEST($1::text[], $2::text[]) AS e (tenant, id)
                  WHERE events.tenant = e.tenant AND events.id = e.id AND events.dispatched_at IS NULL",
+                    )
+                    .await?,
                 &[&tenants, &ids, &now],
             )
             .await?;

@@ -287,10 +287,10 @@ impl Store {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT d.state, d.attempt_count, d.next_attempt_at, w.id AS webhook_id, w.status, w.consecutive_failures
+                &tx.prepare_cached("SELECT d.state, d.attempt_count, d.next_attempt_at, w.id AS webhook_id, w.status, w.consecutive_failures
                  FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.id = $1
-                 FOR UPDATE OF d, w",
+                 FOR UPDATE OF d, w").await?,
                 &[&attempt.delivery_id.as_uuid()],
             )
             .await?
@@ -322,10 +322,13 @@ impl Store {
         // what triggers it; any other outcome ends it.
         let keeps_step = decided.next_attempt_at.is_some() && decided.next_attempt_at == facts.next_attempt_at;
         tx.execute(
-            "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
+            &tx.prepare_cached(
+                "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
                                    claimed_until = NULL, awaits_probe = false,
                                    next_trigger = CASE WHEN $6 THEN next_trigger END
              WHERE id = $1",
+            )
+            .await?,
             &[
                 &attempt.delivery_id.as_uuid(),
                 &attempt_no,
@@ -337,10 +340,10 @@ impl Store {
         )
         .await?;
         tx.execute(
-            "INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code,
+            &tx.prepare_cached("INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code,
                                    error_kind, error_message, response_excerpt, retry_reason, next_attempt_at,
                                    failure_count, recorded_at, trace_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp(), $15)",
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp(), $15)").await?,
             &[
                 &attempt.id.as_uuid(),
                 &attempt.delivery_id.as_uuid(),
@@ -362,10 +365,13 @@ impl Store {
         .await?;
         let now_suspended = decided.health.status == HealthStatus::Suspended;
         tx.execute(
-            "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
+            &tx.prepare_cached(
+                "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
                                  probes = GREATEST(probes - CASE WHEN $6 THEN 1 ELSE 0 END, 0),
                                  suspended_at = CASE WHEN $5 THEN clock_timestamp() ELSE suspended_at END
              WHERE id = $1",
+            )
+            .await?,
             &[
                 &webhook_id,
                 &decided.health.status.as_str(),
@@ -446,9 +452,9 @@ impl Store {
         let body: Vec<u8> = row.try_get("body")?;
         let attempts = tx
             .query(
-                "SELECT id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code, error_kind, error_message,
+                &tx.prepare_cached("SELECT id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code, error_kind, error_message,
                         response_excerpt, retry_reason, next_attempt_at, trace_id
-                 FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no",
+                 FROM attempts WHERE delivery_id = $1 ORDER BY attempt_no").await?,
                 &[&id.as_uuid()],
             )
             .await?
@@ -472,11 +478,15 @@ impl Store {
         let margin = time::Duration::MINUTE;
         let rows = client
             .query(
-                "SELECT id FROM deliveries
+                &client
+                    .prepare_cached(
+                        "SELECT id FROM deliveries
                  WHERE webhook_id = $1 AND id >= $4 AND id < $5
                    AND state IN ('failed', 'suspended')
                    AND created_at >= $2 AND created_at < $3
                  ORDER BY created_at, id",
+                    )
+                    .await?,
                 &[
                     &window.webhook.as_uuid(),
                     &window.since,
@@ -510,7 +520,8 @@ impl Store {
         let tx = client.transaction().await?;
         let Some(row) = tx
             .query_opt(
-                "SELECT tenant FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)",
+                &tx.prepare_cached("SELECT tenant FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)")
+                    .await?,
                 &[&webhook.as_uuid(), &tenant.map(TenantId::as_str)],
             )
             .await?
@@ -519,16 +530,16 @@ impl Store {
         };
         let owner: String = row.try_get(0)?;
         tx.execute(
-            "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at, dispatched_at)
-             VALUES ($1, $2, $3, $4, $5, $5, $5, $5)",
+            &tx.prepare_cached("INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at, dispatched_at)
+             VALUES ($1, $2, $3, $4, $5, $5, $5, $5)").await?,
             &[&owner, &event_id.as_str(), &event_type, &body, &now],
         )
         .await?;
         let id = DeliveryId::from_uuid(uuid::Uuid::now_v7());
         tx.execute(
-            "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, next_attempt_at, next_trigger,
+            &tx.prepare_cached("INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, next_attempt_at, next_trigger,
                                      created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, 'pending', $6, 'manual', $6, $6)",
+             VALUES ($1, $2, $3, $4, $5, 'pending', $6, 'manual', $6, $6)").await?,
             &[&id.as_uuid(), &owner, &event_id.as_str(), &webhook.as_uuid(), &event_type, &now],
         )
         .await?;
@@ -542,10 +553,14 @@ impl Store {
         let client = self.pool.get().await?;
         let rows = client
             .query(
-                "SELECT DISTINCT event_type FROM (
+                &client
+                    .prepare_cached(
+                        "SELECT DISTINCT event_type FROM (
                     SELECT event_type FROM deliveries WHERE ($1::text IS NULL OR tenant = $1)
                     ORDER BY id DESC LIMIT 1000) d
                  ORDER BY event_type",
+                    )
+                    .await?,
                 &[&tenant.map(TenantId::as_str)],
             )
             .await?;

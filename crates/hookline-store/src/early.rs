@@ -35,6 +35,14 @@ pub struct Delivered {
     pub attempts: Vec<(WebhookId, NewAttempt)>,
 }
 
+/// Which of the given events are recorded: one primary-key probe per event,
+/// whatever the planner guesses of the arrays' length (a hash join would
+/// read every event, and a cached plan would keep doing so).
+const SEEN: &str = "SELECT l.tenant, l.id FROM UNNEST($1::text[], $2::text[]) AS l (tenant, id)
+                    CROSS JOIN LATERAL (
+                        SELECT 1 FROM events e WHERE e.tenant = l.tenant AND e.id = l.id LIMIT 1
+                    ) AS found";
+
 impl Store {
     /// For each event: recorded already, or who it goes to. Two reads on one
     /// connection, sent together; nothing is written.
@@ -46,13 +54,7 @@ impl Store {
         batch_tenants.sort_unstable();
         batch_tenants.dedup();
         let seen = async {
-            let rows = client
-                .query(
-                    "SELECT e.tenant, e.id FROM events e
-                     JOIN UNNEST($1::text[], $2::text[]) AS l (tenant, id) ON e.tenant = l.tenant AND e.id = l.id",
-                    &[&tenants, &ids],
-                )
-                .await?;
+            let rows = client.query(&client.prepare_cached(SEEN).await?, &[&tenants, &ids]).await?;
             Ok(rows)
         };
         let (seen, webhooks) = tokio::try_join!(seen, active_webhooks(&client, &batch_tenants))?;
@@ -110,7 +112,9 @@ impl Store {
         let traces: Vec<Option<&str>> = attempts().map(|(_, _, a)| a.trace_id.as_deref()).collect();
         let rows = client
             .query(
-                "WITH e AS (
+                &client
+                    .prepare_cached(
+                        "WITH e AS (
                     INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at,
                                         dispatched_at)
                     SELECT e.tenant, e.id, e.event_type, e.body, e.triggered_at, $1, e.ingested_at, $1
@@ -148,6 +152,8 @@ impl Store {
                            OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $1 - interval '1 second')
                  )
                  SELECT d.tenant, d.event_id, d.webhook_id, a.attempt_no FROM a JOIN d ON d.id = a.delivery_id",
+                    )
+                    .await?,
                 &[
                     &now,
                     &e_tenants,

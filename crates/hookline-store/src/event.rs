@@ -75,8 +75,11 @@ impl Store {
         let tx = client.transaction().await?;
         let inserted = tx
             .execute(
-                "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at)
+                &tx.prepare_cached(
+                    "INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant, id) DO NOTHING",
+                )
+                .await?,
                 &[
                     &event.tenant.as_str(),
                     &event.id.as_str(),
@@ -92,8 +95,11 @@ impl Store {
         if inserted == 0 {
             let row = tx
                 .query_one(
-                    "SELECT dispatched_at IS NOT NULL AS dispatched, received_at FROM events
+                    &tx.prepare_cached(
+                        "SELECT dispatched_at IS NOT NULL AS dispatched, received_at FROM events
                      WHERE tenant = $1 AND id = $2",
+                    )
+                    .await?,
                     &[&event.tenant.as_str(), &event.id.as_str()],
                 )
                 .await?;
@@ -104,9 +110,12 @@ impl Store {
             let due = truncate_ms((received_at + in_progress_for).max(now));
             let rows = tx
                 .query(
-                    "UPDATE deliveries SET next_attempt_at = $3
+                    &tx.prepare_cached(
+                        "UPDATE deliveries SET next_attempt_at = $3
                      WHERE tenant = $1 AND event_id = $2 AND state = 'pending' AND next_attempt_at IS NULL
                      RETURNING id, webhook_id",
+                    )
+                    .await?,
                     &[&event.tenant.as_str(), &event.id.as_str(), &due],
                 )
                 .await?;
@@ -127,7 +136,10 @@ impl Store {
         }
 
         let rows = tx
-            .query("SELECT id, events, status FROM webhooks WHERE tenant = $1 AND active", &[&event.tenant.as_str()])
+            .query(
+                &tx.prepare_cached("SELECT id, events, status FROM webhooks WHERE tenant = $1 AND active").await?,
+                &[&event.tenant.as_str()],
+            )
             .await?;
         let due = truncate_ms(now);
         let mut ids: Vec<Uuid> = Vec::new();
@@ -160,10 +172,10 @@ impl Store {
         }
         if !ids.is_empty() {
             tx.execute(
-                "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, next_attempt_at, created_at,
+                &tx.prepare_cached("INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, next_attempt_at, created_at,
                                          updated_at)
                  SELECT d.id, $4, $5, d.webhook_id, $6, d.state, CASE WHEN d.state = 'pending' THEN $8::timestamptz END, $7, $7
-                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS d (id, webhook_id, state)",
+                 FROM UNNEST($1::uuid[], $2::uuid[], $3::text[]) AS d (id, webhook_id, state)").await?,
                 &[
                     &ids,
                     &webhooks,

@@ -200,9 +200,9 @@ impl Store {
         let client = self.pool.get().await?;
         client
             .execute(
-                "UPDATE deliveries SET state = $2, next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL,
+                &client.prepare_cached("UPDATE deliveries SET state = $2, next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL,
                                        awaits_probe = false, updated_at = $3
-                 WHERE id = $1",
+                 WHERE id = $1").await?,
                 &[&id.as_uuid(), &state.as_str(), &now],
             )
             .await?;
@@ -217,10 +217,14 @@ impl Store {
         let client = self.pool.get().await?;
         let moved = client
             .execute(
-                "UPDATE deliveries d SET next_attempt_at = $3,
+                &client
+                    .prepare_cached(
+                        "UPDATE deliveries d SET next_attempt_at = $3,
                                          claimed_until = CASE WHEN $4 THEN NULL ELSE d.claimed_until END
                  WHERE d.id = $1 AND d.state IN ('pending', 'retrying') AND d.next_attempt_at IS NOT NULL
                    AND floor(extract(epoch FROM d.next_attempt_at) * 1000)::bigint = $2",
+                    )
+                    .await?,
                 &[&id.as_uuid(), &due_ms, &truncate_ms(to), &release],
             )
             .await?;
@@ -245,7 +249,8 @@ impl Store {
         tx.batch_execute("SET LOCAL synchronous_commit TO off").await?;
         let row = tx
             .query_opt(
-                "WITH t AS (
+                &tx.prepare_cached(
+                    "WITH t AS (
                     UPDATE webhooks w
                     SET probes = CASE WHEN w.probe_until IS NULL OR w.probe_until <= $2 THEN 1 ELSE w.probes + 1 END,
                         probe_until = $3
@@ -255,6 +260,8 @@ impl Store {
                     RETURNING w.id
                  )
                  SELECT status, probe_until, EXISTS (SELECT 1 FROM t) AS taken FROM webhooks WHERE id = $1",
+                )
+                .await?,
                 &[&webhook.as_uuid(), &now, &(now + lease), &i32::try_from(suspend_after).unwrap_or(i32::MAX)],
             )
             .await?;
@@ -288,7 +295,9 @@ impl Store {
         let client = self.pool.get().await?;
         let row = client
             .query_one(
-                "WITH w AS (
+                &client
+                    .prepare_cached(
+                        "WITH w AS (
                     SELECT id FROM webhooks
                     WHERE id = $2 AND status = 'unhealthy' AND probe_until > $4
                       AND probes >= GREATEST(1, ($6 - consecutive_failures) / 2)
@@ -301,6 +310,8 @@ impl Store {
                     RETURNING d.id
                  )
                  SELECT EXISTS (SELECT 1 FROM p) AS parked, EXISTS (SELECT 1 FROM w) AS busy",
+                    )
+                    .await?,
                 &[
                     &id.as_uuid(),
                     &webhook.as_uuid(),
@@ -326,7 +337,9 @@ impl Store {
         let at = truncate_ms(now);
         let rows = client
             .query(
-                "WITH w AS (
+                &client
+                    .prepare_cached(
+                        "WITH w AS (
                     SELECT id FROM deliveries WHERE webhook_id = $1 AND awaits_probe
                     ORDER BY next_attempt_at LIMIT $3
                     FOR UPDATE SKIP LOCKED
@@ -334,6 +347,8 @@ impl Store {
                  UPDATE deliveries d SET awaits_probe = false, next_attempt_at = $2
                  FROM w WHERE d.id = w.id
                  RETURNING d.id, d.next_trigger",
+                    )
+                    .await?,
                 &[&webhook.as_uuid(), &at, &limit],
             )
             .await?;
@@ -355,9 +370,13 @@ impl Store {
         let client = self.pool.get().await?;
         Ok(client
             .execute(
-                "UPDATE deliveries SET state = 'suspended', next_attempt_at = NULL, next_trigger = NULL,
+                &client
+                    .prepare_cached(
+                        "UPDATE deliveries SET state = 'suspended', next_attempt_at = NULL, next_trigger = NULL,
                                        awaits_probe = false, claimed_until = NULL, updated_at = $2
                  WHERE webhook_id = $1 AND awaits_probe",
+                    )
+                    .await?,
                 &[&webhook.as_uuid(), &now],
             )
             .await?)
@@ -366,7 +385,12 @@ impl Store {
     /// Gives up a claim without changing anything else.
     pub async fn release(&self, id: DeliveryId) -> Result<()> {
         let client = self.pool.get().await?;
-        client.execute("UPDATE deliveries SET claimed_until = NULL WHERE id = $1", &[&id.as_uuid()]).await?;
+        client
+            .execute(
+                &client.prepare_cached("UPDATE deliveries SET claimed_until = NULL WHERE id = $1").await?,
+                &[&id.as_uuid()],
+            )
+            .await?;
         Ok(())
     }
 
@@ -380,9 +404,13 @@ impl Store {
         let at = truncate_ms(at);
         let rows = client
             .query(
-                "UPDATE deliveries SET next_attempt_at = $2
+                &client
+                    .prepare_cached(
+                        "UPDATE deliveries SET next_attempt_at = $2
                  WHERE id = ANY($1) AND state = 'pending' AND next_attempt_at IS NULL
                  RETURNING id, webhook_id",
+                    )
+                    .await?,
                 &[&ids, &at],
             )
             .await?;
@@ -415,7 +443,9 @@ impl Store {
         let at = truncate_ms(now);
         let rows = client
             .query(
-                "WITH o AS (
+                &client
+                    .prepare_cached(
+                        "WITH o AS (
                     SELECT id, next_attempt_at AS was FROM deliveries
                     WHERE next_attempt_at IS NOT NULL AND next_attempt_at < $2
                       AND state IN ('pending', 'retrying')
@@ -427,6 +457,8 @@ impl Store {
                  UPDATE deliveries d SET next_attempt_at = $1, claimed_until = NULL, awaits_probe = false
                  FROM o WHERE d.id = o.id
                  RETURNING d.id, d.webhook_id, d.next_trigger, o.was",
+                    )
+                    .await?,
                 &[&at, &(now - grace), &limit],
             )
             .await?;
@@ -463,7 +495,9 @@ impl Store {
         let at = truncate_ms(now);
         let rows = client
             .query(
-                "WITH o AS (
+                &client
+                    .prepare_cached(
+                        "WITH o AS (
                     SELECT id FROM deliveries
                     WHERE id >= $2 AND id < $3 AND state = 'pending' AND next_attempt_at IS NULL
                     ORDER BY id
@@ -473,6 +507,8 @@ impl Store {
                  UPDATE deliveries d SET next_attempt_at = $1
                  FROM o WHERE d.id = o.id
                  RETURNING d.id, d.webhook_id",
+                    )
+                    .await?,
                 &[&at, &crate::delivery::uuid_v7_floor(from), &crate::delivery::uuid_v7_floor(until), &limit],
             )
             .await?;
@@ -520,7 +556,9 @@ impl Store {
             (0..ids.len()).map(|i| truncate_ms(first + spacing * i32::try_from(i).unwrap_or(i32::MAX))).collect();
         let rows = client
             .query(
-                "WITH m AS (
+                &client
+                    .prepare_cached(
+                        "WITH m AS (
                     SELECT d.id, d.state AS previous, m.due FROM deliveries d
                     JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS m (id, due) ON m.id = d.id
                     WHERE d.state IN ('failed', 'suspended')
@@ -530,6 +568,8 @@ impl Store {
                                          claimed_until = NULL, updated_at = $3
                  FROM m WHERE d.id = m.id
                  RETURNING d.id, d.webhook_id, m.due, m.previous",
+                    )
+                    .await?,
                 &[&uuids, &dues, &now],
             )
             .await?;
@@ -561,9 +601,9 @@ impl Store {
         let states: Vec<&str> = replays.iter().map(|r| r.previous.as_str()).collect();
         Ok(client
             .execute(
-                "UPDATE deliveries d SET state = u.previous, next_attempt_at = NULL, next_trigger = NULL, updated_at = $4
+                &client.prepare_cached("UPDATE deliveries d SET state = u.previous, next_attempt_at = NULL, next_trigger = NULL, updated_at = $4
                  FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS u (id, due, previous)
-                 WHERE d.id = u.id AND d.state = 'pending' AND d.next_attempt_at = u.due AND d.next_trigger = 'recover'",
+                 WHERE d.id = u.id AND d.state = 'pending' AND d.next_attempt_at = u.due AND d.next_trigger = 'recover'").await?,
                 &[&ids, &dues, &states, &now],
             )
             .await?)

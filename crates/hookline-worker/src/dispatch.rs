@@ -181,9 +181,8 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
             };
         if let Looked::Fresh(deliveries) = looked
             && goes_early(&deliveries)
-            && let Some(settle) = crate::early::dispatch(ctx, &event, deliveries).await
         {
-            return settle;
+            return crate::early::dispatch(ctx, &event, deliveries).await;
         }
     }
 

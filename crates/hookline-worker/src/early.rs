@@ -1,8 +1,7 @@
 //! A fresh event's fast path: attempt first, record once.
 //!
-//! The first copy of an event message whose webhooks are all healthy, and
-//! free to take a request now, is attempted before anything about it is
-//! written: who it goes to is read ([`hookline_store::Store::look_up`]),
+//! The first copy of an event message whose webhooks are all healthy is
+//! attempted before anything about it is written: who it goes to is read ([`hookline_store::Store::look_up`]),
 //! each delivery is POSTed, and when every one succeeded the event, its
 //! deliveries and their attempts are written in one commit; then the
 //! message is acked. One commit instead of two, and the first POST waits for
@@ -26,7 +25,7 @@ use tracing::Instrument;
 
 use crate::{
     consume::Settle,
-    deliver::{Sent, attempt_span, delivered, record_outcome, send},
+    deliver::{Sent, attempt_span, delivered, record_outcome, send, take_share, take_slot},
     dispatch::{FIRST, hand_off, job},
     startup::Context,
 };
@@ -38,37 +37,34 @@ struct Made {
     span: tracing::Span,
 }
 
-/// Attempts every delivery of a fresh event, then records them. `None` when
-/// the event cannot go early (a webhook has no free slot, or the account no
-/// free share, right now): nothing was sent, and the caller takes the
-/// careful path, which waits for them. An event goes early whole or not at
-/// all, and never waits holding slots.
-pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDelivery>) -> Option<Settle> {
-    let mut held = Vec::with_capacity(deliveries.len());
-    for d in &deliveries {
-        ctx.known.note(d.webhook_id, &event.tenant, d.status);
-        let share = ctx.shares.try_take(&event.tenant)?;
-        let slot = ctx.in_flight.try_acquire(d.webhook_id)?;
-        held.push((share, slot));
-    }
+/// Attempts every delivery of a fresh event, then records them: one commit
+/// when every attempt succeeded, the careful recording otherwise. A
+/// delivery that gets no slot or share (its webhook slow or busy, its
+/// account at its share) is not attempted here: it is recorded and handed
+/// to the deliveries queue.
+pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDelivery>) -> Settle {
     let span = tracing::Span::current();
     span.record("deliveries", deliveries.len());
     ctx.metrics.deliveries_created.add(&[], u64::try_from(deliveries.len()).unwrap_or(u64::MAX));
     let now = OffsetDateTime::now_utc();
-    let attempts = deliveries.into_iter().zip(held).map(|(d, held)| async move {
+    let attempts = deliveries.into_iter().map(|d| async move {
+        ctx.known.note(d.webhook_id, &event.tenant, d.status);
+        // The slot and the share are for the request alone: a slow webhook
+        // beside it does not hold them.
+        let share = take_share(ctx, d.webhook_id, &event.tenant).await?;
+        let slot = take_slot(ctx, d.webhook_id).await?;
         let job = job(event, d, now);
         let span = attempt_span(&job, Trigger::Scheduled);
         // At most `concurrency` first attempts at once per worker.
         let _permit = ctx.attempts.acquire().await.ok();
         let sent = send(ctx, Trigger::Scheduled, &job, now).instrument(span.clone()).await;
-        // The webhook's slot and the account's share are for the request
-        // alone: a slow webhook beside it does not hold them.
-        drop(held);
-        Made { job, sent, span }
+        drop((slot, share));
+        Some(Made { job, sent, span })
     });
-    let made = join_all(attempts).await;
+    let made: Vec<Option<Made>> = join_all(attempts).await;
 
-    if made.iter().all(|m| m.sent.attempted.outcome.is_success()) {
+    if made.iter().all(|m| m.as_ref().is_some_and(|m| m.sent.attempted.outcome.is_success())) {
+        let made: Vec<Made> = made.into_iter().flatten().collect();
         let item = Delivered {
             event: event.clone(),
             attempts: made.iter().map(|m| (m.job.webhook_id, m.sent.attempt.clone())).collect(),
@@ -83,15 +79,15 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
                 }
                 ctx.metrics.events_dispatched.inc(&[]);
                 tracing::debug!("event dispatched early");
-                return Some(Settle::Ack);
+                return Settle::Ack;
             }
             // Refused for good (a webhook deleted meanwhile): recorded the
-            // careful way below, which leaves that delivery out.
-            Err(Settle::Reject) => {}
-            Err(settle) => return Some(settle),
+            // careful way, which leaves that delivery out.
+            Err(Settle::Reject) => return record_made(ctx, event, made).await,
+            Err(settle) => return settle,
         }
     }
-    Some(record_made(ctx, event, made).await)
+    record_made(ctx, event, made.into_iter().flatten().collect()).await
 }
 
 /// Records attempts made before their event was: the event and its

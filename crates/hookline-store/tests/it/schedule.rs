@@ -188,7 +188,9 @@ async fn unstarted_deliveries_are_taken_once() {
     let db = TestDb::new().await;
     let store = store(&db).await;
     let now = OffsetDateTime::now_utc();
-    let lost = fresh(&store, 3).await;
+    let mut lost = fresh(&store, 3).await;
+    // Derived ids order by time, then by hash: not in creation order.
+    lost.sort();
     let attempted = handed_off(&store, 2, now).await;
     let from = now - Duration::minutes(1);
     let until = OffsetDateTime::now_utc() + Duration::seconds(1);
