@@ -32,6 +32,8 @@ pub struct FreshDelivery {
     pub scheme: SignatureScheme,
     /// The webhook's health (never suspended: those deliveries are held).
     pub status: HealthStatus,
+    /// Its last failed attempt.
+    pub last_failure_at: Option<OffsetDateTime>,
 }
 
 /// What recording one event of a batch gave.
@@ -49,6 +51,7 @@ pub(crate) struct WebhookRow {
     pub(crate) id: WebhookId,
     pub(crate) filters: EventFilters,
     pub(crate) status: HealthStatus,
+    last_failure_at: Option<OffsetDateTime>,
     url: String,
     token: String,
     previous_token: Option<String>,
@@ -65,8 +68,8 @@ pub(crate) async fn active_webhooks(
         .query(
             &client
                 .prepare_cached(
-                    "SELECT id, tenant, events, status, url, token, previous_token, previous_token_expires_at,
-                    signature_scheme
+                    "SELECT id, tenant, events, status, last_failure_at, url, token, previous_token,
+                    previous_token_expires_at, signature_scheme
              FROM webhooks WHERE tenant = ANY($1) AND active ORDER BY id",
                 )
                 .await?,
@@ -81,6 +84,7 @@ pub(crate) async fn active_webhooks(
             id: WebhookId::from_uuid(row.try_get("id")?),
             filters: EventFilters::parse(&events).map_err(|e| bad(&e))?,
             status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
+            last_failure_at: row.try_get("last_failure_at")?,
             url: row.try_get("url")?,
             token: row.try_get("token")?,
             previous_token: row.try_get("previous_token")?,
@@ -107,6 +111,7 @@ impl Store {
             previous_token,
             scheme: SignatureScheme::parse(&webhook.scheme).map_err(|e| bad(&e))?,
             status: webhook.status,
+            last_failure_at: webhook.last_failure_at,
         })
     }
 

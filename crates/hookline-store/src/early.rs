@@ -197,10 +197,21 @@ impl Store {
     }
 }
 
+/// How long after a failed attempt a webhook's deliveries take the careful
+/// path: recorded before they are attempted, so a failing endpoint's
+/// attempts are recorded one step at a time, as before the early path.
+pub const RECENT_FAILURE: time::Duration = time::Duration::minutes(1);
+
 /// Whether every delivery of a fresh event may be attempted before it is
 /// recorded: there is at least one, and every webhook is healthy (an
 /// unhealthy one takes probes, a suspended one holds its delivery: both
-/// need the record first).
-pub fn goes_early(deliveries: &[FreshDelivery]) -> bool {
-    !deliveries.is_empty() && deliveries.iter().all(|d| d.status == HealthStatus::Healthy)
+/// need the record first) and has not failed within [`RECENT_FAILURE`] of
+/// `now` (a failing endpoint's first attempts would each be recorded the
+/// careful way after a request already made, its webhook row locked by
+/// every one of them at once).
+pub fn goes_early(deliveries: &[FreshDelivery], now: OffsetDateTime) -> bool {
+    !deliveries.is_empty()
+        && deliveries
+            .iter()
+            .all(|d| d.status == HealthStatus::Healthy && d.last_failure_at.is_none_or(|at| now - at > RECENT_FAILURE))
 }

@@ -180,7 +180,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
                 Err(settle) => return settle,
             };
         if let Looked::Fresh(deliveries) = looked
-            && goes_early(&deliveries)
+            && goes_early(&deliveries, OffsetDateTime::now_utc())
         {
             return crate::early::dispatch(ctx, &event, deliveries).await;
         }

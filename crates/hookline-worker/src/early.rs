@@ -1,7 +1,8 @@
 //! A fresh event's fast path: attempt first, record once.
 //!
-//! The first copy of an event message whose webhooks are all healthy is
-//! attempted before anything about it is written: who it goes to is read ([`hookline_store::Store::look_up`]),
+//! The first copy of an event message whose webhooks are all healthy (and
+//! none failed in the last minute) is attempted before anything about it is
+//! written: who it goes to is read ([`hookline_store::Store::look_up`]),
 //! each delivery is POSTed, and when every one succeeded the event, its
 //! deliveries and their attempts are written in one commit; then the
 //! message is acked. One commit instead of two, and the first POST waits for

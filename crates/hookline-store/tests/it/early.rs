@@ -31,8 +31,13 @@ async fn look_up_reads_who_an_event_goes_to() {
     let expected = vec![(e.delivery_id(on), on)];
     assert_eq!(fresh(&looked[0]), expected);
     let Looked::Fresh(deliveries) = &looked[0] else { unreachable!() };
-    assert!(goes_early(deliveries), "one healthy webhook");
-    assert!(!goes_early(&[]), "nothing to send early");
+    assert!(goes_early(deliveries, OffsetDateTime::now_utc()), "one healthy webhook");
+    assert!(!goes_early(&[], OffsetDateTime::now_utc()), "nothing to send early");
+    let mut failing = deliveries.clone();
+    failing[0].last_failure_at = Some(OffsetDateTime::now_utc() - time::Duration::seconds(5));
+    assert!(!goes_early(&failing, OffsetDateTime::now_utc()), "a webhook that just failed takes the careful path");
+    failing[0].last_failure_at = Some(OffsetDateTime::now_utc() - time::Duration::minutes(5));
+    assert!(goes_early(&failing, OffsetDateTime::now_utc()), "an old failure does not count");
     let client = db.client().await;
     let events: i64 = client.query_one("SELECT count(*) FROM events", &[]).await.expect("count").get(0);
     assert_eq!(events, 0, "looking writes nothing");

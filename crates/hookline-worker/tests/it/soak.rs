@@ -47,8 +47,16 @@ use crate::crash::{LogDir, Target, WorkerProcess, spawn_process};
 /// The namespace on the private node (nothing else uses it).
 const NAMESPACE: &str = "soak";
 
-/// Events published per second.
-const RATE_PER_S: u64 = 100;
+/// Events published per second. At 100, the `flaky` webhook (every first
+/// attempt fails, so it is unhealthy nearly all the time and, with
+/// suspension out of the way, takes a probe for every delivery) queues
+/// every worker on its one webhook row (a probe and a failure record each
+/// lock it; a failure holds it for five round trips and a commit): on this
+/// 2-core machine that convoy, not the faults, set the pace, and a run could
+/// miss its drain deadline. That contention is a known limit of the probe
+/// design (see `docs/BENCHMARKS.md`, `failing-10pct`); the soak is about
+/// what faults lose, so it stays below it.
+const RATE_PER_S: u64 = 60;
 
 /// How long after the system settled from one fault the next one comes
 /// (plus up to 10 s of jitter).
