@@ -472,7 +472,9 @@ impl Store {
     /// Delivery ids are UUIDv7, stamped when the delivery was created, so the
     /// window is also a range of ids: the webhook's log index
     /// `(webhook_id, id)` narrows the scan to it (widened by a minute for
-    /// clock skew between workers), and `created_at` decides exactly.
+    /// clock skew between workers), and `created_at` decides exactly. Ties
+    /// (deliveries created in one batch) go by the event's time: derived ids
+    /// order by time only to the millisecond.
     pub async fn recoverable(&self, window: &RecoverWindow) -> Result<Vec<DeliveryId>> {
         let client = self.pool.get().await?;
         let margin = time::Duration::MINUTE;
@@ -480,11 +482,12 @@ impl Store {
             .query(
                 &client
                     .prepare_cached(
-                        "SELECT id FROM deliveries
-                 WHERE webhook_id = $1 AND id >= $4 AND id < $5
-                   AND state IN ('failed', 'suspended')
-                   AND created_at >= $2 AND created_at < $3
-                 ORDER BY created_at, id",
+                        "SELECT d.id FROM deliveries d
+                 JOIN events e ON e.tenant = d.tenant AND e.id = d.event_id
+                 WHERE d.webhook_id = $1 AND d.id >= $4 AND d.id < $5
+                   AND d.state IN ('failed', 'suspended')
+                   AND d.created_at >= $2 AND d.created_at < $3
+                 ORDER BY d.created_at, e.triggered_at, d.id",
                     )
                     .await?,
                 &[

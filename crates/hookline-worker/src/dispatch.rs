@@ -174,15 +174,25 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     // anything is written, then one commit. A redelivered copy (its first
     // may have sent and recorded some of it) takes the careful path.
     if !redelivered {
-        let looked =
-            match ctx.stored("looking up an event's webhooks", || ctx.batches.lookups.submit(event.clone())).await {
-                Ok(looked) => looked,
-                Err(settle) => return settle,
-            };
-        if let Looked::Fresh(deliveries) = looked
-            && goes_early(&deliveries, OffsetDateTime::now_utc())
-        {
-            return crate::early::dispatch(ctx, &event, deliveries).await;
+        let key = (event.tenant.clone(), event.id.clone());
+        match ctx.underway.start(key.clone()) {
+            Some(_underway) => {
+                let looked = match ctx
+                    .stored("looking up an event's webhooks", || ctx.batches.lookups.submit(event.clone()))
+                    .await
+                {
+                    Ok(looked) => looked,
+                    Err(settle) => return settle,
+                };
+                if let Looked::Fresh(deliveries) = looked
+                    && goes_early(&deliveries, OffsetDateTime::now_utc())
+                {
+                    return crate::early::dispatch(ctx, &event, deliveries).await;
+                }
+            }
+            // The same event is being dispatched early here: once it is
+            // recorded, the careful path finds it so.
+            None => ctx.underway.wait(&key).await,
         }
     }
 

@@ -141,3 +141,81 @@ async fn record_made(ctx: &Context, event: &NewEvent, made: Vec<Made>) -> Settle
     ctx.metrics.events_dispatched.inc(&[]);
     Settle::Ack
 }
+
+/// Events this worker is dispatching early. A second copy of one (a client
+/// that sent the same event id twice, moments apart) waits until the first
+/// is recorded, then takes the careful path, which finds it recorded: one
+/// request, not two. (Copies on two workers at once can still both go
+/// early; both requests carry the same `Webhook-Id`.)
+#[derive(Debug, Default)]
+pub(crate) struct Underway {
+    keys: std::sync::Mutex<HashSet<EventKey>>,
+    done: tokio::sync::Notify,
+}
+
+/// An event's tenant and id.
+type EventKey = (hookline_core::TenantId, hookline_core::EventId);
+
+/// An event marked underway until dropped.
+#[derive(Debug)]
+pub(crate) struct UnderwayGuard<'a> {
+    underway: &'a Underway,
+    key: EventKey,
+}
+
+impl Underway {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashSet<EventKey>> {
+        self.keys.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Marks `key` underway; `None` when it already is.
+    pub(crate) fn start(&self, key: EventKey) -> Option<UnderwayGuard<'_>> {
+        // The lock is released before a guard exists (dropping one locks).
+        let inserted = self.keys().insert(key.clone());
+        inserted.then(|| UnderwayGuard { underway: self, key })
+    }
+
+    /// Waits until `key` is no longer underway.
+    pub(crate) async fn wait(&self, key: &EventKey) {
+        loop {
+            // Registered before the check: a finish in between still wakes it.
+            let finished = self.done.notified();
+            if !self.keys().contains(key) {
+                return;
+            }
+            finished.await;
+        }
+    }
+}
+
+impl Drop for UnderwayGuard<'_> {
+    fn drop(&mut self) {
+        self.underway.keys().remove(&self.key);
+        self.underway.done.notify_waiters();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second copy of an event underway is refused, waits, and is let go
+    /// when the first is done; the key can then be taken again.
+    #[tokio::test]
+    async fn a_second_copy_waits_for_the_first() {
+        let underway = std::sync::Arc::new(Underway::default());
+        let key = (hookline_core::TenantId::default(), hookline_core::EventId::parse("e1").expect("valid"));
+        let first = underway.start(key.clone()).expect("free");
+        assert!(underway.start(key.clone()).is_none(), "underway already");
+        let waiter = {
+            let underway = underway.clone();
+            let key = key.clone();
+            tokio::spawn(async move { underway.wait(&key).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "waits while the first is underway");
+        drop(first);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter).await.expect("let go").expect("task");
+        assert!(underway.start(key).is_some(), "free again");
+    }
+}

@@ -40,6 +40,8 @@ pub struct Context {
     pub shares: crate::fairness::Shares,
     /// What this worker last saw of each webhook (account, health).
     pub known: crate::fairness::Known,
+    /// Events being dispatched early here.
+    pub(crate) underway: crate::early::Underway,
     /// Private ranges deliveries may go to anyway.
     pub allowed_networks: hookline_core::AllowList,
     /// What this worker counts (served at `/metrics`).
@@ -244,6 +246,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
         shares: crate::fairness::Shares::new(settings.tenant_share()),
         known: crate::fairness::Known::default(),
+        underway: crate::early::Underway::default(),
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
         batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),
