@@ -19,7 +19,7 @@
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
-use hookline_core::{DeliveryId, Trigger};
+use hookline_core::{DeliveryId, HealthStatus, Trigger};
 use hookline_store::{Delivered, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
 use tracing::Instrument;
@@ -58,6 +58,12 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
         let span = attempt_span(&job, Trigger::Scheduled);
         // At most `concurrency` first attempts at once per worker.
         let _permit = ctx.attempts.acquire().await.ok();
+        // Checked again just before the request: a failure this worker
+        // recorded meanwhile (a 410, another delivery's failure) sends this
+        // one through the queue, where an unhealthy webhook takes probes.
+        if ctx.known.get(job.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
+            return None;
+        }
         let sent = send(ctx, Trigger::Scheduled, &job, now).instrument(span.clone()).await;
         drop((slot, share));
         Some(Made { job, sent, span })
