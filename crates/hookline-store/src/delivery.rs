@@ -472,9 +472,9 @@ impl Store {
     /// Delivery ids are UUIDv7, stamped when the delivery was created, so the
     /// window is also a range of ids: the webhook's log index
     /// `(webhook_id, id)` narrows the scan to it (widened by a minute for
-    /// clock skew between workers), and `created_at` decides exactly. Ties
-    /// (deliveries created in one batch) go by the event's time: derived ids
-    /// order by time only to the millisecond.
+    /// clock skew between workers), and `created_at` decides exactly. Oldest
+    /// is by the event's time (then creation, then id): batches commit in
+    /// parallel lanes, and derived ids order by time only to the millisecond.
     pub async fn recoverable(&self, window: &RecoverWindow) -> Result<Vec<DeliveryId>> {
         let client = self.pool.get().await?;
         let margin = time::Duration::MINUTE;
@@ -487,7 +487,7 @@ impl Store {
                  WHERE d.webhook_id = $1 AND d.id >= $4 AND d.id < $5
                    AND d.state IN ('failed', 'suspended')
                    AND d.created_at >= $2 AND d.created_at < $3
-                 ORDER BY d.created_at, e.triggered_at, d.id",
+                 ORDER BY e.triggered_at, d.created_at, d.id",
                     )
                     .await?,
                 &[
