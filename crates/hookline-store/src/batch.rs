@@ -59,11 +59,15 @@ pub(crate) struct WebhookRow {
     scheme: String,
 }
 
-/// The active webhooks of `tenants`, by tenant, in id order.
+/// The active webhooks of `tenants` (a batch's, repeats and all), by
+/// tenant, in id order.
 pub(crate) async fn active_webhooks(
     client: &impl deadpool_postgres::GenericClient,
     tenants: &[&str],
 ) -> Result<HashMap<String, Vec<WebhookRow>>> {
+    let mut tenants = tenants.to_vec();
+    tenants.sort_unstable();
+    tenants.dedup();
     let rows = client
         .query(
             &client
@@ -153,10 +157,7 @@ impl Store {
             .collect::<Result<_>>()?;
 
         // The active webhooks of every tenant in the batch, read once.
-        let mut batch_tenants: Vec<&str> = tenants.clone();
-        batch_tenants.sort_unstable();
-        batch_tenants.dedup();
-        let by_tenant = active_webhooks(&tx, &batch_tenants).await?;
+        let by_tenant = active_webhooks(&tx, &tenants).await?;
 
         let mut d_ids: Vec<Uuid> = Vec::new();
         let mut d_webhooks: Vec<Uuid> = Vec::new();

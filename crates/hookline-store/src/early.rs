@@ -50,14 +50,11 @@ impl Store {
         let client = self.pool.get().await?;
         let tenants: Vec<&str> = events.iter().map(|e| e.tenant.as_str()).collect();
         let ids: Vec<&str> = events.iter().map(|e| e.id.as_str()).collect();
-        let mut batch_tenants = tenants.clone();
-        batch_tenants.sort_unstable();
-        batch_tenants.dedup();
         let seen = async {
             let rows = client.query(&client.prepare_cached(SEEN).await?, &[&tenants, &ids]).await?;
             Ok(rows)
         };
-        let (seen, webhooks) = tokio::try_join!(seen, active_webhooks(&client, &batch_tenants))?;
+        let (seen, webhooks) = tokio::try_join!(seen, active_webhooks(&client, &tenants))?;
         let seen: HashSet<(String, String)> =
             seen.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
         let mut looked = Vec::with_capacity(events.len());

@@ -126,6 +126,21 @@ where
     }
 }
 
+/// Splits `items` (by index) into rounds in which each key appears once,
+/// in order: one statement may write a row once, so a repeat (an
+/// at-least-once duplicate) goes into a later round.
+fn rounds<'a, T, K: Eq + std::hash::Hash>(items: &'a [T], key: impl Fn(&'a T) -> K) -> Vec<Vec<usize>> {
+    let mut rounds = Vec::new();
+    let mut left: Vec<usize> = (0..items.len()).collect();
+    while !left.is_empty() {
+        let mut seen = std::collections::HashSet::new();
+        let (round, later): (Vec<usize>, Vec<usize>) = left.into_iter().partition(|&i| seen.insert(key(&items[i])));
+        rounds.push(round);
+        left = later;
+    }
+    rounds
+}
+
 /// A successful attempt to record, and the event its recording completes
 /// (marked dispatched in the same statement), if any.
 pub type Success = (hookline_store::NewAttempt, Option<(hookline_core::TenantId, hookline_core::EventId)>);
@@ -161,14 +176,8 @@ impl Batches {
         let successes = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[Success]>| {
             let s = s.clone();
             async move {
-                // A delivery may be recorded once per statement: a repeat
-                // (an at-least-once duplicate) goes into a later round.
                 let mut results = vec![None; items.len()];
-                let mut left: Vec<usize> = (0..items.len()).collect();
-                while !left.is_empty() {
-                    let mut seen = std::collections::HashSet::new();
-                    let (round, later): (Vec<usize>, Vec<usize>) =
-                        left.into_iter().partition(|&i| seen.insert(items[i].0.delivery_id));
+                for round in rounds(&items, |(attempt, _)| attempt.delivery_id) {
                     let attempts: Vec<hookline_store::NewAttempt> = round.iter().map(|&i| items[i].0.clone()).collect();
                     let marks: Vec<(hookline_core::TenantId, hookline_core::EventId)> =
                         round.iter().filter_map(|&i| items[i].1.clone()).collect();
@@ -177,7 +186,6 @@ impl Batches {
                     for (i, number) in round.into_iter().zip(written) {
                         results[i] = number;
                     }
-                    left = later;
                 }
                 Ok(results)
             }
@@ -202,27 +210,19 @@ impl Batches {
         let delivered = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[hookline_store::Delivered]>| {
             let s = s.clone();
             async move {
-                let mut keys = std::collections::HashSet::new();
-                if items.iter().all(|d| keys.insert((&d.event.tenant, &d.event.id))) {
+                let rounds = rounds(&items, |d| (&d.event.tenant, &d.event.id));
+                if rounds.len() == 1 {
                     let now = time::OffsetDateTime::now_utc();
                     return retry_conflicts(|| s.record_delivered(&items, now)).await;
                 }
-                // An event may be written once per statement: a second copy
-                // in the same batch goes into a later round.
                 let mut results = vec![Vec::new(); items.len()];
-                let mut left: Vec<usize> = (0..items.len()).collect();
-                while !left.is_empty() {
-                    let mut seen = std::collections::HashSet::new();
-                    let (round, later): (Vec<usize>, Vec<usize>) = left
-                        .into_iter()
-                        .partition(|&i| seen.insert((items[i].event.tenant.clone(), items[i].event.id.clone())));
+                for round in rounds {
                     let batch: Vec<hookline_store::Delivered> = round.iter().map(|&i| items[i].clone()).collect();
                     let now = time::OffsetDateTime::now_utc();
                     let written = retry_conflicts(|| s.record_delivered(&batch, now)).await?;
                     for (i, n) in round.into_iter().zip(written) {
                         results[i] = n;
                     }
-                    left = later;
                 }
                 Ok(results)
             }
@@ -260,6 +260,14 @@ mod tests {
             assert_eq!(task.await.expect("task"), u32::try_from(i).expect("small") * 2);
         }
         assert!(calls.load(Ordering::SeqCst) < 50, "{} batches for 50 items", calls.load(Ordering::SeqCst));
+    }
+
+    /// Repeats of a key go into later rounds, each round in order.
+    #[test]
+    fn repeats_go_into_later_rounds() {
+        assert_eq!(rounds(&['a', 'b', 'a', 'c', 'a', 'b'], |c| *c), vec![vec![0, 1, 3], vec![2, 5], vec![4]]);
+        assert_eq!(rounds(&[1, 2, 3], |n| *n), vec![vec![0, 1, 2]]);
+        assert!(rounds::<u8, u8>(&[], |n| *n).is_empty());
     }
 
     /// A failed batch fails every submission in it.

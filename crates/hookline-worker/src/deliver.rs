@@ -591,8 +591,7 @@ pub(crate) async fn record_outcome(
         }
     }
     if let Some(event) = completes
-        && let Err(settle) =
-            ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(event.clone())).await
+        && let Err(settle) = ctx.mark_dispatched(&event).await
     {
         return settle;
     }

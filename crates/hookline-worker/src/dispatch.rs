@@ -208,25 +208,27 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         }
         RecordedEvent::Seen(Dispatch::Publish(steps)) => steps,
     };
-    // Seen before and not dispatched: a redelivery. Each pending delivery
-    // that had no due time now has one (the end of the first copy's lease):
-    // publish them, due then; their due times are committed, so a failed
-    // publish is reconciled.
-    let now_ms = unix_ms(OffsetDateTime::now_utc());
-    for step in &steps {
-        if let Err(e) = ctx.publisher().schedule(&crate::startup::step_message(step), now_ms).await {
-            ctx.publish_failed("publishing a redelivered event's deliveries", &e);
-            break;
-        }
-    }
-    let key = (event.tenant.clone(), event.id.clone());
-    if let Err(settle) = ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(key.clone())).await
-    {
+    publish_redelivered(ctx, &steps).await;
+    if let Err(settle) = ctx.mark_dispatched(&(event.tenant.clone(), event.id.clone())).await {
         return settle;
     }
     span.record("deliveries", steps.len());
     tracing::debug!(deliveries = steps.len(), "redelivered event dispatched");
     Settle::Ack
+}
+
+/// Publishes the steps of an event seen before and not dispatched (a
+/// redelivery): each pending delivery that had no due time now has one, the
+/// end of the first copy's lease, and goes due then. Their due times are
+/// committed, so a failed publish is reconciled.
+pub(crate) async fn publish_redelivered(ctx: &Context, steps: &[hookline_store::Due]) {
+    let now_ms = unix_ms(OffsetDateTime::now_utc());
+    for step in steps {
+        if let Err(e) = ctx.publisher().schedule(&crate::startup::step_message(step), now_ms).await {
+            ctx.publish_failed("publishing a redelivered event's deliveries", &e);
+            break;
+        }
+    }
 }
 
 /// What an attempt of a fresh event's delivery needs.
@@ -319,7 +321,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
             // Checked again just before the request: a failure this worker
             // recorded meanwhile (a 410, the threshold) stops it here.
-            if !probe && ctx.known.get(job.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
+            if !probe && ctx.known.unhealthy(job.webhook_id) {
                 drop((slot, share));
                 return (hand_off(ctx, id).await, false);
             }
@@ -343,11 +345,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
         return *settle;
     }
     let marked = settled.iter().any(|(_, marked)| *marked);
-    let key = (event.tenant.clone(), event.id.clone());
-    if !marked
-        && let Err(settle) =
-            ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(key.clone())).await
-    {
+    if !marked && let Err(settle) = ctx.mark_dispatched(&(event.tenant.clone(), event.id.clone())).await {
         return settle;
     }
     ctx.metrics.events_dispatched.inc(&[]);

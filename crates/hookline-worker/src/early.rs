@@ -19,15 +19,15 @@
 use std::collections::HashSet;
 
 use futures_util::future::join_all;
-use hookline_core::{DeliveryId, HealthStatus, Trigger};
+use hookline_core::{DeliveryId, Trigger};
 use hookline_store::{Delivered, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::{
     consume::Settle,
-    deliver::{Sent, attempt_span, delivered, record_outcome, send, take_share, take_slot},
-    dispatch::{FIRST, hand_off, job},
+    deliver::{EventKey, Sent, attempt_span, delivered, record_outcome, send, take_share, take_slot},
+    dispatch::{FIRST, hand_off, job, publish_redelivered},
     startup::Context,
 };
 
@@ -61,7 +61,7 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
         // Checked again just before the request: a failure this worker
         // recorded meanwhile (a 410, another delivery's failure) sends this
         // one through the queue, where an unhealthy webhook takes probes.
-        if ctx.known.get(job.webhook_id).is_some_and(|(_, status)| status != HealthStatus::Healthy) {
+        if ctx.known.unhealthy(job.webhook_id) {
             return None;
         }
         let sent = send(ctx, Trigger::Scheduled, &job, now).instrument(span.clone()).await;
@@ -118,9 +118,7 @@ async fn record_made(ctx: &Context, event: &NewEvent, made: Vec<Made>) -> Settle
         }
         RecordedEvent::Seen(Dispatch::Publish(steps)) => {
             let rest: Vec<_> = steps.iter().filter(|s| !attempted.contains(&s.id)).cloned().collect();
-            if let Err(e) = ctx.publish_steps(&rest).await {
-                ctx.publish_failed("publishing a redelivered event's deliveries", &e);
-            }
+            publish_redelivered(ctx, &rest).await;
         }
         RecordedEvent::Seen(Dispatch::Duplicate) => {}
     }
@@ -136,13 +134,10 @@ async fn record_made(ctx: &Context, event: &NewEvent, made: Vec<Made>) -> Settle
     if let Some(settle) = join_all(outcomes).await.into_iter().find(|s| *s != Settle::Ack) {
         return settle;
     }
-    if !matches!(recorded, RecordedEvent::Seen(Dispatch::Duplicate)) {
-        let key = (event.tenant.clone(), event.id.clone());
-        if let Err(settle) =
-            ctx.stored("marking an event dispatched", || ctx.batches.dispatched.submit(key.clone())).await
-        {
-            return settle;
-        }
+    if !matches!(recorded, RecordedEvent::Seen(Dispatch::Duplicate))
+        && let Err(settle) = ctx.mark_dispatched(&(event.tenant.clone(), event.id.clone())).await
+    {
+        return settle;
     }
     ctx.metrics.events_dispatched.inc(&[]);
     Settle::Ack
@@ -158,9 +153,6 @@ pub(crate) struct Underway {
     keys: std::sync::Mutex<HashSet<EventKey>>,
     done: tokio::sync::Notify,
 }
-
-/// An event's tenant and id.
-type EventKey = (hookline_core::TenantId, hookline_core::EventId);
 
 /// An event marked underway until dropped.
 #[derive(Debug)]

@@ -284,6 +284,12 @@ impl Known {
     pub fn get(&self, webhook: WebhookId) -> Option<(TenantId, HealthStatus)> {
         self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).get(&webhook).cloned()
     }
+
+    /// Whether this worker last saw `webhook` other than healthy (a failure
+    /// it recorded, a 410): checked just before a first request.
+    pub fn unhealthy(&self, webhook: WebhookId) -> bool {
+        self.get(webhook).is_some_and(|(_, status)| status != HealthStatus::Healthy)
+    }
 }
 
 #[cfg(test)]

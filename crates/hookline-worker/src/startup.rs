@@ -145,6 +145,12 @@ impl Context {
         }
     }
 
+    /// Marks an event dispatched (group-committed), waiting out transient
+    /// faults as [`Context::stored`] does.
+    pub(crate) async fn mark_dispatched(&self, event: &crate::deliver::EventKey) -> Result<(), consume::Settle> {
+        self.stored("marking an event dispatched", || self.batches.dispatched.submit(event.clone())).await
+    }
+
     /// Publishes one delivery message per step to the deliveries queue,
     /// each fenced by its due time, and waits for the broker's confirms.
     pub(crate) async fn publish_steps(&self, steps: &[hookline_store::Due]) -> Result<(), hookline_broker::Error> {
