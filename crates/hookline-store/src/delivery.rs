@@ -277,6 +277,11 @@ impl Store {
     /// `decide` turns the facts into the webhook's next health and the
     /// delivery's next step; both are written with the attempt in one
     /// transaction. `None` when the delivery no longer exists.
+    ///
+    /// The locks are held for as few round trips as can be: the statements
+    /// are prepared before the locking read, and the three writes go in one
+    /// pipelined round trip before the commit, so other requests to a
+    /// failing webhook do not queue on its row for long.
     pub async fn record_failure(
         &self,
         attempt: &NewAttempt,
@@ -285,16 +290,33 @@ impl Store {
     ) -> Result<Option<Recorded>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let Some(row) = tx
-            .query_opt(
-                &tx.prepare_cached("SELECT d.state, d.attempt_count, d.next_attempt_at, w.id AS webhook_id, w.status, w.consecutive_failures
+        let (lock, step, insert, health) = tokio::try_join!(
+            tx.prepare_cached(
+                "SELECT d.state, d.attempt_count, d.next_attempt_at, w.id AS webhook_id, w.status, w.consecutive_failures
                  FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id
                  WHERE d.id = $1
-                 FOR UPDATE OF d, w").await?,
-                &[&attempt.delivery_id.as_uuid()],
-            )
-            .await?
-        else {
+                 FOR UPDATE OF d, w",
+            ),
+            tx.prepare_cached(
+                "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
+                                   claimed_until = NULL, awaits_probe = false,
+                                   next_trigger = CASE WHEN $6 THEN next_trigger END
+                 WHERE id = $1",
+            ),
+            tx.prepare_cached(
+                "INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code,
+                                       error_kind, error_message, response_excerpt, retry_reason, next_attempt_at,
+                                       failure_count, recorded_at, trace_id)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp(), $15)",
+            ),
+            tx.prepare_cached(
+                "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
+                                 probes = GREATEST(probes - CASE WHEN $6 THEN 1 ELSE 0 END, 0),
+                                 suspended_at = CASE WHEN $5 THEN clock_timestamp() ELSE suspended_at END
+                 WHERE id = $1",
+            ),
+        )?;
+        let Some(row) = tx.query_opt(&lock, &[&attempt.delivery_id.as_uuid()]).await? else {
             return Ok(None);
         };
         let bad = corrupt("deliveries");
@@ -321,67 +343,38 @@ impl Store {
         // A step the delivery still waits for (its due time kept) keeps
         // what triggers it; any other outcome ends it.
         let keeps_step = decided.next_attempt_at.is_some() && decided.next_attempt_at == facts.next_attempt_at;
-        tx.execute(
-            &tx.prepare_cached(
-                "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
-                                   claimed_until = NULL, awaits_probe = false,
-                                   next_trigger = CASE WHEN $6 THEN next_trigger END
-             WHERE id = $1",
-            )
-            .await?,
-            &[
-                &attempt.delivery_id.as_uuid(),
-                &attempt_no,
-                &decided.next.state().as_str(),
-                &decided.next_attempt_at,
-                &now,
-                &keeps_step,
-            ],
-        )
-        .await?;
-        tx.execute(
-            &tx.prepare_cached("INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms, status_code,
-                                   error_kind, error_message, response_excerpt, retry_reason, next_attempt_at,
-                                   failure_count, recorded_at, trace_id)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, clock_timestamp(), $15)").await?,
-            &[
-                &attempt.id.as_uuid(),
-                &attempt.delivery_id.as_uuid(),
-                &attempt_no,
-                &attempt.trigger.as_str(),
-                &attempt.sent_at,
-                &attempt.received_at,
-                &attempt.duration_ms,
-                &attempt.status_code,
-                &attempt.error_kind,
-                &attempt.error_message,
-                &attempt.response_excerpt,
-                &reason,
-                &decided.next_attempt_at,
-                &failure_count,
-                &attempt.trace_id,
-            ],
-        )
-        .await?;
         let now_suspended = decided.health.status == HealthStatus::Suspended;
-        tx.execute(
-            &tx.prepare_cached(
-                "UPDATE webhooks SET status = $2, consecutive_failures = $3, last_failure_at = $4,
-                                 probes = GREATEST(probes - CASE WHEN $6 THEN 1 ELSE 0 END, 0),
-                                 suspended_at = CASE WHEN $5 THEN clock_timestamp() ELSE suspended_at END
-             WHERE id = $1",
-            )
-            .await?,
-            &[
-                &webhook_id,
-                &decided.health.status.as_str(),
-                &failure_count,
-                &now,
-                &(now_suspended && !was_suspended),
-                &decided.probe,
-            ],
-        )
-        .await?;
+        let delivery = attempt.delivery_id.as_uuid();
+        let (state, status, trigger) =
+            (decided.next.state().as_str(), decided.health.status.as_str(), attempt.trigger.as_str());
+        let newly_suspended = now_suspended && !was_suspended;
+        let step_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&delivery, &attempt_no, &state, &decided.next_attempt_at, &now, &keeps_step];
+        let attempt_id = attempt.id.as_uuid();
+        let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 15] = [
+            &attempt_id,
+            &delivery,
+            &attempt_no,
+            &trigger,
+            &attempt.sent_at,
+            &attempt.received_at,
+            &attempt.duration_ms,
+            &attempt.status_code,
+            &attempt.error_kind,
+            &attempt.error_message,
+            &attempt.response_excerpt,
+            &reason,
+            &decided.next_attempt_at,
+            &failure_count,
+            &attempt.trace_id,
+        ];
+        let health_params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] =
+            [&webhook_id, &status, &failure_count, &now, &newly_suspended, &decided.probe];
+        tokio::try_join!(
+            tx.execute(&step, &step_params),
+            tx.execute(&insert, &insert_params),
+            tx.execute(&health, &health_params),
+        )?;
         tx.commit().await?;
         Ok(Some(Recorded { attempt_no: facts.attempt_no, decided }))
     }

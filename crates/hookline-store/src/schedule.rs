@@ -231,40 +231,33 @@ impl Store {
         Ok(moved == 1)
     }
 
-    /// Takes one of an unhealthy webhook's probes: it may have at most half
-    /// of the failures it has left before `suspend_after` in flight across
-    /// all workers (at least one). The group's lease runs to `now + lease`;
-    /// a probe is given back when its outcome is recorded.
-    pub async fn take_probe(
-        &self,
-        webhook: WebhookId,
-        now: OffsetDateTime,
-        lease: time::Duration,
-        suspend_after: u32,
-    ) -> Result<Probe> {
+    /// Takes an unhealthy webhook's probe: its one request in flight across
+    /// all workers. The lease runs to `now + lease`; the probe is given back
+    /// when its outcome is recorded.
+    ///
+    /// While a probe is in flight the statement matches no row and so locks
+    /// none: the deliveries that find it busy do not queue on the webhook.
+    pub async fn take_probe(&self, webhook: WebhookId, now: OffsetDateTime, lease: time::Duration) -> Result<Probe> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // Like a claim, a lease lost in a crash of Postgres costs at most
-        // one extra request: no need to wait for its WAL flush.
-        tx.batch_execute("SET LOCAL synchronous_commit TO off").await?;
-        let row = tx
-            .query_opt(
-                &tx.prepare_cached(
-                    "WITH t AS (
-                    UPDATE webhooks w
-                    SET probes = CASE WHEN w.probe_until IS NULL OR w.probe_until <= $2 THEN 1 ELSE w.probes + 1 END,
-                        probe_until = $3
+        let take = tx
+            .prepare_cached(
+                "WITH t AS (
+                    UPDATE webhooks w SET probes = 1, probe_until = $3
                     WHERE w.id = $1 AND w.status = 'unhealthy'
-                      AND (w.probe_until IS NULL OR w.probe_until <= $2
-                           OR w.probes < GREATEST(1, ($4 - w.consecutive_failures) / 2))
+                      AND (w.probe_until IS NULL OR w.probe_until <= $2 OR w.probes < 1)
                     RETURNING w.id
                  )
                  SELECT status, probe_until, EXISTS (SELECT 1 FROM t) AS taken FROM webhooks WHERE id = $1",
-                )
-                .await?,
-                &[&webhook.as_uuid(), &now, &(now + lease), &i32::try_from(suspend_after).unwrap_or(i32::MAX)],
             )
             .await?;
+        // Like a claim, a lease lost in a crash of Postgres costs at most
+        // one extra request: no need to wait for its WAL flush. The setting
+        // and the statement go in one round trip.
+        let (id, until) = (webhook.as_uuid(), now + lease);
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&id, &now, &until];
+        let (_, row) =
+            tokio::try_join!(tx.batch_execute("SET LOCAL synchronous_commit TO off"), tx.query_opt(&take, &params),)?;
         tx.commit().await?;
         let Some(row) = row else { return Ok(Probe::Status(HealthStatus::Suspended)) };
         if row.try_get::<_, bool>("taken")? {
@@ -290,7 +283,6 @@ impl Store {
         due_ms: i64,
         now: OffsetDateTime,
         fallback: OffsetDateTime,
-        suspend_after: u32,
     ) -> Result<Parked> {
         let client = self.pool.get().await?;
         let row = client
@@ -299,8 +291,7 @@ impl Store {
                     .prepare_cached(
                         "WITH w AS (
                     SELECT id FROM webhooks
-                    WHERE id = $2 AND status = 'unhealthy' AND probe_until > $4
-                      AND probes >= GREATEST(1, ($6 - consecutive_failures) / 2)
+                    WHERE id = $2 AND status = 'unhealthy' AND probe_until > $4 AND probes >= 1
                     FOR SHARE
                  ), p AS (
                     UPDATE deliveries d SET awaits_probe = true, next_attempt_at = $5, claimed_until = NULL
@@ -312,14 +303,7 @@ impl Store {
                  SELECT EXISTS (SELECT 1 FROM p) AS parked, EXISTS (SELECT 1 FROM w) AS busy",
                     )
                     .await?,
-                &[
-                    &id.as_uuid(),
-                    &webhook.as_uuid(),
-                    &due_ms,
-                    &now,
-                    &truncate_ms(fallback),
-                    &i32::try_from(suspend_after).unwrap_or(i32::MAX),
-                ],
+                &[&id.as_uuid(), &webhook.as_uuid(), &due_ms, &now, &truncate_ms(fallback)],
             )
             .await?;
         Ok(match (row.try_get::<_, bool>("parked")?, row.try_get::<_, bool>("busy")?) {

@@ -214,7 +214,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     if needs_probe(job.status, trigger) {
         let mut looks = 0;
         loop {
-            let taking = || ctx.store.take_probe(job.webhook_id, now, ctx.lease, ctx.suspend_after_failures);
+            let taking = || ctx.store.take_probe(job.webhook_id, now, ctx.lease);
             match ctx.stored("taking a probe", taking).await {
                 Ok(Probe::Taken) => probe = true,
                 Ok(Probe::Status(HealthStatus::Suspended)) => return hold_suspended(ctx, id, now).await,
@@ -227,7 +227,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
                     let parked = ctx
                         .stored("waiting for a probe", || {
                             let fallback = now + ctx.lease;
-                            ctx.store.park_for_probe(id, job.webhook_id, due, now, fallback, ctx.suspend_after_failures)
+                            ctx.store.park_for_probe(id, job.webhook_id, due, now, fallback)
                         })
                         .await;
                     match parked {

@@ -292,9 +292,9 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
     let attempts = deliveries.into_iter().map(|d| {
         async move {
             ctx.known.note(d.webhook_id, &event.tenant, d.status);
-            // An unhealthy webhook gets a limited number of requests at a
-            // time (probes); without one, and for an account at its share or
-            // a busy webhook, the delivery goes back through the broker.
+            // An unhealthy webhook gets one request at a time (its probe);
+            // without it, and for an account at its share or a busy
+            // webhook, the delivery goes back through the broker.
             let Some(share) = crate::deliver::take_share(ctx, d.webhook_id, &event.tenant).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
@@ -303,7 +303,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             };
             let mut probe = false;
             if d.status != HealthStatus::Healthy {
-                let taking = || ctx.store.take_probe(d.webhook_id, now, ctx.lease, ctx.suspend_after_failures);
+                let taking = || ctx.store.take_probe(d.webhook_id, now, ctx.lease);
                 match ctx.stored("taking a probe", taking).await {
                     Ok(hookline_store::Probe::Taken) => probe = true,
                     Ok(hookline_store::Probe::Status(HealthStatus::Healthy)) => {}
