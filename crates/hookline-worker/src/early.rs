@@ -31,6 +31,11 @@ use crate::{
     startup::Context,
 };
 
+/// How old the webhook's status read by the look-up may be at its request;
+/// older (the delivery waited for a slot, a share or a permit), it is read
+/// again.
+pub(crate) const STATUS_FRESH: time::Duration = time::Duration::milliseconds(100);
+
 /// A first attempt made before its event was recorded.
 struct Made {
     job: hookline_store::DeliveryJob,
@@ -61,7 +66,13 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
         // Checked again just before the request: a failure this worker
         // recorded meanwhile (a 410, another delivery's failure) sends this
         // one through the queue, where an unhealthy webhook takes probes.
+        // After a wait, Postgres is asked too: another worker may have
+        // recorded one.
         if ctx.known.unhealthy(job.webhook_id) {
+            return None;
+        }
+        if OffsetDateTime::now_utc() - now > STATUS_FRESH && !ctx.store.sendable(job.webhook_id).await.unwrap_or(false)
+        {
             return None;
         }
         let sent = send(ctx, Trigger::Scheduled, &job, now).instrument(span.clone()).await;

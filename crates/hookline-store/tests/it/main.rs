@@ -220,8 +220,10 @@ async fn attempts_are_numbered_and_drive_health() {
     let db = TestDb::new().await;
     let store = store(&db).await;
     let (w, ids) = deliveries_for(&store, 1).await;
+    assert!(store.sendable(w).await.expect("read"), "a new webhook takes requests");
     let first = fail(&store, ids[0]).await.expect("exists");
     assert_eq!(first.attempt_no, 1);
+    assert!(!store.sendable(w).await.expect("read"), "an unhealthy one takes probes only");
     assert_eq!(first.decided.next.state(), DeliveryState::Retrying);
     assert_eq!(fail(&store, ids[0]).await.expect("exists").attempt_no, 2);
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
@@ -233,6 +235,8 @@ async fn attempts_are_numbered_and_drive_health() {
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
     assert_eq!((hook.consecutive_failures, hook.status.as_str()), (0, "healthy"));
     assert!(hook.last_success_at.is_some());
+    assert!(store.sendable(w).await.expect("read"));
+    assert!(!store.sendable(WebhookId::from_uuid(Uuid::now_v7())).await.expect("read"), "none: gone");
     let (delivery, _, attempts) = store.get_delivery(ids[0], None).await.expect("get").expect("exists");
     assert_eq!(delivery.state, DeliveryState::Delivered);
     assert_eq!(delivery.attempt_count, 3);
@@ -278,4 +282,53 @@ async fn concurrent_failures_are_counted_exactly() {
         .expect("query")
         .get(0);
     assert_eq!(before, 50, "exactly 50 failures were recorded up to the suspension");
+}
+
+/// An unhealthy webhook has one probe at a time across workers: a second
+/// taker finds it busy until the first is recorded (given back) or its
+/// lease runs out; a healthy webhook needs none.
+#[tokio::test]
+async fn one_probe_at_a_time() {
+    use hookline_store::Probe;
+    let db = TestDb::new().await;
+    let store = store(&db).await;
+    let (w, ids) = deliveries_for(&store, 2).await;
+    let now = OffsetDateTime::now_utc();
+    assert_eq!(
+        store.take_probe(w, now, LEASE).await.expect("take"),
+        Probe::Status(hookline_core::HealthStatus::Healthy)
+    );
+    fail(&store, ids[0]).await.expect("exists");
+    assert_eq!(store.take_probe(w, now, LEASE).await.expect("take"), Probe::Taken);
+    for _ in 0..3 {
+        assert!(matches!(store.take_probe(w, now, LEASE).await.expect("take"), Probe::Busy(Some(_))));
+    }
+    // The lease ran out (its worker died): the next taker gets it.
+    assert_eq!(store.take_probe(w, now + LEASE, LEASE).await.expect("take"), Probe::Taken);
+    // Its failure recorded as a probe gives it back.
+    let schedule = RetrySchedule::parse("1s").expect("valid");
+    let outcome = classify_status(500);
+    store
+        .record_failure(&attempt(ids[1], Some(500)), now, |facts| {
+            let health = facts.health.after(&outcome, 50);
+            let next = decide(
+                &Attempted {
+                    outcome: &outcome,
+                    attempt_no: facts.attempt_no,
+                    trigger: Trigger::Scheduled,
+                    takes_step: true,
+                    previous_state: facts.previous_state,
+                    health_after: health,
+                    retry_after: None,
+                    jitter: 0.0,
+                    request_timeout: std::time::Duration::from_secs(1),
+                },
+                &schedule,
+            );
+            Decided { health, next, next_attempt_at: None, probe: true }
+        })
+        .await
+        .expect("record")
+        .expect("exists");
+    assert_eq!(store.take_probe(w, now + LEASE, LEASE).await.expect("take"), Probe::Taken);
 }
