@@ -178,18 +178,22 @@ impl Store {
         row.as_ref().map(|r| from_row(&self.keys, r)).transpose()
     }
 
-    /// Whether a request may go to `id` now: it exists, is active and
-    /// healthy. Read just before a request whose webhook was looked up a
+    /// A webhook's health and whether it is active, read now (`None`: it is
+    /// gone). Read just before a request whose webhook was looked up a
     /// while ago (another worker may have recorded a `410` meanwhile).
-    pub async fn sendable(&self, id: WebhookId) -> Result<bool> {
+    pub async fn standing(&self, id: WebhookId) -> Result<Option<(HealthStatus, bool)>> {
         let client = self.pool.get().await?;
         let row = client
             .query_opt(
-                &client.prepare_cached("SELECT active AND status = 'healthy' FROM webhooks WHERE id = $1").await?,
+                &client.prepare_cached("SELECT status, active FROM webhooks WHERE id = $1").await?,
                 &[&id.as_uuid()],
             )
             .await?;
-        Ok(row.map(|r| r.try_get::<_, bool>(0)).transpose()?.unwrap_or(false))
+        row.map(|r| {
+            let status = HealthStatus::parse(r.try_get("status")?).map_err(|e| Error::corrupt("webhooks", e))?;
+            Ok((status, r.try_get("active")?))
+        })
+        .transpose()
     }
 
     /// A page of webhooks in creation order, after the cursor `after`.

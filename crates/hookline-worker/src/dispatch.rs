@@ -319,14 +319,9 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             // attempt's (large) future exists only while it runs, so events
             // waiting their turn cost little memory.
             let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
-            // Checked again just before the request: a failure this worker
-            // recorded meanwhile (a 410, the threshold) stops it here, and
-            // after a wait one another worker recorded.
-            let stale = OffsetDateTime::now_utc() - now > crate::early::STATUS_FRESH;
-            if !probe
-                && (ctx.known.unhealthy(job.webhook_id)
-                    || (stale && !ctx.store.sendable(job.webhook_id).await.unwrap_or(false)))
-            {
+            // Checked again just before the request: a failure recorded
+            // meanwhile (a 410, the threshold) stops it here.
+            if !probe && !crate::early::sendable(ctx, job.webhook_id).await {
                 drop((slot, share));
                 return (hand_off(ctx, id).await, false);
             }

@@ -31,10 +31,32 @@ use crate::{
     startup::Context,
 };
 
-/// How old the webhook's status read by the look-up may be at its request;
-/// older (the delivery waited for a slot, a share or a permit), it is read
-/// again.
-pub(crate) const STATUS_FRESH: time::Duration = time::Duration::milliseconds(100);
+/// How old the status a first request goes on may be: older, it is read
+/// again from Postgres.
+pub(crate) const STATUS_FRESH: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Whether a first request may go to `webhook` now: this worker last read
+/// or recorded it healthy within [`STATUS_FRESH`], or Postgres says it is
+/// healthy and active now (so a `410` another worker recorded while this
+/// delivery waited for a slot, share or permit stops it). One read serves
+/// every delivery to the webhook for that long. A failed read says no: the
+/// delivery goes through the queue, whose claim reads the status itself.
+pub(crate) async fn sendable(ctx: &Context, webhook: hookline_core::WebhookId) -> bool {
+    if let Some(healthy) = ctx.known.healthy_within(webhook, STATUS_FRESH) {
+        return healthy;
+    }
+    match ctx.store.standing(webhook).await {
+        Ok(Some((status, true))) => {
+            ctx.known.set_status(webhook, status);
+            status == hookline_core::HealthStatus::Healthy
+        }
+        Ok(_) => false,
+        Err(e) => {
+            tracing::debug!(error.message = %e, "reading a webhook's status failed; through the queue");
+            false
+        }
+    }
+}
 
 /// A first attempt made before its event was recorded.
 struct Made {
@@ -63,16 +85,10 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
         let span = attempt_span(&job, Trigger::Scheduled);
         // At most `concurrency` first attempts at once per worker.
         let _permit = ctx.attempts.acquire().await.ok();
-        // Checked again just before the request: a failure this worker
-        // recorded meanwhile (a 410, another delivery's failure) sends this
-        // one through the queue, where an unhealthy webhook takes probes.
-        // After a wait, Postgres is asked too: another worker may have
-        // recorded one.
-        if ctx.known.unhealthy(job.webhook_id) {
-            return None;
-        }
-        if OffsetDateTime::now_utc() - now > STATUS_FRESH && !ctx.store.sendable(job.webhook_id).await.unwrap_or(false)
-        {
+        // Checked again just before the request: a failure recorded
+        // meanwhile (a 410, another delivery's failure) sends this one
+        // through the queue, where an unhealthy webhook takes probes.
+        if !sendable(ctx, job.webhook_id).await {
             return None;
         }
         let sent = send(ctx, Trigger::Scheduled, &job, now).instrument(span.clone()).await;

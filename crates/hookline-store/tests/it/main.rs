@@ -220,10 +220,11 @@ async fn attempts_are_numbered_and_drive_health() {
     let db = TestDb::new().await;
     let store = store(&db).await;
     let (w, ids) = deliveries_for(&store, 1).await;
-    assert!(store.sendable(w).await.expect("read"), "a new webhook takes requests");
+    let healthy = Some((hookline_core::HealthStatus::Healthy, true));
+    assert_eq!(store.standing(w).await.expect("read"), healthy, "a new webhook");
     let first = fail(&store, ids[0]).await.expect("exists");
     assert_eq!(first.attempt_no, 1);
-    assert!(!store.sendable(w).await.expect("read"), "an unhealthy one takes probes only");
+    assert_eq!(store.standing(w).await.expect("read"), Some((hookline_core::HealthStatus::Unhealthy, true)));
     assert_eq!(first.decided.next.state(), DeliveryState::Retrying);
     assert_eq!(fail(&store, ids[0]).await.expect("exists").attempt_no, 2);
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
@@ -235,8 +236,8 @@ async fn attempts_are_numbered_and_drive_health() {
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
     assert_eq!((hook.consecutive_failures, hook.status.as_str()), (0, "healthy"));
     assert!(hook.last_success_at.is_some());
-    assert!(store.sendable(w).await.expect("read"));
-    assert!(!store.sendable(WebhookId::from_uuid(Uuid::now_v7())).await.expect("read"), "none: gone");
+    assert_eq!(store.standing(w).await.expect("read"), healthy);
+    assert_eq!(store.standing(WebhookId::from_uuid(Uuid::now_v7())).await.expect("read"), None, "gone");
     let (delivery, _, attempts) = store.get_delivery(ids[0], None).await.expect("get").expect("exists");
     assert_eq!(delivery.state, DeliveryState::Delivered);
     assert_eq!(delivery.attempt_count, 3);
