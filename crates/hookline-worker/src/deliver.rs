@@ -261,10 +261,10 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     attempt(ctx, step, job, now, None).await
 }
 
-/// A slot in an account's share for a request to `webhook`: waited for when
-/// the webhook answers quickly (slots turn over within moments), taken
-/// without waiting otherwise (a slow account's excess goes back to the
-/// broker). A worker that is stopping waits for none: the delivery goes
+/// A slot in an account's share for a request to `webhook`: waited for
+/// while the webhook is not known to be slow (its slots turn over within
+/// moments), taken without waiting otherwise (a slow account's excess goes
+/// back to the broker). A worker that is stopping waits for none: the delivery goes
 /// back to the broker at once.
 pub(crate) async fn take_share(
     ctx: &Context,
@@ -276,7 +276,7 @@ pub(crate) async fn take_share(
     }
     tokio::select! {
         biased;
-        share = ctx.shares.take_quick(tenant) => share,
+        share = ctx.shares.take_quick(tenant, || ctx.in_flight.is_quick(webhook)) => share,
         () = ctx.stopping.cancelled() => None,
     }
 }

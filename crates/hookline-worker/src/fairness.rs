@@ -5,13 +5,15 @@
 //!   A delivery that finds its webhook at the cap waits for a slot only when
 //!   that is quick: the webhook is answering (a request finished in the last
 //!   [`FLOWING`]) and answers fast (recent requests took under [`QUICK`] on
-//!   average), and for at most [`MAX_WAIT`]; otherwise it goes back to the
+//!   average, a bar that rises up to [`MAX_QUICK`] while all of the worker's
+//!   requests are slow), and for at most [`MAX_WAIT`]; otherwise it goes back to the
 //!   broker at once (a delay tier, [`defer_delay`]: 2 s, doubling up to 30 s
 //!   as it keeps finding the webhook busy), freeing the worker's slot.
 //! - Per tenant ([`Shares`]): at most `share` requests in flight per worker
-//!   for one account. A delivery to a webhook known to answer quickly
-//!   waits for a slot in its account's share (they turn over within
-//!   moments); one to a slow webhook goes back to the broker at once, so an
+//!   for one account. A delivery to a webhook not known to be slow (quick,
+//!   or not answered yet) waits for a slot in its account's share while
+//!   that stays so (they turn over within moments); one to a slow webhook
+//!   goes back to the broker at once, so an
 //!   account whose endpoints are slow never holds the capacity other
 //!   accounts' deliveries need.
 //! - [`Known`]: what this worker last saw of a webhook (its account and
@@ -35,8 +37,15 @@ pub const FLOWING: Duration = Duration::from_millis(500);
 pub const WAIT_FOR_SLOT: Duration = Duration::from_millis(200);
 
 /// A webhook whose recent requests took less than this on average is worth
-/// waiting for when it is at its cap.
+/// waiting for when it is at its cap. While every request of the worker is
+/// slow (the machine is overloaded), the bar rises with the worker's typical
+/// request time, up to [`MAX_QUICK`]: a webhook is slow beside the others,
+/// not because everything is.
 pub const QUICK: Duration = Duration::from_millis(250);
+
+/// The highest the bar for "quick" goes under overload: an endpoint that
+/// takes longer than this is slow whatever else is.
+pub const MAX_QUICK: Duration = Duration::from_secs(1);
 
 /// The longest a delivery waits for a busy webhook's slot.
 pub const MAX_WAIT: Duration = Duration::from_secs(10);
@@ -111,9 +120,9 @@ impl Entry {
     }
 
     /// Answering, and fast enough that waiting for a slot costs little.
-    fn worth_waiting(&self) -> bool {
+    fn worth_waiting(&self, quick: Duration) -> bool {
         let pace = self.pace();
-        pace.last_progress.elapsed() < FLOWING && pace.typical.is_none_or(|t| t < QUICK)
+        pace.last_progress.elapsed() < FLOWING && pace.typical.is_none_or(|t| t < quick)
     }
 }
 
@@ -136,12 +145,23 @@ impl Drop for Slot {
 pub struct InFlight {
     cap: usize,
     entries: Mutex<HashMap<WebhookId, Arc<Entry>>>,
+    /// How long this worker's requests took lately, whatever their webhook
+    /// (a moving average): what "quick" is measured against.
+    overall: Mutex<Option<Duration>>,
 }
 
 impl InFlight {
     /// At most `cap` requests per webhook at once.
     pub fn new(cap: usize) -> Self {
-        Self { cap: cap.max(1), entries: Mutex::new(HashMap::new()) }
+        Self { cap: cap.max(1), entries: Mutex::new(HashMap::new()), overall: Mutex::new(None) }
+    }
+
+    /// Below this, a webhook's typical request time is quick: [`QUICK`], or
+    /// twice the worker's typical request time when every request is slow,
+    /// at most [`MAX_QUICK`].
+    pub fn quick(&self) -> Duration {
+        let overall = *self.overall.lock().unwrap_or_else(PoisonError::into_inner);
+        overall.map_or(QUICK, |o| o.saturating_mul(2).clamp(QUICK, MAX_QUICK))
     }
 
     fn entry(&self, webhook: WebhookId) -> Arc<Entry> {
@@ -157,21 +177,27 @@ impl InFlight {
             .clone()
     }
 
-    /// Whether `webhook` is known to answer quickly: its recent requests
-    /// took under [`QUICK`] on average, and while it has requests in flight
-    /// one has finished within [`QUICK`]. A webhook that has not answered yet
-    /// is not known to be quick.
+    /// Whether `webhook` is not known to be slow: its recent requests took
+    /// under [`InFlight::quick`] on average (or it has not answered yet),
+    /// and while it has requests in flight one has finished within that
+    /// time. A webhook whose first requests hang is slow once they have
+    /// hung that long.
     pub fn is_quick(&self, webhook: WebhookId) -> bool {
+        let quick = self.quick();
         let entry = self.entry(webhook);
         let busy = entry.semaphore.available_permits() < self.cap;
         let pace = entry.pace();
-        pace.typical.is_some_and(|t| t < QUICK) && !(busy && pace.last_progress.elapsed() > QUICK)
+        pace.typical.is_none_or(|t| t < quick) && !(busy && pace.last_progress.elapsed() > quick)
     }
 
     /// Notes how long `webhook` took to answer a request (the request
     /// alone: recording it is not the webhook's time).
     pub fn answered(&self, webhook: WebhookId, took: Duration) {
         self.entry(webhook).took(took);
+        let mut overall = self.overall.lock().unwrap_or_else(PoisonError::into_inner);
+        // Each request counts for a sixteenth: the bar moves with the
+        // machine, not with one endpoint's burst.
+        *overall = Some(overall.map_or(took, |o| (o * 15 + took) / 16));
     }
 
     /// A slot for `webhook` if one is free now.
@@ -202,7 +228,7 @@ impl InFlight {
         // time; give up as soon as it slows down or stops.
         let started = Instant::now();
         loop {
-            if !entry.worth_waiting() || started.elapsed() >= MAX_WAIT {
+            if !entry.worth_waiting(self.quick()) || started.elapsed() >= MAX_WAIT {
                 return None;
             }
             match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
@@ -242,15 +268,22 @@ impl Shares {
         self.semaphore(tenant).try_acquire_owned().ok().map(Share)
     }
 
-    /// A slot in `tenant`'s share for a request to a webhook known to answer
+    /// A slot in `tenant`'s share for a request to a webhook that answers
     /// quickly: its slots turn over within moments, so it waits (at most
-    /// [`MAX_WAIT`]) rather than going back to the broker.
-    pub async fn take_quick(&self, tenant: &TenantId) -> Option<Share> {
+    /// [`MAX_WAIT`]) rather than going back to the broker, for as long as
+    /// `still_quick` says the webhook is (checked every [`WAIT_FOR_SLOT`]).
+    pub async fn take_quick(&self, tenant: &TenantId, still_quick: impl Fn() -> bool) -> Option<Share> {
         let semaphore = self.semaphore(tenant);
-        match tokio::time::timeout(MAX_WAIT, semaphore.acquire_owned()).await {
-            Ok(Ok(permit)) => Some(Share(permit)),
-            _ => None,
+        let started = Instant::now();
+        while started.elapsed() < MAX_WAIT {
+            match tokio::time::timeout(WAIT_FOR_SLOT, semaphore.clone().acquire_owned()).await {
+                Ok(Ok(permit)) => return Some(Share(permit)),
+                Ok(Err(_)) => return None,
+                Err(_) if !still_quick() => return None,
+                Err(_) => {}
+            }
         }
+        None
     }
 }
 
