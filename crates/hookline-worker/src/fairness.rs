@@ -126,18 +126,12 @@ impl Entry {
     }
 }
 
-/// One request's slot; releasing it notes when the webhook last made
-/// progress.
+/// One request's slot. Releasing it is not progress: a slot given back
+/// unused (its delivery deferred) says nothing about the webhook; a
+/// finished request is noted by [`InFlight::answered`].
 #[derive(Debug)]
 pub struct Slot {
-    entry: Arc<Entry>,
     _permit: OwnedSemaphorePermit,
-}
-
-impl Drop for Slot {
-    fn drop(&mut self) {
-        self.entry.progress();
-    }
 }
 
 /// The per-webhook slots of one worker.
@@ -212,7 +206,7 @@ impl InFlight {
                 if idle {
                     entry.progress();
                 }
-                Ok(Slot { entry, _permit: permit })
+                Ok(Slot { _permit: permit })
             }
             Err(_) => Err(entry),
         }
@@ -232,7 +226,7 @@ impl InFlight {
                 return None;
             }
             match tokio::time::timeout(WAIT_FOR_SLOT, entry.semaphore.clone().acquire_owned()).await {
-                Ok(Ok(permit)) => return Some(Slot { entry, _permit: permit }),
+                Ok(Ok(permit)) => return Some(Slot { _permit: permit }),
                 Ok(Err(_)) => return None,
                 Err(_) => {}
             }
