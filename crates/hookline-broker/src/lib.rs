@@ -26,7 +26,7 @@ pub mod trace;
 
 pub use consumer::{Ack, Consumed, Message};
 pub use error::{Error, Result};
-pub use message::{DeliveryMessage, EventMessage, WireFence, WireTrigger};
+pub use message::{CheckedEvent, DeliveryMessage, EventMessage, InvalidField, WireFence, WireTrigger};
 pub use publisher::Publisher;
 pub use settings::{AmqpSettings, QueueType, connect};
 pub use topology::Topology;

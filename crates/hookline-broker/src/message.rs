@@ -5,7 +5,9 @@
 //! removed or changed in meaning. [`DeliveryMessage`] is internal and tagged
 //! with a version so that workers of two releases can share a queue.
 
+use hookline_core::{EventId, EventType, TenantId, parse_timestamp, validate_data};
 use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// An event as published to the events exchange (body of the AMQP message,
@@ -30,10 +32,62 @@ pub struct EventMessage {
     pub tenant: Option<String>,
 }
 
+/// An event envelope whose fields passed [`EventMessage::check`]; the
+/// optional ones are still optional (the producer and the worker fill them
+/// in differently).
+#[derive(Debug, Clone)]
+pub struct CheckedEvent {
+    /// The event type.
+    pub event_type: EventType,
+    /// The payload, a JSON object or array.
+    pub data: serde_json::Value,
+    /// The event id, when given.
+    pub id: Option<EventId>,
+    /// When the event happened, when given.
+    pub triggered_at: Option<OffsetDateTime>,
+    /// The account, when given.
+    pub tenant: Option<TenantId>,
+}
+
+/// The first field of an event envelope that is invalid, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{field}: {detail}")]
+pub struct InvalidField {
+    /// The field, as named in the JSON (`event`, `data`, `id`,
+    /// `triggeredAt`, `tenant`).
+    pub field: &'static str,
+    /// What is wrong with it.
+    pub detail: String,
+}
+
+impl InvalidField {
+    fn of(field: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Self {
+        move |e| Self { field, detail: e.to_string() }
+    }
+}
+
 impl EventMessage {
     /// Parses a message body.
     pub fn decode(body: &[u8]) -> crate::Result<Self> {
         Ok(serde_json::from_slice(body)?)
+    }
+
+    /// Checks every field by the rules both the API and the worker apply:
+    /// an event type, a JSON object or array as data, and, when given, an
+    /// event id, an RFC 3339 time and a tenant id.
+    pub fn check(self) -> Result<CheckedEvent, InvalidField> {
+        let event_type = EventType::parse(&self.event).map_err(|e| InvalidField::of("event")(&e))?;
+        validate_data(&self.data).map_err(|e| InvalidField::of("data")(&e))?;
+        let id = self.id.as_deref().map(EventId::parse).transpose().map_err(|e| InvalidField::of("id")(&e))?;
+        let triggered_at = self
+            .triggered_at
+            .as_deref()
+            .map(parse_timestamp)
+            .transpose()
+            .map_err(|e| InvalidField::of("triggeredAt")(&e))?;
+        let tenant =
+            self.tenant.as_deref().map(TenantId::parse).transpose().map_err(|e| InvalidField::of("tenant")(&e))?;
+        Ok(CheckedEvent { event_type, data: self.data, id, triggered_at, tenant })
     }
 
     /// The JSON body.
@@ -291,5 +345,38 @@ mod tests {
         };
         assert_eq!(DeliveryMessage::decode(&later.encode()).expect("round trip"), later);
         assert!(DeliveryMessage::decode(br#"{"type":"delivery.v9","deliveryId":"x"}"#).is_err());
+    }
+
+    /// Every field is checked, the first bad one named; the optional ones
+    /// stay absent when absent.
+    #[test]
+    fn check_names_the_bad_field() {
+        let good = || EventMessage {
+            event: "license.created".into(),
+            data: serde_json::json!({"k": 1}),
+            id: None,
+            triggered_at: None,
+            tenant: None,
+        };
+        let checked = good().check().expect("valid");
+        assert_eq!(checked.event_type.as_str(), "license.created");
+        assert!(checked.id.is_none() && checked.triggered_at.is_none() && checked.tenant.is_none());
+        let full = EventMessage {
+            id: Some("evt_1".into()),
+            triggered_at: Some("2026-11-30T10:00:00Z".into()),
+            tenant: Some("acme".into()),
+            ..good()
+        }
+        .check()
+        .expect("valid");
+        assert_eq!(full.id.expect("id").as_str(), "evt_1");
+        assert_eq!(full.tenant.expect("tenant").as_str(), "acme");
+        assert_eq!(full.triggered_at.expect("time").unix_timestamp(), 1_796_032_800);
+        let field = |m: EventMessage| m.check().expect_err("invalid").field;
+        assert_eq!(field(EventMessage { event: "no spaces".into(), ..good() }), "event");
+        assert_eq!(field(EventMessage { data: serde_json::json!(1), ..good() }), "data");
+        assert_eq!(field(EventMessage { id: Some(String::new()), ..good() }), "id");
+        assert_eq!(field(EventMessage { triggered_at: Some("yesterday".into()), ..good() }), "triggeredAt");
+        assert_eq!(field(EventMessage { tenant: Some("\0".into()), ..good() }), "tenant");
     }
 }

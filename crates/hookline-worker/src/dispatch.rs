@@ -11,10 +11,7 @@
 //! still be attempting; whichever acts first fences off the other).
 
 use hookline_broker::{EventMessage, Message};
-use hookline_core::{
-    DeliveryState, Event, EventId, EventType, HealthStatus, InvalidEventType, TenantId, Trigger, fence::unix_ms,
-    parse_timestamp, validate_data,
-};
+use hookline_core::{DeliveryState, Event, EventId, HealthStatus, Trigger, fence::unix_ms};
 use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, Looked, NewEvent, RecordedEvent, goes_early};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
@@ -55,21 +52,9 @@ pub enum InvalidEvent {
     /// The body is not an event envelope.
     #[error("not an event envelope: {0}")]
     Envelope(#[from] hookline_broker::Error),
-    /// `event` is not a valid event type.
-    #[error("event: {0}")]
-    EventType(#[from] InvalidEventType),
-    /// Another field is invalid.
-    #[error("{field}: {detail}")]
-    Field {
-        /// The field.
-        field: &'static str,
-        /// What is wrong.
-        detail: String,
-    },
-}
-
-fn field(field: &'static str) -> impl Fn(&dyn std::fmt::Display) -> InvalidEvent {
-    move |e| InvalidEvent::Field { field, detail: e.to_string() }
+    /// A field is invalid (the same rules as the API's).
+    #[error(transparent)]
+    Field(#[from] hookline_broker::InvalidField),
 }
 
 /// Turns a message (from the producer or published directly) into the event
@@ -79,22 +64,18 @@ pub fn parse(message: &Message, now: OffsetDateTime, max_body_bytes: usize) -> R
     if message.body.len() > limit {
         return Err(InvalidEvent::TooLarge { size: message.body.len(), limit });
     }
-    let envelope = EventMessage::decode(&message.body)?;
-    let event_type = EventType::parse(&envelope.event)?;
-    validate_data(&envelope.data).map_err(|e| field("data")(&e))?;
-    let id = match envelope.id.as_deref().or(message.properties.message_id().as_ref().map(|id| id.as_str())) {
-        Some(raw) => EventId::parse(raw).map_err(|e| field("id")(&e))?,
-        None => EventId::generate(uuid::Uuid::now_v7()),
-    };
-    let triggered_at = match envelope.triggered_at.as_deref() {
-        Some(raw) => parse_timestamp(raw).map_err(|e| field("triggeredAt")(&e))?,
-        None => now,
-    };
-    let tenant = match envelope.tenant.as_deref() {
-        Some(raw) => TenantId::parse(raw).map_err(|e| field("tenant")(&e))?,
-        None => TenantId::default(),
-    };
-    let body = Event::new(event_type.clone(), envelope.data, triggered_at).to_body().into();
+    let mut envelope = EventMessage::decode(&message.body)?;
+    // Published straight to the exchange, the id may come as the AMQP
+    // `message_id` instead.
+    if envelope.id.is_none() {
+        envelope.id = message.properties.message_id().as_ref().map(|id| id.as_str().to_owned());
+    }
+    let checked = envelope.check()?;
+    let id = checked.id.unwrap_or_else(|| EventId::generate(uuid::Uuid::now_v7()));
+    let triggered_at = checked.triggered_at.unwrap_or(now);
+    let tenant = checked.tenant.unwrap_or_default();
+    let event_type = checked.event_type;
+    let body = Event::new(event_type.clone(), checked.data, triggered_at).to_body().into();
     let ingested_at = ingested_at(message);
     let accepted_at = accepted_at(ingested_at, message, now);
     Ok(NewEvent { tenant, id, event_type, body, triggered_at, ingested_at, accepted_at })

@@ -2,10 +2,10 @@
 
 use axum::{Router, http::StatusCode, routing::post};
 use hookline_broker::EventMessage;
-use hookline_core::{EventId, EventType, format_timestamp, parse_timestamp, validate_data};
+use hookline_core::{EventId, format_timestamp};
 use serde::{Deserialize, Serialize};
 
-use super::{State, webhooks::tenant};
+use super::State;
 use crate::{ApiError, auth::Caller, json::AppJson};
 
 pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
@@ -36,20 +36,22 @@ async fn ingest(
     caller: Caller,
     AppJson(body): AppJson<IngestEvent>,
 ) -> Result<(StatusCode, AppJson<Accepted>), ApiError> {
-    let event_type = EventType::parse(&body.event).map_err(|e| ApiError::invalid_field("event", e))?;
-    validate_data(&body.data).map_err(|e| ApiError::invalid_field("data", e))?;
-    let id = match body.id.as_deref() {
-        Some(raw) => EventId::parse(raw).map_err(|e| ApiError::invalid_field("id", e))?,
-        None => EventId::generate(uuid::Uuid::now_v7()),
-    };
-    let triggered_at = match body.triggered_at.as_deref() {
-        Some(raw) => parse_timestamp(raw).map_err(|e| ApiError::invalid_field("triggeredAt", e))?,
-        None => time::OffsetDateTime::now_utc(),
-    };
-    let tenant = caller.tenant_for_write(tenant(body.tenant.as_deref())?)?;
+    let checked = EventMessage {
+        event: body.event,
+        data: body.data,
+        id: body.id,
+        triggered_at: body.triggered_at,
+        tenant: body.tenant,
+    }
+    .check()
+    .map_err(|e| ApiError::invalid_field(e.field, e.detail))?;
+    let id = checked.id.unwrap_or_else(|| EventId::generate(uuid::Uuid::now_v7()));
+    let triggered_at = checked.triggered_at.unwrap_or_else(time::OffsetDateTime::now_utc);
+    let tenant = caller.tenant_for_write(checked.tenant)?;
+    let event_type = checked.event_type;
     let message = EventMessage {
         event: event_type.to_string(),
-        data: body.data,
+        data: checked.data,
         id: Some(id.to_string()),
         triggered_at: Some(format_timestamp(triggered_at)),
         tenant: Some(tenant.to_string()),
