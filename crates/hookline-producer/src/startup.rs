@@ -1,11 +1,10 @@
 //! Assembling the producer: connect, migrate, declare, bind, serve.
 
-use std::{net::SocketAddr, time::Duration};
+use std::net::SocketAddr;
 
-use backon::{ExponentialBuilder, Retryable};
 use std::sync::Arc;
 
-use hookline_broker::{AmqpSettings, Publisher, Topology, lapin::Connection, link};
+use hookline_broker::{AmqpSettings, Topology, lapin::Connection, link};
 use hookline_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -15,7 +14,7 @@ use hookline_core::TokenSecret;
 use crate::{
     Settings,
     auth::{ApiKeys, Auth, derived_token_secret},
-    routes::{AppState, BrokerLink, router},
+    routes::{AppState, router},
     settings::Secret,
 };
 
@@ -47,16 +46,6 @@ pub enum StartupError {
         /// Why.
         source: std::io::Error,
     },
-}
-
-/// Retries a start-up step while its error is transient: a service that
-/// starts alongside Postgres or RabbitMQ waits for them instead of failing.
-fn startup_backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(10)
-        .with_jitter()
 }
 
 /// The API keys and tenant-token secret. Without configured keys (allowed
@@ -97,20 +86,11 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
     if settings.pg.encryption_keys.is_development() && !settings.listen_addr.ip().is_loopback() {
         return Err(StartupError::NoEncryptionKey(settings.listen_addr));
     }
-    let store = (|| Store::connect(&settings.pg))
-        .retry(startup_backoff())
-        .when(hookline_store::Error::is_transient)
-        .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "database not ready"))
-        .await?;
-    let connection = (|| hookline_broker::connect(&settings.amqp, "hookline-producer"))
-        .retry(startup_backoff())
-        .when(hookline_broker::Error::is_transient)
-        .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "broker not ready"))
-        .await?;
+    let store = Store::connect_at_start(&settings.pg).await?;
+    let connection = link::connect_at_start(&settings.amqp, "hookline-producer").await?;
     let topology = Topology::from_settings(&settings.amqp);
-    let publisher = Publisher::open(&connection, topology.clone()).await?;
-    publisher.declare_topology().await?;
-    let broker = Arc::new(BrokerLink::default());
+    let publisher = link::open_publisher(&connection, &topology).await?;
+    let broker = Arc::new(link::Current::default());
     broker.set(Some(publisher));
     let listener = TcpListener::bind(settings.listen_addr)
         .await
@@ -165,7 +145,7 @@ impl Producer {
 /// connection is re-established with backoff, the topology re-declared and
 /// the link filled again. Closes the connection on shutdown.
 async fn supervise_broker(
-    link: Arc<BrokerLink>,
+    current: Arc<link::Current>,
     mut connection: Connection,
     amqp: AmqpSettings,
     topology: Topology,
@@ -176,31 +156,18 @@ async fn supervise_broker(
             () = shutdown.cancelled() => break,
             () = link::lost(&connection) => {}
         }
-        link.set(None);
+        current.set(None);
         tracing::warn!("broker connection lost; reconnecting");
-        let Some(fresh) = link::connect_until(&amqp, "hookline-producer", &shutdown).await else { return };
-        connection = fresh;
-        let opened = async {
-            let publisher = Publisher::open(&connection, topology.clone()).await?;
-            publisher.declare_topology().await?;
-            Ok::<_, hookline_broker::Error>(publisher)
+        let Some((fresh, publisher)) = link::reconnect(&amqp, "hookline-producer", &topology, &shutdown).await else {
+            return;
         };
-        match opened.await {
-            Ok(publisher) => {
-                link.set(Some(publisher));
-                tracing::info!("broker connection re-established");
-            }
-            Err(e) => {
-                tracing::warn!(error.message = %e, "reconnected but could not open a publisher; retrying");
-                let _ = connection.close(200, "retrying".into()).await;
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-        }
+        connection = fresh;
+        current.set(Some(publisher));
     }
-    if let Some(publisher) = link.get() {
+    if let Some(publisher) = current.get() {
         let _ = publisher.close().await;
     }
-    link.set(None);
+    current.set(None);
     let _ = connection.close(200, "producer stopping".into()).await;
 }
 

@@ -60,6 +60,24 @@ pub struct Store {
 }
 
 impl Store {
+    /// [`Store::connect`] at a service's start-up: a transient failure
+    /// (Postgres is starting alongside the service) is retried with backoff,
+    /// up to ten times over about half a minute; a permanent one fails at
+    /// once.
+    pub async fn connect_at_start(settings: &PgSettings) -> Result<Self> {
+        use backon::{ExponentialBuilder, Retryable};
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(std::time::Duration::from_millis(200))
+            .with_max_delay(std::time::Duration::from_secs(5))
+            .with_max_times(10)
+            .with_jitter();
+        (|| Self::connect(settings))
+            .retry(backoff)
+            .when(Error::is_transient)
+            .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "database not ready"))
+            .await
+    }
+
     /// Creates the database if it is missing, runs the migrations and returns
     /// a store over a fresh pool.
     pub async fn connect(settings: &PgSettings) -> Result<Self> {

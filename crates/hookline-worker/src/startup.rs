@@ -3,7 +3,6 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
-use backon::{ExponentialBuilder, Retryable};
 use hookline_broker::{
     Publisher, Topology,
     lapin::{Connection, options::BasicCancelOptions},
@@ -21,7 +20,7 @@ pub struct Context {
     /// The database.
     pub store: Store,
     /// Publishes delivery messages (confirm mode); replaced on reconnect.
-    publisher: std::sync::RwLock<Publisher>,
+    publisher: hookline_broker::link::Current,
     /// The outbound HTTP client.
     pub client: reqwest::Client,
     /// Bytes of response body kept per attempt.
@@ -93,11 +92,7 @@ const STORE_WAIT: (Duration, Duration) = (Duration::from_millis(100), Duration::
 impl Context {
     /// The current publisher.
     pub fn publisher(&self) -> Publisher {
-        self.publisher.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
-    }
-
-    fn set_publisher(&self, publisher: Publisher) {
-        *self.publisher.write().unwrap_or_else(std::sync::PoisonError::into_inner) = publisher;
+        self.publisher.last().expect("build sets a publisher; reconnects only replace it")
     }
 
     /// Runs a store operation until it succeeds. A transient fault is
@@ -202,14 +197,6 @@ pub enum StartupError {
     },
 }
 
-fn startup_backoff() -> ExponentialBuilder {
-    ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(200))
-        .with_max_delay(Duration::from_secs(5))
-        .with_max_times(10)
-        .with_jitter()
-}
-
 /// A connected worker, not yet consuming.
 #[derive(Debug)]
 pub struct Worker {
@@ -223,26 +210,19 @@ pub struct Worker {
 /// Connects to Postgres (creating and migrating the schema) and RabbitMQ
 /// (declaring the topology), and binds the health endpoint.
 pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
-    let store = (|| Store::connect(&settings.pg))
-        .retry(startup_backoff())
-        .when(hookline_store::Error::is_transient)
-        .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "database not ready"))
-        .await?;
-    let connection = (|| hookline_broker::connect(&settings.amqp, "hookline-worker"))
-        .retry(startup_backoff())
-        .when(hookline_broker::Error::is_transient)
-        .notify(|e, d| tracing::warn!(error.message = %e, retry_in = ?d, "broker not ready"))
-        .await?;
+    let store = Store::connect_at_start(&settings.pg).await?;
+    let connection = link::connect_at_start(&settings.amqp, "hookline-worker").await?;
     let topology = Topology::from_settings(&settings.amqp);
-    let publisher = Publisher::open(&connection, topology.clone()).await?;
-    publisher.declare_topology().await?;
+    let publisher = link::open_publisher(&connection, &topology).await?;
+    let current = hookline_broker::link::Current::default();
+    current.set(Some(publisher));
     let client = http::client(settings)?;
     let listener = TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;
     let ctx = Arc::new(Context {
         store: store.clone(),
-        publisher: std::sync::RwLock::new(publisher),
+        publisher: current,
         client,
         excerpt_limit: settings.response_excerpt_bytes,
         max_body_bytes: settings.max_body_bytes,
@@ -336,23 +316,13 @@ impl Worker {
             }
             tracing::warn!("broker connection lost; reconnecting");
             let _ = connection.close(200, "reconnecting".into()).await;
-            let Some(fresh) = link::connect_until(&settings.amqp, "hookline-worker", &shutdown).await else { break };
-            connection = fresh;
-            let opened = async {
-                let publisher = Publisher::open(&connection, topology.clone()).await?;
-                publisher.declare_topology().await?;
-                Ok::<_, hookline_broker::Error>(publisher)
+            let Some((fresh, publisher)) =
+                link::reconnect(&settings.amqp, "hookline-worker", &topology, &shutdown).await
+            else {
+                break;
             };
-            match opened.await {
-                Ok(publisher) => {
-                    ctx.set_publisher(publisher);
-                    tracing::info!("broker connection re-established");
-                }
-                Err(e) => {
-                    tracing::warn!(error.message = %e, "reconnected but could not set up; retrying");
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }
+            connection = fresh;
+            ctx.publisher.set(Some(publisher));
         }
 
         let _ = reconciler.await;

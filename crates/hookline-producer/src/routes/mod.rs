@@ -13,27 +13,11 @@ use axum::{Router, extract::DefaultBodyLimit};
 use hookline_broker::Publisher;
 use hookline_store::Store;
 
-/// The current confirm-mode publisher; empty while the broker connection is
-/// down (the supervisor in `startup` fills it again on reconnect).
-#[derive(Debug, Default)]
-pub(crate) struct BrokerLink(std::sync::RwLock<Option<Publisher>>);
-
-impl BrokerLink {
-    pub(crate) fn set(&self, publisher: Option<Publisher>) {
-        *self.0.write().unwrap_or_else(std::sync::PoisonError::into_inner) = publisher;
-    }
-
-    /// The publisher, if connected.
-    pub(crate) fn get(&self) -> Option<Publisher> {
-        self.0.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone().filter(Publisher::is_connected)
-    }
-}
-
 /// What every handler can reach.
 #[derive(Clone, Debug)]
 pub(crate) struct AppState {
     pub(crate) store: Store,
-    pub(crate) broker: Arc<BrokerLink>,
+    pub(crate) broker: Arc<hookline_broker::link::Current>,
     pub(crate) auth: crate::auth::Auth,
     pub(crate) max_webhooks_per_tenant: i64,
     pub(crate) recover_rate_per_sec: u32,
