@@ -12,7 +12,7 @@ use hookline_core::{
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{Dispatch, Error, NewAttempt, NewEvent, Result, Store};
+use crate::{Dispatch, Error, NewEvent, Result, Store};
 
 /// A delivery of a fresh event that can be attempted at once: everything
 /// the attempt needs, read with the fan-out.
@@ -216,90 +216,6 @@ impl Store {
             });
         }
         Ok(out)
-    }
-
-    /// Records a batch of successful attempts in one statement (see
-    /// [`Store::record_success`]): each delivery delivered, its attempt
-    /// logged, its webhook healthy — the webhook row written only when that
-    /// changes something or its `last_success_at` is over a second old, so
-    /// concurrent successes do not queue on its lock. Returns each attempt's number
-    /// (`None` for a delivery that no longer exists), in the order given.
-    /// A delivery may appear once per batch. The events in `dispatched` are
-    /// marked dispatched in the same statement (a single-delivery event's
-    /// success completes its dispatch: one commit instead of two).
-    pub async fn record_successes(
-        &self,
-        attempts: &[NewAttempt],
-        dispatched: &[(TenantId, EventId)],
-        now: OffsetDateTime,
-    ) -> Result<Vec<Option<i32>>> {
-        let client = self.pool.get().await?;
-        let deliveries: Vec<Uuid> = attempts.iter().map(|a| a.delivery_id.as_uuid()).collect();
-        let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
-        let triggers: Vec<&str> = attempts.iter().map(|a| a.trigger.as_str()).collect();
-        let sent: Vec<OffsetDateTime> = attempts.iter().map(|a| a.sent_at).collect();
-        let received: Vec<Option<OffsetDateTime>> = attempts.iter().map(|a| a.received_at).collect();
-        let durations: Vec<i32> = attempts.iter().map(|a| a.duration_ms).collect();
-        let statuses: Vec<Option<i32>> = attempts.iter().map(|a| a.status_code).collect();
-        let excerpts: Vec<Option<&str>> = attempts.iter().map(|a| a.response_excerpt.as_deref()).collect();
-        let traces: Vec<Option<&str>> = attempts.iter().map(|a| a.trace_id.as_deref()).collect();
-        let mark_tenants: Vec<&str> = dispatched.iter().map(|(t, _)| t.as_str()).collect();
-        let mark_ids: Vec<&str> = dispatched.iter().map(|(_, id)| id.as_str()).collect();
-        let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "WITH i AS (
-                    SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
-                                         $6::int[], $7::int[], $8::text[], $9::text[])
-                           AS i (delivery_id, attempt_id, trigger, sent_at, received_at, duration_ms, status_code,
-                                 response_excerpt, trace_id)
-                 ), d AS (
-                    UPDATE deliveries
-                    SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
-                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, updated_at = $10
-                    FROM i WHERE deliveries.id = i.delivery_id
-                    RETURNING deliveries.id, deliveries.webhook_id, deliveries.attempt_count
-                 ), a AS (
-                    INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms,
-                                          status_code, response_excerpt, trace_id)
-                    SELECT i.attempt_id, d.id, d.attempt_count, i.trigger, i.sent_at, i.received_at, i.duration_ms,
-                           i.status_code, i.response_excerpt, i.trace_id
-                    FROM d JOIN i ON i.delivery_id = d.id
-                    RETURNING delivery_id, attempt_no
-                 ), w AS (
-                    UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
-                                        probe_until = NULL, probes = 0, last_success_at = $10
-                    WHERE webhooks.id IN (SELECT webhook_id FROM d)
-                      AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
-                           OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $10 - interval '1 second')
-                 ), e AS (
-                    UPDATE events SET dispatched_at = $10
-                    FROM UNNEST($11::text[], $12::text[]) AS m (tenant, id)
-                    WHERE events.tenant = m.tenant AND events.id = m.id AND events.dispatched_at IS NULL
-                 )
-                 SELECT delivery_id, attempt_no FROM a",
-                    )
-                    .await?,
-                &[
-                    &deliveries,
-                    &ids,
-                    &triggers,
-                    &sent,
-                    &received,
-                    &durations,
-                    &statuses,
-                    &excerpts,
-                    &traces,
-                    &now,
-                    &mark_tenants,
-                    &mark_ids,
-                ],
-            )
-            .await?;
-        let numbers: HashMap<Uuid, i32> =
-            rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
-        Ok(deliveries.iter().map(|d| numbers.get(d).copied()).collect())
     }
 
     /// Marks a batch of events dispatched (see [`Store::mark_dispatched`]).

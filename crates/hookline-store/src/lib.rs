@@ -11,12 +11,13 @@
 //!   migrations under an advisory lock (producer and worker both migrate).
 //! - [`webhook`]: webhook CRUD.
 //! - [`event`]: recording an event and fanning it out into deliveries.
-//! - [`delivery`]: loading a delivery for an attempt, recording the attempt,
-//!   and the event log.
+//! - [`delivery`]: a delivery as an attempt needs it, and the event log.
+//! - [`attempt`]: recording attempts (successes in batches, a failure with
+//!   its health decision).
 //! - [`schedule`]: a delivery's next step as the record: claiming it for an
 //!   attempt (fenced), handing it off, queuing replays, and what is overdue.
-//! - [`batch`]: the hot path's group commits: events with their deliveries,
-//!   successful attempts and dispatched marks, many per round trip.
+//! - [`batch`]: the hot path's group commits: events with their deliveries
+//!   and dispatched marks, many per round trip.
 //! - [`early`]: a fresh event's fast path: who it goes to, read before
 //!   anything is written, then the event, deliveries and successful first
 //!   attempts in one commit.
@@ -24,6 +25,7 @@
 //! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
+pub mod attempt;
 pub mod batch;
 pub mod delivery;
 pub mod early;
@@ -36,10 +38,9 @@ pub mod settings;
 pub mod tenant;
 pub mod webhook;
 
+pub use attempt::{Decided, Facts, NewAttempt, RecordedFailure};
 pub use batch::{FreshDelivery, Recorded as RecordedEvent};
-pub use delivery::{
-    Attempt, Decided, Delivery, DeliveryFilter, DeliveryJob, Facts, NewAttempt, Recorded, RecoverWindow,
-};
+pub use delivery::{Attempt, Delivery, DeliveryFilter, DeliveryJob, RecoverWindow};
 pub use early::{Delivered, Looked, goes_early};
 pub use error::{Error, Result};
 pub use event::{Dispatch, NewEvent};

@@ -6,8 +6,8 @@ use hookline_core::{
     fence::{truncate_ms, unix_ms},
 };
 use hookline_store::{
-    Claim, Created, Decided, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, Recorded,
-    RecordedEvent, Store,
+    Claim, Created, Decided, DeliveryFilter, Dispatch, NewAttempt, NewEvent, NewWebhook, PgSettings, RecordedEvent,
+    RecordedFailure, Store,
 };
 
 mod early;
@@ -173,7 +173,7 @@ fn attempt(delivery_id: DeliveryId, status: Option<i32>) -> NewAttempt {
 }
 
 /// Records a failure, deciding with core's rules and a 50-failure threshold.
-async fn fail(store: &Store, id: DeliveryId) -> Option<Recorded> {
+async fn fail(store: &Store, id: DeliveryId) -> Option<RecordedFailure> {
     let schedule = RetrySchedule::parse("1s,1s").expect("valid");
     let outcome = classify_status(500);
     store
@@ -232,7 +232,7 @@ async fn attempts_are_numbered_and_drive_health() {
     assert_eq!(hook.status.as_str(), "unhealthy");
     assert!(hook.last_failure_at.is_some());
     let now = OffsetDateTime::now_utc();
-    assert_eq!(store.record_success(&attempt(ids[0], Some(200)), now).await.expect("3"), Some(3));
+    assert_eq!(store.record_successes(&[attempt(ids[0], Some(200))], &[], now).await.expect("3"), [Some(3)]);
     let hook = store.get_webhook(w, None).await.expect("get").expect("exists");
     assert_eq!((hook.consecutive_failures, hook.status.as_str()), (0, "healthy"));
     assert!(hook.last_success_at.is_some());
@@ -243,7 +243,7 @@ async fn attempts_are_numbered_and_drive_health() {
     assert_eq!(delivery.attempt_count, 3);
     assert_eq!(attempts.iter().map(|a| a.attempt_no).collect::<Vec<_>>(), [1, 2, 3]);
     assert_eq!(attempts[0].retry_reason.as_deref(), Some("HTTP 500"));
-    assert_eq!(store.record_success(&attempt(new_id(), Some(200)), now).await.expect("gone"), None);
+    assert_eq!(store.record_successes(&[attempt(new_id(), Some(200))], &[], now).await.expect("gone"), [None]);
     assert!(fail(&store, new_id()).await.is_none());
 }
 
