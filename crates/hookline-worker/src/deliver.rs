@@ -28,7 +28,7 @@ use tracing::{Instrument, field::Empty};
 use crate::{
     consume::Settle,
     fairness::{defer_delay, probe_wait_delay, quick_defer_delay},
-    http,
+    outbound,
     startup::{Context, Fault},
 };
 
@@ -418,7 +418,7 @@ pub(crate) type EventKey = (hookline_core::TenantId, hookline_core::EventId);
 #[derive(Debug)]
 pub(crate) struct Sent {
     /// The classified result, as the client saw it.
-    pub(crate) attempted: http::Attempted,
+    pub(crate) exchange: outbound::Exchange,
     /// The attempt as it is recorded.
     pub(crate) attempt: NewAttempt,
 }
@@ -433,7 +433,7 @@ pub(crate) async fn send(ctx: &Context, trigger: Trigger, job: &DeliveryJob, now
     {
         tokens.push(previous);
     }
-    let request = http::Request {
+    let request = outbound::Request {
         url: job.url.as_url(),
         delivery_id: job.id,
         tokens: &tokens,
@@ -441,30 +441,30 @@ pub(crate) async fn send(ctx: &Context, trigger: Trigger, job: &DeliveryJob, now
         body: &job.body,
         allow: &ctx.allowed_networks,
     };
-    let attempted = http::attempt(&ctx.client, request, ctx.excerpt_limit).await;
+    let exchange = outbound::attempt(&ctx.client, request, ctx.excerpt_limit).await;
     ctx.in_flight
-        .answered(job.webhook_id, std::time::Duration::from_millis(u64::try_from(attempted.duration_ms).unwrap_or(0)));
-    ctx.metrics.attempt(&attempted.outcome, attempted.duration_ms);
-    if let Some(status) = attempted.outcome.status() {
+        .answered(job.webhook_id, std::time::Duration::from_millis(u64::try_from(exchange.duration_ms).unwrap_or(0)));
+    ctx.metrics.attempt(&exchange.outcome, exchange.duration_ms);
+    if let Some(status) = exchange.outcome.status() {
         span.record("http.response.status_code", status);
     }
-    if let Some(kind) = attempted.outcome.error_kind() {
+    if let Some(kind) = exchange.outcome.error_kind() {
         span.record("error.kind", kind);
     }
     let attempt = NewAttempt {
         id: AttemptId::from_uuid(uuid::Uuid::now_v7()),
         delivery_id: job.id,
         trigger,
-        sent_at: attempted.sent_at,
-        received_at: attempted.received_at,
-        duration_ms: attempted.duration_ms,
-        status_code: attempted.outcome.status().map(i32::from),
-        error_kind: attempted.outcome.error_kind().map(str::to_owned),
-        error_message: attempted.error_message.clone(),
-        response_excerpt: attempted.response_excerpt.clone(),
+        sent_at: exchange.sent_at,
+        received_at: exchange.received_at,
+        duration_ms: exchange.duration_ms,
+        status_code: exchange.outcome.status().map(i32::from),
+        error_kind: exchange.outcome.error_kind().map(str::to_owned),
+        error_message: exchange.error_message.clone(),
+        response_excerpt: exchange.response_excerpt.clone(),
         trace_id: hookline_broker::trace::trace_id(&span),
     };
-    Sent { attempted, attempt }
+    Sent { exchange, attempt }
 }
 
 /// What follows a recorded success: the webhook is healthy again (waiting
@@ -501,9 +501,9 @@ pub(crate) async fn record_outcome(
     let Step { trigger, takes_step, probe } = step;
     let span = tracing::Span::current();
     let id = job.id;
-    let Sent { attempted, attempt } = sent;
+    let Sent { exchange, attempt } = sent;
 
-    if attempted.outcome.is_success() {
+    if exchange.outcome.is_success() {
         // The POST happened: its record is waited for while the database is
         // away, never dropped (a redelivery would POST again).
         let recorded = record(ctx, &attempt, |attempt| ctx.batches.successes.submit((attempt, completes.clone())));
@@ -520,16 +520,16 @@ pub(crate) async fn record_outcome(
         let recorded_at = OffsetDateTime::now_utc();
         ctx.store
             .record_failure(&attempt, recorded_at, move |facts| {
-                let health = facts.health.after(&attempted.outcome, ctx.suspend_after_failures);
+                let health = facts.health.after(&exchange.outcome, ctx.suspend_after_failures);
                 let next = decide(
                     &Attempted {
-                        outcome: &attempted.outcome,
+                        outcome: &exchange.outcome,
                         attempt_no: facts.attempt_no,
                         trigger,
                         takes_step,
                         previous_state: facts.previous_state,
                         health_after: health,
-                        retry_after: attempted.retry_after,
+                        retry_after: exchange.retry_after,
                         jitter: jitter_sample(),
                         request_timeout: ctx.request_timeout,
                     },

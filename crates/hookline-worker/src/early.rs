@@ -97,7 +97,7 @@ pub(crate) async fn dispatch(ctx: &Context, event: &NewEvent, deliveries: Vec<Fr
     });
     let made: Vec<Option<Made>> = join_all(attempts).await;
 
-    if made.iter().all(|m| m.as_ref().is_some_and(|m| m.sent.attempted.outcome.is_success())) {
+    if made.iter().all(|m| m.as_ref().is_some_and(|m| m.sent.exchange.outcome.is_success())) {
         let made: Vec<Made> = made.into_iter().flatten().collect();
         let item = Delivered {
             event: event.clone(),

@@ -19,7 +19,7 @@
 //!   anything is written, then one commit.
 //! - [`deliver`]: a delivery message → sign, POST, record the attempt.
 //! - [`fairness`]: the per-webhook in-flight cap.
-//! - [`http`]: the outbound HTTP client and one attempt over it.
+//! - [`outbound`]: the outbound HTTP client and one attempt over it.
 //! - [`metrics`]: what a worker counts, served at `/metrics`.
 //! - [`batch`]: group commit of the hot path's writes.
 //! - [`reconcile`]: publishes again whatever step Postgres says is overdue.
@@ -31,8 +31,8 @@ pub mod deliver;
 pub mod dispatch;
 mod early;
 pub mod fairness;
-pub mod http;
 pub mod metrics;
+pub mod outbound;
 pub mod reconcile;
 pub mod settings;
 pub mod startup;

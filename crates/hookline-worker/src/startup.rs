@@ -12,7 +12,7 @@ use hookline_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
-use crate::{Settings, consume, deliver, dispatch, http};
+use crate::{Settings, consume, deliver, dispatch, outbound};
 
 /// What every handler needs, shared by all in-flight tasks.
 #[derive(Debug)]
@@ -216,7 +216,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
     let publisher = link::open_publisher(&connection, &topology).await?;
     let current = hookline_broker::link::Current::default();
     current.set(Some(publisher));
-    let client = http::client(settings)?;
+    let client = outbound::client(settings)?;
     let listener = TcpListener::bind(settings.listen_addr)
         .await
         .map_err(|source| StartupError::Bind { addr: settings.listen_addr, source })?;

@@ -89,7 +89,7 @@ pub struct Request<'a> {
 
 /// What happened, ready to be recorded.
 #[derive(Debug, Clone)]
-pub struct Attempted {
+pub struct Exchange {
     /// The classified result.
     pub outcome: AttemptOutcome,
     /// When the request was sent.
@@ -178,10 +178,10 @@ pub fn storable(text: String) -> String {
 }
 
 /// Signs and POSTs once. Never fails: every result is an outcome to record.
-pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize) -> Attempted {
+pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize) -> Exchange {
     let sent_at = OffsetDateTime::now_utc();
     if let Some(Err(blocked)) = literal_ip(request.url).map(|ip| request.allow.check(ip)) {
-        return Attempted {
+        return Exchange {
             outcome: AttemptOutcome::Transport { kind: TransportErrorKind::Blocked },
             sent_at,
             received_at: None,
@@ -224,7 +224,7 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
                 .and_then(|v| v.to_str().ok())
                 .and_then(|v| parse_retry_after(v, received_at.unix_timestamp()));
             let response_excerpt = excerpt(&mut response, excerpt_limit).await;
-            Attempted {
+            Exchange {
                 outcome,
                 sent_at,
                 received_at: Some(received_at),
@@ -236,7 +236,7 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
         }
         Err(e) => {
             let chain = storable(error_chain(&e));
-            Attempted {
+            Exchange {
                 outcome: transport_kind(&e, &chain),
                 sent_at,
                 received_at: None,
