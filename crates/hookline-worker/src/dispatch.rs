@@ -1,14 +1,26 @@
 //! Fan-out: an event message becomes one delivery per subscribed, active
-//! webhook of its tenant, recorded in Postgres, and each delivery's first
-//! attempt is made straight from the event message.
+//! webhook of its tenant, and each delivery's first attempt is made
+//! straight from the event message. [`handle`] is where every event starts;
+//! it takes one of two paths:
 //!
-//! Order matters for durability: record (commit) → attempt and record each
-//! delivery → mark the event dispatched → ack. Until then the unacked event
-//! message is what stands for its pending deliveries (they have no due time
-//! yet); a crash redelivers it, and the store turns the repeat into
-//! "nothing to do" (dispatched) or "give each pending delivery a due time
-//! at the end of the dispatch lease and publish it" (the first copy may
-//! still be attempting; whichever acts first fences off the other).
+//! - **Early** ([`crate::early`]), for the first copy of an event whose
+//!   webhooks are all healthy and none failed in the last minute: who it
+//!   goes to is read (a batched look-up, nothing written), each delivery is
+//!   attempted, and the event, its deliveries and their successful attempts
+//!   are written in one commit; then the message is acked. If an attempt
+//!   failed, the careful recording takes over for what was made.
+//! - **Careful** (a redelivered copy, a webhook that is unhealthy or failed
+//!   lately): record the event and its deliveries (commit) → attempt and
+//!   record each delivery (`attempt_fresh`) → mark the event dispatched →
+//!   ack.
+//!
+//! Either way, until the ack the unacked event message is what stands for
+//! its pending deliveries (they have no due time yet); a crash redelivers
+//! it, and the store turns the repeat into "nothing to do" (dispatched) or
+//! "give each pending delivery a due time at the end of the dispatch lease
+//! and publish it" (the first copy may still be attempting; whichever acts
+//! first fences off the other). Delivery ids are derived from the event and
+//! the webhook, so a request made again carries the same `Webhook-Id`.
 
 use hookline_broker::{EventMessage, Message};
 use hookline_core::{DeliveryState, Event, EventId, HealthStatus, Trigger, fence::unix_ms};
