@@ -3,7 +3,7 @@
 //! straight from the event message. [`handle`] is where every event starts;
 //! it takes one of two paths:
 //!
-//! - **Early** ([`crate::early`]), for the first copy of an event whose
+//! - **Early** (module `early`), for the first copy of an event whose
 //!   webhooks are all healthy and none failed in the last minute: who it
 //!   goes to is read (a batched look-up, nothing written), each delivery is
 //!   attempted, and the event, its deliveries and their successful attempts
