@@ -43,6 +43,29 @@ pub struct Message {
     pub redelivered: bool,
 }
 
+impl Message {
+    /// The AMQP `message_id`, if the publisher set one.
+    pub fn message_id(&self) -> Option<&str> {
+        self.properties.message_id().as_ref().map(|id| id.as_str())
+    }
+
+    /// When the producer accepted the event, from the header its publisher
+    /// sets ([`crate::publisher::INGESTED_AT_HEADER`]); `None` for a
+    /// message published by anyone else.
+    pub fn ingested_at(&self) -> Option<time::OffsetDateTime> {
+        let headers = self.properties.headers().as_ref()?;
+        let (_, value) = headers.inner().iter().find(|(k, _)| k.as_str() == crate::publisher::INGESTED_AT_HEADER)?;
+        let lapin::types::AMQPValue::LongLongInt(ms) = value else { return None };
+        time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(*ms) * 1_000_000).ok()
+    }
+
+    /// The AMQP `timestamp` (whole seconds), if the publisher set one.
+    pub fn timestamp(&self) -> Option<time::OffsetDateTime> {
+        let secs = i64::try_from(self.properties.timestamp().as_ref().copied()?).ok()?;
+        time::OffsetDateTime::from_unix_timestamp(secs).ok()
+    }
+}
+
 impl From<Delivery> for Consumed {
     fn from(delivery: Delivery) -> Self {
         Self {
@@ -85,5 +108,38 @@ impl Ack {
     pub async fn reject(&mut self) -> Result<()> {
         self.take()?.reject(BasicRejectOptions { requeue: false }).await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use lapin::types::{AMQPValue, ShortString};
+
+    use super::*;
+
+    fn message(properties: BasicProperties) -> Message {
+        Message { body: Vec::new(), properties, routing_key: String::new(), redelivered: false }
+    }
+
+    /// What the producer's publisher stamps is read back; a message from
+    /// anyone else has none of it, and a header of the wrong type is ignored.
+    #[test]
+    fn reads_what_the_publisher_stamped() {
+        let mut headers = FieldTable::default();
+        headers.insert(crate::publisher::INGESTED_AT_HEADER.into(), AMQPValue::LongLongInt(1_796_032_800_123));
+        let stamped = message(
+            BasicProperties::default()
+                .with_headers(headers)
+                .with_timestamp(1_796_032_800)
+                .with_message_id(ShortString::from("evt_1")),
+        );
+        assert_eq!(stamped.ingested_at().map(|t| t.unix_timestamp_nanos() / 1_000_000), Some(1_796_032_800_123));
+        assert_eq!(stamped.timestamp().map(time::OffsetDateTime::unix_timestamp), Some(1_796_032_800));
+        assert_eq!(stamped.message_id(), Some("evt_1"));
+        let bare = message(BasicProperties::default());
+        assert_eq!((bare.ingested_at(), bare.timestamp(), bare.message_id()), (None, None, None));
+        let mut wrong = FieldTable::default();
+        wrong.insert(crate::publisher::INGESTED_AT_HEADER.into(), AMQPValue::LongString("soon".into()));
+        assert_eq!(message(BasicProperties::default().with_headers(wrong)).ingested_at(), None);
     }
 }

@@ -80,7 +80,7 @@ pub fn parse(message: &Message, now: OffsetDateTime, max_body_bytes: usize) -> R
     // Published straight to the exchange, the id may come as the AMQP
     // `message_id` instead.
     if envelope.id.is_none() {
-        envelope.id = message.properties.message_id().as_ref().map(|id| id.as_str().to_owned());
+        envelope.id = message.message_id().map(str::to_owned);
     }
     let checked = envelope.check()?;
     let id = checked.id.unwrap_or_else(|| EventId::generate(uuid::Uuid::now_v7()));
@@ -88,7 +88,7 @@ pub fn parse(message: &Message, now: OffsetDateTime, max_body_bytes: usize) -> R
     let tenant = checked.tenant.unwrap_or_default();
     let event_type = checked.event_type;
     let body = Event::new(event_type.clone(), checked.data, triggered_at).to_body().into();
-    let ingested_at = ingested_at(message);
+    let ingested_at = message.ingested_at();
     let accepted_at = accepted_at(ingested_at, message, now);
     Ok(NewEvent { tenant, id, event_type, body, triggered_at, ingested_at, accepted_at })
 }
@@ -103,23 +103,7 @@ const ACCEPTED_SKEW: time::Duration = time::Duration::minutes(5);
 /// `timestamp`, in seconds), so every copy of the message derives the same
 /// ids; failing both, now.
 fn accepted_at(ingested_at: Option<OffsetDateTime>, message: &Message, now: OffsetDateTime) -> OffsetDateTime {
-    let stamped = || {
-        let secs = i64::try_from(message.properties.timestamp().as_ref().copied()?).ok()?;
-        OffsetDateTime::from_unix_timestamp(secs).ok()
-    };
-    ingested_at.or_else(stamped).filter(|at| (*at - now).abs() <= ACCEPTED_SKEW).unwrap_or(now)
-}
-
-/// When the producer accepted the event (its header), if it says.
-fn ingested_at(message: &Message) -> Option<OffsetDateTime> {
-    let headers = message.properties.headers().as_ref()?;
-    let (_, value) =
-        headers.inner().iter().find(|(k, _)| k.as_str() == hookline_broker::publisher::INGESTED_AT_HEADER)?;
-    let ms = match value {
-        hookline_broker::lapin::types::AMQPValue::LongLongInt(ms) => *ms,
-        _ => return None,
-    };
-    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+    ingested_at.or_else(|| message.timestamp()).filter(|at| (*at - now).abs() <= ACCEPTED_SKEW).unwrap_or(now)
 }
 
 /// Handles one event message, in a `dispatch` span that continues the trace
