@@ -194,11 +194,6 @@ impl InFlight {
         *overall = Some(overall.map_or(took, |o| (o * 15 + took) / 16));
     }
 
-    /// A slot for `webhook` if one is free now.
-    pub fn try_acquire(&self, webhook: WebhookId) -> Option<Slot> {
-        Self::try_entry(self.entry(webhook), self.cap).ok()
-    }
-
     fn try_entry(entry: Arc<Entry>, cap: usize) -> Result<Slot, Arc<Entry>> {
         let idle = entry.semaphore.available_permits() == cap;
         match entry.semaphore.clone().try_acquire_owned() {
@@ -330,12 +325,6 @@ impl Known {
             .map(|seen| (seen.tenant.clone(), seen.status))
     }
 
-    /// Whether this worker last saw `webhook` other than healthy (a failure
-    /// it recorded, a 410): checked just before a first request.
-    pub fn unhealthy(&self, webhook: WebhookId) -> bool {
-        self.get(webhook).is_some_and(|(_, status)| status != HealthStatus::Healthy)
-    }
-
     /// Whether `webhook` was last seen healthy, read or recorded within
     /// `fresh`; `None` when that was longer ago (or never): read it again.
     pub fn healthy_within(&self, webhook: WebhookId, fresh: Duration) -> Option<bool> {
@@ -447,6 +436,6 @@ mod tests {
         assert_eq!(known.healthy_within(a, Duration::from_millis(1)), None, "stale: read again");
         known.set_status(a, HealthStatus::Unhealthy);
         assert_eq!(known.healthy_within(a, Duration::from_secs(1)), Some(false));
-        assert!(known.unhealthy(a));
+        assert_eq!(known.get(a), Some((t.clone(), HealthStatus::Unhealthy)));
     }
 }

@@ -174,6 +174,11 @@ fn attempt(delivery_id: DeliveryId, status: Option<i32>) -> NewAttempt {
 
 /// Records a failure, deciding with core's rules and a 50-failure threshold.
 async fn fail(store: &Store, id: DeliveryId) -> Option<RecordedFailure> {
+    fail_as(store, id, false).await
+}
+
+/// [`fail`], saying whether the attempt was its webhook's probe.
+async fn fail_as(store: &Store, id: DeliveryId, probe: bool) -> Option<RecordedFailure> {
     let schedule = RetrySchedule::parse("1s,1s").expect("valid");
     let outcome = classify_status(500);
     store
@@ -193,7 +198,7 @@ async fn fail(store: &Store, id: DeliveryId) -> Option<RecordedFailure> {
                 },
                 &schedule,
             );
-            Decided { health, next, next_attempt_at: None, probe: false }
+            Decided { health, next, next_attempt_at: None, probe }
         })
         .await
         .expect("record")
@@ -307,29 +312,6 @@ async fn one_probe_at_a_time() {
     // The lease ran out (its worker died): the next taker gets it.
     assert_eq!(store.take_probe(w, now + LEASE, LEASE).await.expect("take"), Probe::Taken);
     // Its failure recorded as a probe gives it back.
-    let schedule = RetrySchedule::parse("1s").expect("valid");
-    let outcome = classify_status(500);
-    store
-        .record_failure(&attempt(ids[1], Some(500)), now, |facts| {
-            let health = facts.health.after(&outcome, 50);
-            let next = decide(
-                &Attempted {
-                    outcome: &outcome,
-                    attempt_no: facts.attempt_no,
-                    trigger: Trigger::Scheduled,
-                    takes_step: true,
-                    previous_state: facts.previous_state,
-                    health_after: health,
-                    retry_after: None,
-                    jitter: 0.0,
-                    request_timeout: std::time::Duration::from_secs(1),
-                },
-                &schedule,
-            );
-            Decided { health, next, next_attempt_at: None, probe: true }
-        })
-        .await
-        .expect("record")
-        .expect("exists");
+    fail_as(&store, ids[1], true).await.expect("exists");
     assert_eq!(store.take_probe(w, now + LEASE, LEASE).await.expect("take"), Probe::Taken);
 }
