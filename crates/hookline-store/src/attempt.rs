@@ -88,6 +88,29 @@ pub struct RecordedFailure {
     pub decided: Decided,
 }
 
+/// The `UPDATE` that notes successes on the webhooks of the deliveries in
+/// the CTE `d` (a `webhook_id` column), `$now` being the statement's
+/// parameter for the time: healthy, no failures, probes given back. The row
+/// is written only when that changes something or its `last_success_at` is
+/// over a second old, so concurrent successes to one webhook do not queue
+/// on its lock. One text for every statement that records successes.
+macro_rules! webhooks_succeeded {
+    ($now:literal) => {
+        concat!(
+            "UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
+                                 probe_until = NULL, probes = 0, last_success_at = ",
+            $now,
+            "
+             WHERE webhooks.id IN (SELECT webhook_id FROM d)
+               AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
+                    OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < ",
+            $now,
+            " - interval '1 second')"
+        )
+    };
+}
+pub(crate) use webhooks_succeeded;
+
 fn corrupt(table: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     move |e| Error::corrupt(table, e)
 }
@@ -123,7 +146,7 @@ impl Store {
         let rows = client
             .query(
                 &client
-                    .prepare_cached(
+                    .prepare_cached(concat!(
                         "WITH i AS (
                     SELECT * FROM UNNEST($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[], $5::timestamptz[],
                                          $6::int[], $7::int[], $8::text[], $9::text[])
@@ -142,19 +165,15 @@ impl Store {
                            i.status_code, i.response_excerpt, i.trace_id
                     FROM d JOIN i ON i.delivery_id = d.id
                     RETURNING delivery_id, attempt_no
-                 ), w AS (
-                    UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
-                                        probe_until = NULL, probes = 0, last_success_at = $10
-                    WHERE webhooks.id IN (SELECT webhook_id FROM d)
-                      AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
-                           OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $10 - interval '1 second')
-                 ), e AS (
+                 ), w AS (",
+                        webhooks_succeeded!("$10"),
+                        "), e AS (
                     UPDATE events SET dispatched_at = $10
                     FROM UNNEST($11::text[], $12::text[]) AS m (tenant, id)
                     WHERE events.tenant = m.tenant AND events.id = m.id AND events.dispatched_at IS NULL
                  )
                  SELECT delivery_id, attempt_no FROM a",
-                    )
+                    ))
                     .await?,
                 &[
                     &deliveries,

@@ -110,7 +110,7 @@ impl Store {
         let rows = client
             .query(
                 &client
-                    .prepare_cached(
+                    .prepare_cached(concat!(
                         "WITH e AS (
                     INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at,
                                         dispatched_at)
@@ -141,15 +141,11 @@ impl Store {
                            i.status_code, i.response_excerpt, i.trace_id
                     FROM d JOIN i ON i.tenant = d.tenant AND i.event_id = d.event_id AND i.webhook_id = d.webhook_id
                     RETURNING delivery_id, attempt_no
-                 ), w AS (
-                    UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL,
-                                        probe_until = NULL, probes = 0, last_success_at = $1
-                    WHERE webhooks.id IN (SELECT webhook_id FROM d)
-                      AND (webhooks.status <> 'healthy' OR webhooks.consecutive_failures <> 0
-                           OR webhooks.last_success_at IS NULL OR webhooks.last_success_at < $1 - interval '1 second')
-                 )
+                 ), w AS (",
+                        crate::attempt::webhooks_succeeded!("$1"),
+                        ")
                  SELECT d.tenant, d.event_id, d.webhook_id, a.attempt_no FROM a JOIN d ON d.id = a.delivery_id",
-                    )
+                    ))
                     .await?,
                 &[
                     &now,
