@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use hookline_core::{AttemptId, DeliveryId, DeliveryState, EventId, Health, HealthStatus, Next, TenantId, Trigger};
+use hookline_core::{AttemptId, DeliveryId, DeliveryState, Health, HealthStatus, Next, Trigger};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -128,7 +128,7 @@ impl Store {
     pub async fn record_successes(
         &self,
         attempts: &[NewAttempt],
-        dispatched: &[(TenantId, EventId)],
+        dispatched: &[crate::EventKey],
         now: OffsetDateTime,
     ) -> Result<Vec<Option<i32>>> {
         let client = self.pool.get().await?;
@@ -141,8 +141,8 @@ impl Store {
         let statuses: Vec<Option<i32>> = attempts.iter().map(|a| a.status_code).collect();
         let excerpts: Vec<Option<&str>> = attempts.iter().map(|a| a.response_excerpt.as_deref()).collect();
         let traces: Vec<Option<&str>> = attempts.iter().map(|a| a.trace_id.as_deref()).collect();
-        let mark_tenants: Vec<&str> = dispatched.iter().map(|(t, _)| t.as_str()).collect();
-        let mark_ids: Vec<&str> = dispatched.iter().map(|(_, id)| id.as_str()).collect();
+        let mark_tenants: Vec<&str> = dispatched.iter().map(|e| e.tenant.as_str()).collect();
+        let mark_ids: Vec<&str> = dispatched.iter().map(|e| e.id.as_str()).collect();
         let rows = client
             .query(
                 &client

@@ -329,10 +329,15 @@ impl Store {
             return Ok(None);
         };
         let owner: String = row.try_get(0)?;
+        // One event, as the arrays the shared text takes.
+        let tenants: &[&str] = &[owner.as_str()];
+        let ids: &[&str] = &[event_id.as_str()];
+        let types: &[&str] = &[event_type];
+        let bodies: &[&[u8]] = &[body];
+        let times: &[Option<OffsetDateTime>] = &[Some(now)];
         tx.execute(
-            &tx.prepare_cached("INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at, dispatched_at)
-             VALUES ($1, $2, $3, $4, $5, $5, $5, $5)").await?,
-            &[&owner, &event_id.as_str(), &event_type, &body, &now],
+            &tx.prepare_cached(crate::event::insert_events!("$5", "$5", "$1", "$2", "$3", "$4", "$6", "$6")).await?,
+            &[&tenants, &ids, &types, &bodies, &now, &times],
         )
         .await?;
         let id = DeliveryId::from_uuid(uuid::Uuid::now_v7());

@@ -13,7 +13,11 @@ use hookline_core::{HealthStatus, WebhookId};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::{FreshDelivery, NewAttempt, NewEvent, Result, Store, batch::active_webhooks};
+use crate::{
+    FreshDelivery, NewAttempt, NewEvent, Result, Store,
+    event::{EventColumns, insert_events},
+    fanout::active_webhooks,
+};
 
 /// Who a fresh event goes to, as read before anything is written.
 #[derive(Clone, Debug)]
@@ -63,12 +67,7 @@ impl Store {
                 looked.push(Looked::Seen);
                 continue;
             }
-            let mut deliveries = Vec::new();
-            for webhook in webhooks.get(event.tenant.as_str()).into_iter().flatten() {
-                if webhook.filters.matches(&event.event_type) {
-                    deliveries.push(self.fresh_delivery(event.delivery_id(webhook.id), webhook)?);
-                }
-            }
+            let deliveries = self.fan_out(event, &webhooks)?;
             looked.push(Looked::Fresh(deliveries));
         }
         Ok(looked)
@@ -86,12 +85,7 @@ impl Store {
     /// (`None` for one not written).
     pub async fn record_delivered(&self, items: &[Delivered], now: OffsetDateTime) -> Result<Vec<Vec<Option<i32>>>> {
         let client = self.pool.get().await?;
-        let e_tenants: Vec<&str> = items.iter().map(|d| d.event.tenant.as_str()).collect();
-        let e_ids: Vec<&str> = items.iter().map(|d| d.event.id.as_str()).collect();
-        let e_types: Vec<&str> = items.iter().map(|d| d.event.event_type.as_str()).collect();
-        let e_bodies: Vec<&[u8]> = items.iter().map(|d| d.event.body.as_ref()).collect();
-        let e_triggered: Vec<OffsetDateTime> = items.iter().map(|d| d.event.triggered_at).collect();
-        let e_ingested: Vec<Option<OffsetDateTime>> = items.iter().map(|d| d.event.ingested_at).collect();
+        let e = EventColumns::of(items.iter().map(|d| &d.event));
 
         let attempts = || items.iter().flat_map(|d| d.attempts.iter().map(move |(w, a)| (&d.event, *w, a)));
         let tenants: Vec<&str> = attempts().map(|(e, _, _)| e.tenant.as_str()).collect();
@@ -111,13 +105,9 @@ impl Store {
             .query(
                 &client
                     .prepare_cached(concat!(
-                        "WITH e AS (
-                    INSERT INTO events (tenant, id, event_type, body, triggered_at, received_at, ingested_at,
-                                        dispatched_at)
-                    SELECT e.tenant, e.id, e.event_type, e.body, e.triggered_at, $1, e.ingested_at, $1
-                    FROM UNNEST($2::text[], $3::text[], $4::text[], $5::bytea[], $6::timestamptz[],
-                                $7::timestamptz[]) AS e (tenant, id, event_type, body, triggered_at, ingested_at)
-                    ON CONFLICT (tenant, id) DO NOTHING
+                        "WITH e AS (",
+                        insert_events!("$1", "$1", "$2", "$3", "$4", "$5", "$6", "$7"),
+                        "
                  ), i AS (
                     SELECT * FROM UNNEST($8::text[], $9::text[], $10::text[], $11::uuid[], $12::uuid[], $13::uuid[],
                                          $14::text[], $15::timestamptz[], $16::timestamptz[], $17::int[], $18::int[],
@@ -149,12 +139,12 @@ impl Store {
                     .await?,
                 &[
                     &now,
-                    &e_tenants,
-                    &e_ids,
-                    &e_types,
-                    &e_bodies,
-                    &e_triggered,
-                    &e_ingested,
+                    &e.tenants,
+                    &e.ids,
+                    &e.types,
+                    &e.bodies,
+                    &e.triggered,
+                    &e.ingested,
                     &tenants,
                     &events,
                     &types,

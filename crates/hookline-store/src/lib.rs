@@ -10,14 +10,16 @@
 //! - [`migrate`]: creates the database if missing and runs the numbered
 //!   migrations under an advisory lock (producer and worker both migrate).
 //! - [`webhook`]: webhook CRUD.
-//! - [`event`]: recording an event and fanning it out into deliveries.
+//! - [`fanout`]: who an event goes to: the active webhooks of a batch's
+//!   tenants, read once, matched per event.
+//! - [`event`]: recording events with their deliveries before they are
+//!   attempted (the careful path, in group commits), redeliveries, and
+//!   dispatched marks.
 //! - [`delivery`]: a delivery as an attempt needs it, and the event log.
 //! - [`attempt`]: recording attempts (successes in batches, a failure with
 //!   its health decision).
 //! - [`schedule`]: a delivery's next step as the record: claiming it for an
 //!   attempt (fenced), handing it off, queuing replays, and what is overdue.
-//! - [`batch`]: the hot path's group commits: events with their deliveries
-//!   and dispatched marks, many per round trip.
 //! - [`early`]: a fresh event's fast path: who it goes to, read before
 //!   anything is written, then the event, deliveries and successful first
 //!   attempts in one commit.
@@ -26,11 +28,11 @@
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
 
 pub mod attempt;
-pub mod batch;
 pub mod delivery;
 pub mod early;
 pub mod error;
 pub mod event;
+pub mod fanout;
 pub mod migrate;
 pub mod schedule;
 pub mod secret;
@@ -39,11 +41,11 @@ pub mod tenant;
 pub mod webhook;
 
 pub use attempt::{Decided, Facts, NewAttempt, RecordedFailure};
-pub use batch::{FreshDelivery, Recorded as RecordedEvent};
 pub use delivery::{Attempt, Delivery, DeliveryFilter, DeliveryJob, RecoverWindow};
 pub use early::{Delivered, Looked, goes_early};
 pub use error::{Error, Result};
-pub use event::{Dispatch, NewEvent};
+pub use event::{Dispatch, EventKey, NewEvent, RecordedEvent};
+pub use fanout::FreshDelivery;
 pub use schedule::{Claim, Due, Parked, Probe, Replay};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;

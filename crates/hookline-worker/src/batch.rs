@@ -7,6 +7,8 @@
 
 use std::{future::Future, sync::Arc};
 
+use hookline_store::{Delivered, EventKey, Looked, NewAttempt, NewEvent, RecordedEvent, Result as StoreResult, Store};
+use time::OffsetDateTime;
 use tokio::sync::{Mutex, mpsc, oneshot};
 
 type Reply<R> = oneshot::Sender<Result<R, Arc<hookline_store::Error>>>;
@@ -143,92 +145,103 @@ fn rounds<'a, T, K: Eq + std::hash::Hash>(items: &'a [T], key: impl Fn(&'a T) ->
 
 /// A successful attempt to record, and the event its recording completes
 /// (marked dispatched in the same statement), if any.
-pub type Success = (hookline_store::NewAttempt, Option<(hookline_core::TenantId, hookline_core::EventId)>);
+#[derive(Clone, Debug)]
+pub struct Success {
+    /// The attempt.
+    pub attempt: NewAttempt,
+    /// The event whose dispatch it completes.
+    pub completes: Option<EventKey>,
+}
 
-/// The worker's group-committed writes.
+/// The worker's group-committed writes, each a [`Batcher`] over one of the
+/// functions below.
 #[derive(Debug)]
 pub struct Batches {
-    /// Fresh events with their deliveries.
-    pub events: Batcher<hookline_store::NewEvent, hookline_store::RecordedEvent>,
-    /// Successful attempts, each with the event it completes, if any.
+    /// Fresh events with their deliveries ([`record_events`]).
+    pub events: Batcher<NewEvent, RecordedEvent>,
+    /// Successful attempts ([`record_successes`]).
     pub successes: Batcher<Success, Option<i32>>,
-    /// Events whose deliveries are all handled.
-    pub dispatched: Batcher<(hookline_core::TenantId, hookline_core::EventId), ()>,
-    /// Fresh events' webhooks, read before anything is written.
-    pub lookups: Batcher<hookline_store::NewEvent, hookline_store::Looked>,
+    /// Events whose deliveries are all handled ([`mark_dispatched`]).
+    pub dispatched: Batcher<EventKey, ()>,
+    /// Fresh events' webhooks, read before anything is written
+    /// ([`Store::look_up`]).
+    pub lookups: Batcher<NewEvent, Looked>,
     /// Fresh events whose every first attempt succeeded, with those
-    /// attempts: each attempt's number.
-    pub delivered: Batcher<hookline_store::Delivered, Vec<Option<i32>>>,
+    /// attempts: each attempt's number ([`record_delivered`]).
+    pub delivered: Batcher<Delivered, Vec<Option<i32>>>,
 }
 
 impl Batches {
     /// Starts the batchers over `store`; `lease` is the dispatch lease.
-    pub fn spawn(store: &hookline_store::Store, lease: time::Duration) -> Self {
+    pub fn spawn(store: &Store, lease: time::Duration) -> Self {
         let s = store.clone();
-        let events = Batcher::spawn(LANES, MAX_BATCH, move |events: Arc<[hookline_store::NewEvent]>| {
+        let events = Batcher::spawn(LANES, MAX_BATCH, move |items| record_events(s.clone(), items, lease));
+        let s = store.clone();
+        let successes = Batcher::spawn(LANES, MAX_BATCH, move |items| record_successes(s.clone(), items));
+        let s = store.clone();
+        let dispatched = Batcher::spawn(1, MAX_BATCH, move |items| mark_dispatched(s.clone(), items));
+        let s = store.clone();
+        let lookups = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[NewEvent]>| {
             let s = s.clone();
-            async move {
-                let now = time::OffsetDateTime::now_utc();
-                retry_conflicts(|| s.record_events(&events, now, lease)).await
-            }
+            async move { s.look_up(&items).await }
         });
         let s = store.clone();
-        let successes = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[Success]>| {
-            let s = s.clone();
-            async move {
-                let mut results = vec![None; items.len()];
-                for round in rounds(&items, |(attempt, _)| attempt.delivery_id) {
-                    let attempts: Vec<hookline_store::NewAttempt> = round.iter().map(|&i| items[i].0.clone()).collect();
-                    let marks: Vec<(hookline_core::TenantId, hookline_core::EventId)> =
-                        round.iter().filter_map(|&i| items[i].1.clone()).collect();
-                    let now = time::OffsetDateTime::now_utc();
-                    let written = retry_conflicts(|| s.record_successes(&attempts, &marks, now)).await?;
-                    for (i, number) in round.into_iter().zip(written) {
-                        results[i] = number;
-                    }
-                }
-                Ok(results)
-            }
-        });
-        let s = store.clone();
-        let dispatched =
-            Batcher::spawn(1, MAX_BATCH, move |events: Arc<[(hookline_core::TenantId, hookline_core::EventId)]>| {
-                let s = s.clone();
-                async move {
-                    let n = events.len();
-                    let now = time::OffsetDateTime::now_utc();
-                    retry_conflicts(|| s.mark_dispatched_many(&events, now)).await?;
-                    Ok(vec![(); n])
-                }
-            });
-        let s = store.clone();
-        let lookups = Batcher::spawn(LANES, MAX_BATCH, move |events: Arc<[hookline_store::NewEvent]>| {
-            let s = s.clone();
-            async move { s.look_up(&events).await }
-        });
-        let s = store.clone();
-        let delivered = Batcher::spawn(LANES, MAX_BATCH, move |items: Arc<[hookline_store::Delivered]>| {
-            let s = s.clone();
-            async move {
-                let rounds = rounds(&items, |d| (&d.event.tenant, &d.event.id));
-                if rounds.len() == 1 {
-                    let now = time::OffsetDateTime::now_utc();
-                    return retry_conflicts(|| s.record_delivered(&items, now)).await;
-                }
-                let mut results = vec![Vec::new(); items.len()];
-                for round in rounds {
-                    let batch: Vec<hookline_store::Delivered> = round.iter().map(|&i| items[i].clone()).collect();
-                    let now = time::OffsetDateTime::now_utc();
-                    let written = retry_conflicts(|| s.record_delivered(&batch, now)).await?;
-                    for (i, n) in round.into_iter().zip(written) {
-                        results[i] = n;
-                    }
-                }
-                Ok(results)
-            }
-        });
+        let delivered = Batcher::spawn(LANES, MAX_BATCH, move |items| record_delivered(s.clone(), items));
         Self { events, successes, dispatched, lookups, delivered }
     }
+}
+
+/// [`Store::record_events`] for a batch, retried on serialization conflicts.
+async fn record_events(
+    store: Store,
+    events: Arc<[NewEvent]>,
+    lease: time::Duration,
+) -> StoreResult<Vec<RecordedEvent>> {
+    let now = OffsetDateTime::now_utc();
+    retry_conflicts(|| store.record_events(&events, now, lease)).await
+}
+
+/// [`Store::record_successes`] for a batch: a delivery twice in it (a
+/// duplicate message) is written in a later round.
+async fn record_successes(store: Store, items: Arc<[Success]>) -> StoreResult<Vec<Option<i32>>> {
+    let mut results = vec![None; items.len()];
+    for round in rounds(&items, |s| s.attempt.delivery_id) {
+        let attempts: Vec<NewAttempt> = round.iter().map(|&i| items[i].attempt.clone()).collect();
+        let marks: Vec<EventKey> = round.iter().filter_map(|&i| items[i].completes.clone()).collect();
+        let now = OffsetDateTime::now_utc();
+        let written = retry_conflicts(|| store.record_successes(&attempts, &marks, now)).await?;
+        for (i, number) in round.into_iter().zip(written) {
+            results[i] = number;
+        }
+    }
+    Ok(results)
+}
+
+/// [`Store::mark_dispatched`] for a batch.
+async fn mark_dispatched(store: Store, events: Arc<[EventKey]>) -> StoreResult<Vec<()>> {
+    let now = OffsetDateTime::now_utc();
+    retry_conflicts(|| store.mark_dispatched(&events, now)).await?;
+    Ok(vec![(); events.len()])
+}
+
+/// [`Store::record_delivered`] for a batch: an event twice in it is
+/// written in a later round.
+async fn record_delivered(store: Store, items: Arc<[Delivered]>) -> StoreResult<Vec<Vec<Option<i32>>>> {
+    let rounds = rounds(&items, |d| (&d.event.tenant, &d.event.id));
+    if rounds.len() == 1 {
+        let now = OffsetDateTime::now_utc();
+        return retry_conflicts(|| store.record_delivered(&items, now)).await;
+    }
+    let mut results = vec![Vec::new(); items.len()];
+    for round in rounds {
+        let batch: Vec<Delivered> = round.iter().map(|&i| items[i].clone()).collect();
+        let now = OffsetDateTime::now_utc();
+        let written = retry_conflicts(|| store.record_delivered(&batch, now)).await?;
+        for (i, n) in round.into_iter().zip(written) {
+            results[i] = n;
+        }
+    }
+    Ok(results)
 }
 
 #[cfg(test)]

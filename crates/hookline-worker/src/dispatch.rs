@@ -151,7 +151,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     // anything is written, then one commit. A redelivered copy (its first
     // may have sent and recorded some of it) takes the careful path.
     if !redelivered {
-        let key = (event.tenant.clone(), event.id.clone());
+        let key = event.key();
         match ctx.underway.start(key.clone()) {
             Some(_underway) => {
                 let looked = match ctx
@@ -186,7 +186,7 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         RecordedEvent::Seen(Dispatch::Publish(steps)) => steps,
     };
     publish_redelivered(ctx, &steps).await;
-    if let Err(settle) = ctx.mark_dispatched(&(event.tenant.clone(), event.id.clone())).await {
+    if let Err(settle) = ctx.mark_dispatched(&event.key()).await {
         return settle;
     }
     span.record("deliveries", steps.len());
@@ -231,8 +231,8 @@ pub(crate) fn job(event: &NewEvent, d: FreshDelivery, now: OffsetDateTime) -> De
 }
 
 /// A first attempt made from the event message: the delivery's own step.
-pub(crate) const FIRST: crate::deliver::Step =
-    crate::deliver::Step { trigger: Trigger::Scheduled, takes_step: true, probe: false };
+pub(crate) const FIRST: crate::attempt::Step =
+    crate::attempt::Step { trigger: Trigger::Scheduled, takes_step: true, probe: false };
 
 /// Hands a fresh event's delivery to the deliveries queue (its webhook is at
 /// its in-flight cap, or its attempt could not be recorded): it gets a due
@@ -302,9 +302,9 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                 drop((slot, share));
                 return (hand_off(ctx, id).await, false);
             }
-            let completes = single.then(|| (event.tenant.clone(), event.id.clone()));
-            let step = crate::deliver::Step { probe, ..FIRST };
-            let settle = Box::pin(crate::deliver::attempt(ctx, step, job, now, completes)).await;
+            let completes = single.then(|| event.key());
+            let step = crate::attempt::Step { probe, ..FIRST };
+            let settle = Box::pin(crate::attempt::attempt(ctx, step, job, now, completes)).await;
             drop((slot, share));
             match settle {
                 // Its attempt could not be recorded and never will be: it
@@ -322,7 +322,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
         return *settle;
     }
     let marked = settled.iter().any(|(_, marked)| *marked);
-    if !marked && let Err(settle) = ctx.mark_dispatched(&(event.tenant.clone(), event.id.clone())).await {
+    if !marked && let Err(settle) = ctx.mark_dispatched(&event.key()).await {
         return settle;
     }
     ctx.metrics.events_dispatched.inc(&[]);

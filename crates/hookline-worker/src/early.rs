@@ -20,13 +20,14 @@ use std::collections::HashSet;
 
 use futures_util::future::join_all;
 use hookline_core::{DeliveryId, Trigger};
-use hookline_store::{Delivered, Dispatch, FreshDelivery, NewEvent, RecordedEvent};
+use hookline_store::{Delivered, Dispatch, EventKey, FreshDelivery, NewEvent, RecordedEvent};
 use time::OffsetDateTime;
 use tracing::Instrument;
 
 use crate::{
+    attempt::{Sent, attempt_span, delivered, record_outcome, send},
     consume::Settle,
-    deliver::{EventKey, Sent, attempt_span, delivered, record_outcome, send, take_share, take_slot},
+    deliver::{take_share, take_slot},
     dispatch::{FIRST, hand_off, job, publish_redelivered},
     startup::Context,
 };
@@ -162,7 +163,7 @@ async fn record_made(ctx: &Context, event: &NewEvent, made: Vec<Made>) -> Settle
         return settle;
     }
     if !matches!(recorded, RecordedEvent::Seen(Dispatch::Duplicate))
-        && let Err(settle) = ctx.mark_dispatched(&(event.tenant.clone(), event.id.clone())).await
+        && let Err(settle) = ctx.mark_dispatched(&event.key()).await
     {
         return settle;
     }
@@ -229,7 +230,10 @@ mod tests {
     #[tokio::test]
     async fn a_second_copy_waits_for_the_first() {
         let underway = std::sync::Arc::new(Underway::default());
-        let key = (hookline_core::TenantId::default(), hookline_core::EventId::parse("e1").expect("valid"));
+        let key = EventKey {
+            tenant: hookline_core::TenantId::default(),
+            id: hookline_core::EventId::parse("e1").expect("valid"),
+        };
         let first = underway.start(key.clone()).expect("free");
         assert!(underway.start(key.clone()).is_none(), "underway already");
         let waiter = {

@@ -6,8 +6,9 @@
 //! (delivery is at-least-once; `Webhook-Id` lets receivers deduplicate).
 //!
 //! Start reading at [`dispatch::handle`] (every event: look up, first
-//! attempts, one commit — or record, attempt, mark), then [`deliver::handle`] (queued attempts: claim, attempt,
-//! record) and [`reconcile`] (what Postgres says is overdue).
+//! attempts, one commit — or record, attempt, mark), then [`attempt`] (one
+//! request and its record), [`deliver::handle`] (queued attempts: claim,
+//! attempt) and [`reconcile`] (what Postgres says is overdue).
 //!
 //! # Layout
 //! - [`settings`]: [`Settings`], loaded from `HOOKLINE_*` variables.
@@ -17,7 +18,10 @@
 //!   message each.
 //! - `early`: a fresh event's fast path: its first attempts made before
 //!   anything is written, then one commit.
-//! - [`deliver`]: a delivery message → sign, POST, record the attempt.
+//! - [`attempt`]: sign and POST one delivery, record the outcome, schedule
+//!   the retry.
+//! - [`deliver`]: a delivery message → slot, share, fenced claim, probe
+//!   turn → an attempt.
 //! - [`fairness`]: the per-webhook in-flight cap.
 //! - [`outbound`]: the outbound HTTP client and one attempt over it.
 //! - [`metrics`]: what a worker counts, served at `/metrics`.
@@ -25,6 +29,7 @@
 //! - [`reconcile`]: publishes again whatever step Postgres says is overdue.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
+pub mod attempt;
 pub mod batch;
 mod consume;
 pub mod deliver;

@@ -37,7 +37,7 @@ impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {
         let allow = self.allow.clone();
         Box::pin(async move {
-            let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
+            let resolved = tokio::net::lookup_host((name.as_str(), 0)).await.map_err(NotResolved)?;
             let mut refused = None;
             let allowed: Vec<SocketAddr> = resolved
                 .filter(|addr| match allow.check(addr.ip()) {
@@ -55,6 +55,11 @@ impl Resolve for GuardedResolver {
         })
     }
 }
+
+/// The system resolver found no address for a name (or failed to ask).
+#[derive(Debug, thiserror::Error)]
+#[error("dns error: {0}")]
+struct NotResolved(#[source] std::io::Error);
 
 /// Builds the client every delivery goes through.
 pub fn client(settings: &Settings) -> reqwest::Result<Client> {
@@ -106,17 +111,19 @@ pub struct Exchange {
     pub retry_after: Option<std::time::Duration>,
 }
 
-/// Classifies a transport failure. reqwest reports DNS and TLS failures as
-/// connect errors; their cause chain says which.
-fn transport_kind(e: &reqwest::Error, chain: &str) -> AttemptOutcome {
-    let chain = chain.to_ascii_lowercase();
-    let kind = if e.is_timeout() {
+/// Classifies a transport failure by the types in its cause chain: our
+/// resolver's [`Blocked`] and [`NotResolved`], rustls' errors (TLS), then
+/// reqwest's own connect/timeout flags.
+fn transport_kind(e: &reqwest::Error) -> AttemptOutcome {
+    if e.is_timeout() {
         return AttemptOutcome::TimedOut;
-    } else if is_blocked(e) {
+    }
+    let caused_by = |check: &dyn Fn(&(dyn std::error::Error + 'static)) -> bool| causes(e).any(check);
+    let kind = if caused_by(&|c| c.is::<Blocked>()) {
         TransportErrorKind::Blocked
-    } else if chain.contains("dns error") || chain.contains("failed to lookup") || chain.contains("name or service") {
+    } else if caused_by(&|c| c.is::<NotResolved>()) {
         TransportErrorKind::Dns
-    } else if chain.contains("tls") || chain.contains("certificate") || chain.contains("handshake") {
+    } else if caused_by(&|c| c.is::<rustls::Error>()) {
         TransportErrorKind::Tls
     } else if e.is_connect() {
         TransportErrorKind::Connect
@@ -126,16 +133,18 @@ fn transport_kind(e: &reqwest::Error, chain: &str) -> AttemptOutcome {
     AttemptOutcome::Transport { kind }
 }
 
-/// Whether the resolver refused every address of the name.
-fn is_blocked(e: &reqwest::Error) -> bool {
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        if cause.is::<Blocked>() {
-            return true;
+/// Every error below `e`: its sources, and the error an `io::Error` wraps
+/// (which `io::Error::source` skips; a cause may then come twice).
+fn causes(e: &reqwest::Error) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
+    let mut left: Vec<&(dyn std::error::Error + 'static)> = std::error::Error::source(e).into_iter().collect();
+    std::iter::from_fn(move || {
+        let cause = left.pop()?;
+        left.extend(cause.source());
+        if let Some(inner) = cause.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            left.push(inner);
         }
-        source = cause.source();
-    }
-    false
+        Some(cause)
+    })
 }
 
 /// The IP address a URL names literally, if it does.
@@ -237,7 +246,7 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
         Err(e) => {
             let chain = storable(error_chain(&e));
             Exchange {
-                outcome: transport_kind(&e, &chain),
+                outcome: transport_kind(&e),
                 sent_at,
                 received_at: None,
                 duration_ms: elapsed(started),
@@ -246,5 +255,74 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
                 retry_after: None,
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client_allowing(allow: AllowList) -> Client {
+        Client::builder()
+            .dns_resolver(Arc::new(GuardedResolver { allow }))
+            .no_proxy()
+            .timeout(std::time::Duration::from_secs(5))
+            .build()
+            .expect("client")
+    }
+
+    async fn kind_of(client: &Client, url: &str) -> AttemptOutcome {
+        let url = url::Url::parse(url).expect("url");
+        let token = SigningToken::parse("0123456789abcdef").expect("token");
+        let body = bytes::Bytes::from_static(b"{}");
+        let allow = AllowList::loopback();
+        let request = Request {
+            url: &url,
+            delivery_id: DeliveryId::from_uuid(uuid::Uuid::now_v7()),
+            tokens: &[&token],
+            scheme: SignatureScheme::default(),
+            body: &body,
+            allow: &allow,
+        };
+        attempt(client, request, 64).await.outcome
+    }
+
+    fn transport(kind: TransportErrorKind) -> AttemptOutcome {
+        AttemptOutcome::Transport { kind }
+    }
+
+    /// A closed port is a connect failure.
+    #[tokio::test]
+    async fn closed_port_is_connect() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+        let client = client_allowing(AllowList::loopback());
+        assert_eq!(
+            kind_of(&client, &format!("http://localhost:{port}/")).await,
+            transport(TransportErrorKind::Connect)
+        );
+    }
+
+    /// A server that answers a TLS hello with plain HTTP fails the
+    /// handshake: recognised by rustls' error type, not by its text.
+    #[tokio::test]
+    async fn a_failed_handshake_is_tls() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::AsyncWriteExt;
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let _ = socket.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n").await;
+            }
+        });
+        let client = client_allowing(AllowList::loopback());
+        assert_eq!(kind_of(&client, &format!("https://localhost:{port}/")).await, transport(TransportErrorKind::Tls));
+    }
+
+    /// A name whose every address the allow-list refuses is blocked, found
+    /// by the resolver's error type in the cause chain.
+    #[tokio::test]
+    async fn a_refused_name_is_blocked() {
+        let client = client_allowing(AllowList::default());
+        assert_eq!(kind_of(&client, "http://localhost:9/").await, transport(TransportErrorKind::Blocked));
     }
 }

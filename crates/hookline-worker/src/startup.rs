@@ -142,7 +142,7 @@ impl Context {
 
     /// Marks an event dispatched (group-committed), waiting out transient
     /// faults as [`Context::stored`] does.
-    pub(crate) async fn mark_dispatched(&self, event: &crate::deliver::EventKey) -> Result<(), consume::Settle> {
+    pub(crate) async fn mark_dispatched(&self, event: &hookline_store::EventKey) -> Result<(), consume::Settle> {
         self.stored("marking an event dispatched", || self.batches.dispatched.submit(event.clone())).await
     }
 

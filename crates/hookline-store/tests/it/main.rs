@@ -91,9 +91,11 @@ async fn missing_database_is_created() {
 }
 
 /// Fan-out creates one delivery per matching active webhook of the event's
-/// tenant, and a repeated event id creates nothing more.
+/// tenant, and a repeated event id creates nothing more: a redelivery
+/// before the event is marked dispatched schedules its pending delivery
+/// once (a message for it may then claim it), a copy after is a duplicate.
 #[tokio::test]
-async fn record_event_fans_out_once() {
+async fn record_events_fans_out_once() {
     let db = TestDb::new().await;
     let store = store(&db).await;
     let a = webhook(&store, "default", &["license.*"], true).await;
@@ -103,24 +105,29 @@ async fn record_event_fans_out_once() {
     let e = event("default", "e1", "license.created");
     let now = OffsetDateTime::now_utc();
 
-    let Dispatch::Publish(ids) = store.record_event(&e, now, LEASE).await.expect("record") else {
-        panic!("first sighting publishes");
-    };
-    assert_eq!(ids.len(), 1);
-    assert_eq!(ids[0].webhook_id, a);
-    assert_eq!(ids[0].at, truncate_ms(now), "due now, in whole milliseconds");
-    let Claim::Claimed(job) =
-        store.claim(ids[0].id, Fence::Due(unix_ms(ids[0].at)), Trigger::Scheduled, now, LEASE).await.expect("claim")
+    let recorded = store.record_events(std::slice::from_ref(&e), now, LEASE).await.expect("record");
+    let [RecordedEvent::Fresh(fresh)] = recorded.as_slice() else { panic!("fresh: {recorded:?}") };
+    assert_eq!(fresh.len(), 1);
+    assert_eq!((fresh[0].id, fresh[0].webhook_id), (e.delivery_id(a), a), "derived id, matching webhook only");
+
+    let later = now + LEASE + time::Duration::seconds(1);
+    let again = store.record_events(std::slice::from_ref(&e), later, LEASE).await.expect("again");
+    let [RecordedEvent::Seen(Dispatch::Publish(steps))] = again.as_slice() else { panic!("seen: {again:?}") };
+    assert_eq!(steps.len(), 1);
+    assert_eq!(steps[0].at, truncate_ms(later), "the lease is over: due now, in whole milliseconds");
+    let Claim::Claimed(job) = store
+        .claim(steps[0].id, Fence::Due(unix_ms(steps[0].at)), Trigger::Scheduled, later, LEASE)
+        .await
+        .expect("claim")
     else {
         panic!("its message may claim it");
     };
     assert_eq!(job.webhook_id, a);
     assert_eq!(job.state, DeliveryState::Pending);
 
-    // A second copy finds every pending delivery already due: nothing new.
-    assert_eq!(store.record_event(&e, now, LEASE).await.expect("again"), Dispatch::Publish(vec![]));
-    store.mark_dispatched(&e.tenant, &e.id, now).await.expect("mark");
-    assert_eq!(store.record_event(&e, now, LEASE).await.expect("dup"), Dispatch::Duplicate);
+    store.mark_dispatched(&[e.key()], later).await.expect("mark");
+    let dup = store.record_events(std::slice::from_ref(&e), later, LEASE).await.expect("dup");
+    assert!(matches!(dup.as_slice(), [RecordedEvent::Seen(Dispatch::Duplicate)]), "{dup:?}");
     assert_eq!(
         store
             .list_deliveries(&DeliveryFilter { webhook: Some(a), ..Default::default() }, None, 10)
@@ -207,13 +214,10 @@ async fn fail_as(store: &Store, id: DeliveryId, probe: bool) -> Option<RecordedF
 async fn deliveries_for(store: &Store, n: usize) -> (WebhookId, Vec<DeliveryId>) {
     let w = webhook(store, "default", &["*"], true).await;
     let mut ids = Vec::new();
-    for i in 0..n {
-        let e = event("default", &format!("e{i}"), "a.b");
-        let Dispatch::Publish(new) = store.record_event(&e, OffsetDateTime::now_utc(), LEASE).await.expect("record")
-        else {
-            panic!("publishes");
-        };
-        ids.extend(new.into_iter().map(|d| d.id));
+    let events: Vec<_> = (0..n).map(|i| event("default", &format!("e{i}"), "a.b")).collect();
+    for recorded in store.record_events(&events, OffsetDateTime::now_utc(), LEASE).await.expect("record") {
+        let RecordedEvent::Fresh(fresh) = recorded else { panic!("fresh events") };
+        ids.extend(fresh.into_iter().map(|d| d.id));
     }
     (w, ids)
 }
