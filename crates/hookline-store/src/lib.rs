@@ -19,7 +19,11 @@
 //! - [`attempt`]: recording attempts (successes in batches, a failure with
 //!   its health decision).
 //! - [`schedule`]: a delivery's next step as the record: claiming it for an
-//!   attempt (fenced), handing it off, queuing replays, and what is overdue.
+//!   attempt (fenced), holding, postponing, handing it off.
+//! - [`probe`]: an unhealthy webhook's one request in flight, and the
+//!   deliveries parked until its outcome.
+//! - [`overdue`]: what reconciliation publishes again, and `recover`'s
+//!   replays.
 //! - [`early`]: a fresh event's fast path: who it goes to, read before
 //!   anything is written, then the event, deliveries and successful first
 //!   attempts in one commit.
@@ -34,6 +38,8 @@ pub mod error;
 pub mod event;
 pub mod fanout;
 pub mod migrate;
+pub mod overdue;
+pub mod probe;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
@@ -46,7 +52,9 @@ pub use early::{Delivered, Looked, goes_early};
 pub use error::{Error, Result};
 pub use event::{Dispatch, EventKey, NewEvent, RecordedEvent};
 pub use fanout::FreshDelivery;
-pub use schedule::{Claim, Due, Parked, Probe, Replay};
+pub use overdue::Replay;
+pub use probe::{Parked, Probe};
+pub use schedule::{Claim, Due};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;
 pub use tenant::{TenantDeletion, TenantSummary};
