@@ -1,22 +1,17 @@
 //! Who is calling: an administrator (an API key) or one tenant (a tenant
-//! token). Every `/v1` route takes a [`Caller`]; the portal will take the
-//! same extractor, so a tenant token opens exactly the same scope there.
+//! token), and what that caller may act on. Every operation takes a
+//! [`Caller`]; the API finds it in the `Authorization` header
+//! (`api::caller`), the portal in its session cookie, so a tenant token
+//! opens exactly the same scope in both.
 //!
 //! API keys are held only as SHA-256 digests and compared in constant time.
-//! Failures answer `401` with no detail of what was wrong.
+//! Nothing here knows HTTP.
 
-use std::sync::Arc;
-
-use axum::{
-    extract::FromRequestParts,
-    http::{HeaderValue, StatusCode, header, request::Parts},
-    response::{IntoResponse, Response},
-};
 use hmac::{Hmac, KeyInit, Mac};
 use hookline_core::{TenantId, TokenSecret, tenant_token::looks_like_tenant_token};
 use sha2::{Digest, Sha256};
 
-use crate::{ApiError, routes::AppState, settings::Secret};
+use crate::settings::Secret;
 
 /// The admin API keys, as digests.
 #[derive(Clone)]
@@ -77,6 +72,22 @@ pub(crate) enum Caller {
     Tenant(TenantId),
 }
 
+/// Why a caller may not do what it asked (`403` in the API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum Refused {
+    /// Only an administrator may do this.
+    #[error("this operation needs an admin API key")]
+    AdminOnly,
+    /// A tenant caller named another tenant.
+    #[error("this token only acts for its own tenant")]
+    TenantMismatch,
+}
+
+/// Proof that the caller is an administrator: the operations only an
+/// administrator may run take one, so they cannot be called without the check.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Admin(());
+
 impl Caller {
     /// The tenant this caller is confined to; `None` for an admin.
     pub(crate) fn scope(&self) -> Option<&TenantId> {
@@ -86,54 +97,33 @@ impl Caller {
         }
     }
 
-    /// Refuses tenant callers (`403`).
-    pub(crate) fn require_admin(&self) -> Result<(), ApiError> {
+    /// An administrator's proof; tenant callers are refused.
+    pub(crate) fn admin(&self) -> Result<Admin, Refused> {
         match self {
-            Self::Admin => Ok(()),
-            Self::Tenant(_) => {
-                Err(ApiError::new(StatusCode::FORBIDDEN, "admin_only", "this operation needs an admin API key"))
-            }
+            Self::Admin => Ok(Admin(())),
+            Self::Tenant(_) => Err(Refused::AdminOnly),
         }
     }
 
     /// The tenant a write applies to: what was asked for (default
     /// `default`) for an admin; for a tenant caller, its own tenant, and a
-    /// request naming another one is refused (`403`).
-    pub(crate) fn tenant_for_write(&self, requested: Option<TenantId>) -> Result<TenantId, ApiError> {
+    /// request naming another one is refused.
+    pub(crate) fn tenant_for_write(&self, requested: Option<TenantId>) -> Result<TenantId, Refused> {
         match (self, requested) {
             (Self::Admin, requested) => Ok(requested.unwrap_or_default()),
             (Self::Tenant(own), None) => Ok(own.clone()),
             (Self::Tenant(own), Some(t)) if *own == t => Ok(t),
-            (Self::Tenant(_), Some(_)) => {
-                Err(ApiError::new(StatusCode::FORBIDDEN, "tenant_mismatch", "this token only acts for its own tenant"))
-            }
+            (Self::Tenant(_), Some(_)) => Err(Refused::TenantMismatch),
         }
     }
 
     /// The tenant filter of a read: an admin's optional filter, or a tenant
     /// caller's own tenant (naming another one is refused).
-    pub(crate) fn tenant_for_read(&self, requested: Option<TenantId>) -> Result<Option<TenantId>, ApiError> {
+    pub(crate) fn tenant_for_read(&self, requested: Option<TenantId>) -> Result<Option<TenantId>, Refused> {
         match self {
             Self::Admin => Ok(requested),
             Self::Tenant(_) => self.tenant_for_write(requested).map(Some),
         }
-    }
-}
-
-/// A request without valid credentials.
-#[derive(Debug)]
-pub(crate) struct Unauthorized;
-
-impl IntoResponse for Unauthorized {
-    fn into_response(self) -> Response {
-        let mut response = ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "missing or invalid credentials: send `Authorization: Bearer <API key or tenant token>`",
-        )
-        .into_response();
-        response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
-        response
     }
 }
 
@@ -152,43 +142,6 @@ impl Auth {
             Some(Caller::Admin)
         } else {
             None
-        }
-    }
-}
-
-fn authenticate(headers: &axum::http::HeaderMap, auth: &Auth) -> Option<Caller> {
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-        .map(str::trim)?;
-    auth.caller(bearer)
-}
-
-/// Middleware on every `/v1` route: no valid credential, no entry — even for
-/// a handler that forgot to ask for a [`Caller`]. The caller it finds is kept
-/// in the request for the handler's extractor.
-pub(crate) async fn require_caller(
-    axum::extract::State(state): axum::extract::State<Arc<AppState>>,
-    mut request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    match authenticate(request.headers(), &state.auth) {
-        Some(caller) => {
-            request.extensions_mut().insert(caller);
-            next.run(request).await
-        }
-        None => Unauthorized.into_response(),
-    }
-}
-
-impl FromRequestParts<Arc<AppState>> for Caller {
-    type Rejection = Unauthorized;
-
-    async fn from_request_parts(parts: &mut Parts, state: &Arc<AppState>) -> Result<Self, Self::Rejection> {
-        match parts.extensions.get::<Caller>() {
-            Some(caller) => Ok(caller.clone()),
-            None => authenticate(&parts.headers, &state.auth).ok_or(Unauthorized),
         }
     }
 }
@@ -220,8 +173,9 @@ mod tests {
         let tenant = Caller::Tenant(a.clone());
         assert_eq!(tenant.tenant_for_write(None).expect("own"), a);
         assert_eq!(tenant.tenant_for_write(Some(a.clone())).expect("own"), a);
-        assert_eq!(tenant.tenant_for_write(Some(b.clone())).expect_err("other").code(), "tenant_mismatch");
-        assert_eq!(tenant.require_admin().expect_err("tenant").code(), "admin_only");
+        assert_eq!(tenant.tenant_for_write(Some(b.clone())).expect_err("other"), Refused::TenantMismatch);
+        assert_eq!(tenant.admin().expect_err("tenant"), Refused::AdminOnly);
+        assert!(Caller::Admin.admin().is_ok());
         assert_eq!(Caller::Admin.tenant_for_write(None).expect("default"), TenantId::default());
         assert_eq!(Caller::Admin.tenant_for_read(Some(b.clone())).expect("any"), Some(b));
         assert_eq!(Caller::Admin.tenant_for_read(None).expect("all"), None);

@@ -5,28 +5,34 @@
 //! anything itself; workers do.
 //!
 //! # Layout
+//! Dependencies point one way: `startup` → {`api`, `ui`, `web`, `metrics`}
+//! → `ops` → `state` → `auth`.
 //! - [`settings`]: [`Settings`], loaded from `HOOKLINE_*` variables.
-//! - [`startup`]: [`build`] binds the listener and connects; [`Producer::run_until_stopped`].
-//! - `routes`: one module per resource, each with its own `router()`.
-//! - `auth`: the `Caller` extractor: an admin API key or a tenant token.
-//! - [`error`]: [`ApiError`], answered as `application/problem+json`.
-//! - `json`: the JSON extractors that route rejections through [`ApiError`].
-//! - `destination`: refusing webhook URLs that point inward (SSRF).
-//! - `openapi`: the OpenAPI document served at `/openapi.json`.
-//! - `metrics`: request spans and counts, and `/metrics`.
+//! - [`startup`]: [`build`] binds the listener and connects;
+//!   [`Producer::run_until_stopped`] serves.
+//! - [`api`]: the HTTP API, one module per resource; DTOs, [`ApiError`]
+//!   (problem+json), the `Caller` middleware.
 //! - `ui`: the admin portal under `/ui/`.
+//! - `web`: what every request passes: its span (`TraceLayer`), the
+//!   timeout, the body limit.
+//! - `metrics`: request counts and `/metrics`.
+//! - `ops`: the operations both the API and the portal call, with their
+//!   error type.
+//! - `state`: `AppState`, what every operation can reach.
+//! - `auth`: credentials and the `Caller` (an admin or one tenant).
+//! - `openapi`: the OpenAPI document served at `/openapi.json`.
 
+pub mod api;
 mod auth;
-mod destination;
-pub mod error;
-mod json;
 mod metrics;
 mod openapi;
-mod routes;
+mod ops;
 pub mod settings;
 pub mod startup;
+mod state;
 mod ui;
+mod web;
 
-pub use error::ApiError;
+pub use api::ApiError;
 pub use settings::Settings;
 pub use startup::{Producer, build, run};

@@ -17,7 +17,7 @@ use hookline_telemetry::metrics::{Counter, Format, Gauge, Histogram, LATENCY_BUC
 use opentelemetry::trace::TraceContextExt as _;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
-use crate::routes::AppState;
+use crate::state::AppState;
 
 /// How long a scrape waits for Postgres or RabbitMQ.
 const GAUGE_TIMEOUT: Duration = Duration::from_secs(2);

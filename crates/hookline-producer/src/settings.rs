@@ -1,6 +1,6 @@
 //! The producer's settings.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use hookline_broker::AmqpSettings;
 use hookline_core::{
@@ -35,6 +35,10 @@ impl std::fmt::Debug for Secret {
 /// Shortest accepted API key or token secret.
 const MIN_SECRET_LEN: usize = 16;
 
+/// How long a request may take by default: far above any answer the API
+/// gives in normal operation, short enough that a stuck one lets go.
+const DEFAULT_API_TIMEOUT_MS: u64 = 30_000;
+
 /// Everything the producer is configured with.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -46,6 +50,9 @@ pub struct Settings {
     pub amqp: AmqpSettings,
     /// Largest accepted request body, in bytes (`HOOKLINE_MAX_BODY_BYTES`).
     pub max_body_bytes: usize,
+    /// Longest a request may take before it is abandoned and answered `408`
+    /// (`HOOKLINE_API_TIMEOUT_MS`).
+    pub api_timeout: Duration,
     /// Admin API keys (`HOOKLINE_API_KEYS`, comma-separated). When empty, the
     /// producer only starts on a loopback address, with a generated key.
     pub api_keys: Vec<Secret>,
@@ -73,6 +80,7 @@ impl Default for Settings {
             pg: PgSettings::default(),
             amqp: AmqpSettings::default(),
             max_body_bytes: 256 * 1024,
+            api_timeout: Duration::from_millis(DEFAULT_API_TIMEOUT_MS),
             api_keys: Vec::new(),
             tenant_token_secret: None,
             max_webhooks_per_tenant: 100,
@@ -117,6 +125,7 @@ impl Settings {
             pg: PgSettings::from_vars(vars)?,
             amqp: AmqpSettings::from_vars(vars)?,
             max_body_bytes: vars.positive("HOOKLINE_MAX_BODY_BYTES", default.max_body_bytes)?,
+            api_timeout: vars.positive("HOOKLINE_API_TIMEOUT_MS", DEFAULT_API_TIMEOUT_MS).map(Duration::from_millis)?,
             api_keys: api_keys(vars)?,
             tenant_token_secret: match vars.get("HOOKLINE_TENANT_TOKEN_SECRET") {
                 Some(s) if s.len() < MIN_SECRET_LEN => {
@@ -154,6 +163,7 @@ mod tests {
         assert_eq!(s.pg.url, "postgres://postgres@127.0.0.1:5432/hookline");
         assert_eq!(s.amqp.url, "amqp://guest:guest@127.0.0.1:5672/%2f");
         assert_eq!(s.amqp.namespace, "hookline");
+        assert_eq!(s.api_timeout, Duration::from_secs(30));
     }
 
     /// A bad value stops start-up with the variable's name.
@@ -169,6 +179,8 @@ mod tests {
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_API_KEYS");
         let vars: Vars = [("HOOKLINE_ALLOWED_NETWORKS", "127.0.0.0/8,localhost")].into_iter().collect();
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_ALLOWED_NETWORKS");
+        let vars: Vars = [("HOOKLINE_API_TIMEOUT_MS", "0")].into_iter().collect();
+        assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_API_TIMEOUT_MS");
         let vars: Vars = [("HOOKLINE_ENCRYPTION_KEYS", "k1:short")].into_iter().collect();
         assert_eq!(Settings::from_vars(&vars).expect_err("invalid").var, "HOOKLINE_ENCRYPTION_KEYS");
     }

@@ -1,8 +1,6 @@
 //! Assembling the producer: connect, migrate, declare, bind, serve.
 
-use std::net::SocketAddr;
-
-use std::sync::Arc;
+use std::{net::SocketAddr, sync::Arc};
 
 use hookline_broker::{AmqpSettings, Topology, lapin::Connection, link};
 use hookline_store::Store;
@@ -14,8 +12,9 @@ use hookline_core::TokenSecret;
 use crate::{
     Settings,
     auth::{ApiKeys, Auth, derived_token_secret},
-    routes::{AppState, router},
     settings::Secret,
+    state::AppState,
+    web::Limits,
 };
 
 /// Start-up failed; the message says which step.
@@ -76,7 +75,7 @@ pub struct Producer {
     connection: Connection,
     amqp: AmqpSettings,
     topology: Topology,
-    max_body_bytes: usize,
+    limits: Limits,
 }
 
 /// Connects to Postgres (creating and migrating the schema) and RabbitMQ
@@ -110,7 +109,7 @@ pub async fn build(settings: &Settings) -> Result<Producer, StartupError> {
             grafana_trace_url: settings.grafana_trace_url.clone(),
         },
         connection,
-        max_body_bytes: settings.max_body_bytes,
+        limits: Limits { max_body_bytes: settings.max_body_bytes, timeout: settings.api_timeout },
     })
 }
 
@@ -131,13 +130,25 @@ impl Producer {
             self.topology,
             shutdown.clone(),
         ));
-        let app = router(self.state, self.max_body_bytes);
+        let app = app(self.state, self.limits);
         tracing::info!(%addr, "producer listening");
         let result = axum::serve(self.listener, app).with_graceful_shutdown(shutdown.cancelled_owned()).await;
         let _ = supervisor.await;
         tracing::info!("producer stopped");
         result
     }
+}
+
+/// The whole HTTP surface: the API, the portal and `/metrics`, behind the
+/// layers every request passes (`web`).
+fn app(state: AppState, limits: Limits) -> axum::Router {
+    let state = Arc::new(state);
+    let routes = axum::Router::new()
+        .merge(crate::api::router(&state))
+        .merge(crate::ui::router())
+        .route("/metrics", axum::routing::get(crate::metrics::render))
+        .fallback(|| async { crate::ApiError::not_found("route") });
+    crate::web::layered(routes, state, limits)
 }
 
 /// Keeps the broker link up: when the connection is lost, the link is

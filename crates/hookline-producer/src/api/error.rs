@@ -10,6 +10,8 @@ use axum::{
 };
 use serde::Serialize;
 
+use crate::{auth::Refused, ops};
+
 /// An error the API answers with.
 #[derive(Debug)]
 pub struct ApiError {
@@ -70,11 +72,13 @@ impl ApiError {
 
     /// The broker did not take the message; nothing was accepted.
     pub fn broker_unavailable() -> Self {
-        Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "broker_unavailable",
-            "the event could not be queued; nothing was accepted, try again",
-        )
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, "broker_unavailable", ops::Error::BrokerUnavailable.to_string())
+    }
+
+    /// The request took longer than the producer allows
+    /// (`HOOKLINE_API_TIMEOUT_MS`).
+    pub fn timed_out() -> Self {
+        Self::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request took too long and was abandoned")
     }
 
     /// An unexpected failure: logged here with its cause chain, answered opaquely.
@@ -100,17 +104,42 @@ impl ApiError {
     }
 }
 
-impl From<hookline_store::Error> for ApiError {
-    fn from(e: hookline_store::Error) -> Self {
-        if e.is_transient() {
-            tracing::warn!(error.message = %e, "database unavailable");
-            return Self::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "database_unavailable",
-                "the database is unavailable, try again",
-            );
+impl From<ops::Error> for ApiError {
+    fn from(e: ops::Error) -> Self {
+        use ops::Error as E;
+        match e {
+            E::NotFound(what) => Self::not_found(&what.to_string()),
+            E::Refused(refused) => refused.into(),
+            E::Blocked(blocked) => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "blocked_destination", format!("url: {blocked}"))
+                    .with_field("url")
+            }
+            e @ E::WebhookLimit { .. } => {
+                Self::new(StatusCode::UNPROCESSABLE_ENTITY, "tenant_webhook_limit", e.to_string())
+            }
+            e @ E::WebhookInactive => Self::new(StatusCode::CONFLICT, "webhook_inactive", e.to_string()),
+            E::BrokerUnavailable => Self::broker_unavailable(),
+            E::Store(e) if e.is_transient() => {
+                tracing::warn!(error.message = %e, "database unavailable");
+                Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "database_unavailable",
+                    "the database is unavailable, try again",
+                )
+            }
+            E::Store(e) => Self::internal(&e),
+            E::Internal(e) => Self::internal(&*e),
         }
-        Self::internal(&e)
+    }
+}
+
+impl From<Refused> for ApiError {
+    fn from(refused: Refused) -> Self {
+        let code = match refused {
+            Refused::AdminOnly => "admin_only",
+            Refused::TenantMismatch => "tenant_mismatch",
+        };
+        Self::new(StatusCode::FORBIDDEN, code, refused.to_string())
     }
 }
 

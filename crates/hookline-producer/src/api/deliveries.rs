@@ -1,27 +1,35 @@
 //! The event log: `/v1/webhooks/{id}/deliveries` and `/v1/deliveries/{id}`.
 
-use axum::{Router, extract::Path, routing::get};
+use std::sync::Arc;
+
+use axum::{
+    Router,
+    extract::Path,
+    http::StatusCode,
+    routing::{get, post},
+};
 use hookline_core::{DeliveryId, DeliveryState, format_timestamp};
 use hookline_store::{Attempt, Delivery, DeliveryFilter};
 use serde::{Deserialize, Serialize};
 
 use super::{
-    State,
+    ApiError, State,
+    json::{AppJson, AppQuery},
     page::{Page, PageQuery},
     webhooks::{tenant, webhook_id},
 };
 use crate::{
-    ApiError,
     auth::Caller,
-    json::{AppJson, AppQuery},
+    ops::{self, deliveries::Detail},
+    state::AppState,
 };
 
-pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
+pub(super) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/webhooks/{id}/deliveries", get(list_for_webhook))
         .route("/deliveries", get(list))
         .route("/deliveries/{id}", get(read))
-        .route("/deliveries/{id}/retry", axum::routing::post(retry))
+        .route("/deliveries/{id}/retry", post(retry))
 }
 
 #[derive(Debug, Serialize)]
@@ -128,9 +136,11 @@ impl DeliveryQuery {
         PageQuery { limit: self.limit, cursor: self.cursor.clone(), tenant: None }
     }
 
-    fn filter(&self, caller: &Caller) -> Result<DeliveryFilter, ApiError> {
+    /// The filters, validated; `tenant` is the one asked for (the operation
+    /// scopes it to the caller).
+    fn filter(&self) -> Result<DeliveryFilter, ApiError> {
         Ok(DeliveryFilter {
-            tenant: caller.tenant_for_read(tenant(self.tenant.as_deref())?)?,
+            tenant: tenant(self.tenant.as_deref())?,
             webhook: self.webhook_id.as_deref().map(webhook_id).transpose()?,
             state: self
                 .state
@@ -157,9 +167,14 @@ impl DeliveryQuery {
     }
 }
 
-async fn query_page(state: &State, filter: &DeliveryFilter, page: &PageQuery) -> Result<Page<DeliveryDto>, ApiError> {
+async fn query_page(
+    state: &State,
+    caller: &Caller,
+    filter: DeliveryFilter,
+    page: &PageQuery,
+) -> Result<Page<DeliveryDto>, ApiError> {
     let limit = page.limit()?;
-    let deliveries = state.store.list_deliveries(filter, page.cursor()?, limit).await?;
+    let deliveries = ops::deliveries::list(state, caller, filter, page.cursor()?, limit).await?;
     Ok(Page::new(deliveries.into_iter().map(DeliveryDto::from).collect(), limit, |d| d.id.clone()))
 }
 
@@ -169,29 +184,26 @@ async fn list(
     caller: Caller,
     AppQuery(query): AppQuery<DeliveryQuery>,
 ) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
-    let filter = query.filter(&caller)?;
-    Ok(AppJson(query_page(&state, &filter, &query.page()).await?))
+    let filter = query.filter()?;
+    Ok(AppJson(query_page(&state, &caller, filter, &query.page()).await?))
 }
 
-/// `GET /v1/webhooks/{id}/deliveries`: one webhook's event log.
+/// `GET /v1/webhooks/{id}/deliveries`: one webhook's event log (`404` when
+/// the webhook is not the caller's, before the query is looked at).
 async fn list_for_webhook(
     state: State,
     caller: Caller,
     Path(id): Path<String>,
     AppQuery(query): AppQuery<DeliveryQuery>,
 ) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
-    let id = webhook_id(&id)?;
-    if state.store.get_webhook(id, caller.scope()).await?.is_none() {
-        return Err(ApiError::not_found("webhook"));
-    }
-    let filter = DeliveryFilter { webhook: Some(id), ..query.filter(&caller)? };
-    Ok(AppJson(query_page(&state, &filter, &query.page()).await?))
+    let webhook = ops::webhooks::get(&state, &caller, webhook_id(&id)?).await?;
+    let filter = DeliveryFilter { webhook: Some(webhook.id), ..query.filter()? };
+    Ok(AppJson(query_page(&state, &caller, filter, &query.page()).await?))
 }
 
 async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<DeliveryDetailDto>, ApiError> {
     let id = delivery_id(&id)?;
-    let (delivery, body, attempts) =
-        state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
+    let Detail { delivery, body, attempts } = ops::deliveries::get(&state, &caller, id).await?;
     let payload = String::from_utf8(body)
         .ok()
         .and_then(|text| serde_json::value::RawValue::from_string(text).ok())
@@ -216,40 +228,13 @@ async fn retry(
     state: State,
     caller: Caller,
     Path(id): Path<String>,
-) -> Result<(axum::http::StatusCode, AppJson<Queued>), ApiError> {
+) -> Result<(StatusCode, AppJson<Queued>), ApiError> {
     let id = delivery_id(&id)?;
-    retry_delivery(&state, &caller, id).await?;
-    Ok((axum::http::StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
+    ops::deliveries::retry(&state, &caller, id).await?;
+    Ok((StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
 }
 
 /// A delivery id from a path; anything else is a delivery that does not exist.
-pub(crate) fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
+fn delivery_id(raw: &str) -> Result<DeliveryId, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("delivery"))
-}
-
-/// Queues one attempt of a delivery of `caller`'s now (API and portal).
-pub(crate) async fn retry_delivery(state: &super::AppState, caller: &Caller, id: DeliveryId) -> Result<(), ApiError> {
-    use hookline_broker::DeliveryMessage;
-    let (delivery, _, _) =
-        state.store.get_delivery(id, caller.scope()).await?.ok_or_else(|| ApiError::not_found("delivery"))?;
-    let webhook = state
-        .store
-        .get_webhook(delivery.webhook_id, caller.scope())
-        .await?
-        .ok_or_else(|| ApiError::not_found("delivery"))?;
-    if !webhook.active {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "webhook_inactive",
-            "the webhook is inactive; activate it before retrying its deliveries",
-        ));
-    }
-    // Fenced by the attempts made so far: one attempt, even if the message
-    // is delivered twice, and none if another attempt got there first.
-    let message = DeliveryMessage::manual(id.as_uuid(), webhook.id.as_uuid(), delivery.attempt_count);
-    if let Err(e) = state.publisher()?.publish_now(&message).await {
-        tracing::error!(error.message = %e, "publishing a manual retry failed");
-        return Err(ApiError::broker_unavailable());
-    }
-    Ok(())
 }

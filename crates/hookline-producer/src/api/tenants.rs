@@ -1,9 +1,13 @@
 //! `/v1/tenants`: the accounts, deleting one, and minting tenant tokens.
-//! Admin only.
+//! Admin only: a tenant caller is refused (`403`) before anything else is
+//! looked at.
+
+use std::sync::Arc;
 
 use axum::{
     Router,
     extract::Path,
+    http::StatusCode,
     routing::{delete, get, post},
 };
 use hookline_core::{TenantId, format_timestamp};
@@ -11,19 +15,17 @@ use hookline_store::TenantSummary;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    State,
+    ApiError, State,
+    json::{AppJson, AppQuery},
     page::{Page, PageQuery},
 };
 use crate::{
-    ApiError,
     auth::Caller,
-    json::{AppJson, AppQuery},
+    ops::{self, tenants::TokenTtl},
+    state::AppState,
 };
 
-/// Longest lifetime of a tenant token: they are meant to be short-lived.
-const MAX_TOKEN_TTL_SECS: i64 = 24 * 60 * 60;
-
-pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
+pub(super) fn router() -> Router<Arc<AppState>> {
     Router::new()
         .route("/tenants", get(list))
         .route("/tenants/{tenant}", delete(remove))
@@ -61,10 +63,10 @@ async fn list(
     caller: Caller,
     AppQuery(query): AppQuery<PageQuery>,
 ) -> Result<AppJson<Page<TenantDto>>, ApiError> {
-    caller.require_admin()?;
+    let admin = caller.admin()?;
     let limit = query.limit()?;
     let after = query.cursor.as_deref().map(tenant_path).transpose()?;
-    let tenants = state.store.list_tenants(after.as_ref(), limit).await?;
+    let tenants = ops::tenants::list(&state, admin, after.as_ref(), limit).await?;
     Ok(AppJson(Page::new(tenants.into_iter().map(TenantDto::from).collect(), limit, |t| t.tenant.clone())))
 }
 
@@ -80,10 +82,9 @@ struct Removed {
 }
 
 async fn remove(state: State, caller: Caller, Path(tenant): Path<String>) -> Result<AppJson<Removed>, ApiError> {
-    caller.require_admin()?;
+    let admin = caller.admin()?;
     let tenant = tenant_path(&tenant)?;
-    let removed = state.store.delete_tenant(&tenant).await?;
-    tracing::info!(%tenant, rows = removed.total(), "tenant deleted");
+    let removed = ops::tenants::delete(&state, admin, &tenant).await?;
     Ok(AppJson(Removed {
         tenant: tenant.to_string(),
         webhooks: removed.webhooks,
@@ -97,7 +98,7 @@ async fn remove(state: State, caller: Caller, Path(tenant): Path<String>) -> Res
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct MintToken {
-    #[serde(deserialize_with = "crate::json::integer")]
+    #[serde(deserialize_with = "crate::api::json::integer")]
     ttl_seconds: i64,
 }
 
@@ -114,16 +115,12 @@ async fn mint(
     caller: Caller,
     Path(tenant): Path<String>,
     AppJson(body): AppJson<MintToken>,
-) -> Result<(axum::http::StatusCode, AppJson<Minted>), ApiError> {
-    caller.require_admin()?;
+) -> Result<(StatusCode, AppJson<Minted>), ApiError> {
+    let admin = caller.admin()?;
     let tenant = tenant_path(&tenant)?;
-    if !(1..=MAX_TOKEN_TTL_SECS).contains(&body.ttl_seconds) {
-        return Err(ApiError::invalid_field("ttlSeconds", format!("must be between 1 and {MAX_TOKEN_TTL_SECS}")));
-    }
-    let expires_at = time::OffsetDateTime::now_utc() + time::Duration::seconds(body.ttl_seconds);
-    let token = state.auth.tokens.mint(&tenant, expires_at);
-    Ok((
-        axum::http::StatusCode::CREATED,
-        AppJson(Minted { token, tenant: tenant.to_string(), expires_at: format_timestamp(expires_at) }),
-    ))
+    let ttl = TokenTtl::from_seconds(body.ttl_seconds).map_err(|e| ApiError::invalid_field("ttlSeconds", e))?;
+    let minted = ops::tenants::mint(&state, admin, &tenant, ttl);
+    let body =
+        Minted { token: minted.token, tenant: tenant.to_string(), expires_at: format_timestamp(minted.expires_at) };
+    Ok((StatusCode::CREATED, AppJson(body)))
 }

@@ -1,12 +1,14 @@
 //! `/healthz` (alive) and `/readyz` (able to take events).
 
+use std::sync::Arc;
+
 use axum::{Router, http::StatusCode, routing::get};
 use serde_json::json;
 
-use super::State;
-use crate::json::AppJson;
+use super::{State, json::AppJson};
+use crate::{ops, state::AppState};
 
-pub(super) fn router() -> Router<std::sync::Arc<super::AppState>> {
+pub(super) fn router() -> Router<Arc<AppState>> {
     Router::new().route("/healthz", get(healthz)).route("/readyz", get(readyz))
 }
 
@@ -15,8 +17,7 @@ async fn healthz() -> AppJson<serde_json::Value> {
 }
 
 async fn readyz(state: State) -> (StatusCode, AppJson<serde_json::Value>) {
-    let database = state.store.ping().await.is_ok();
-    let broker = state.broker.get().is_some();
+    let ops::Readiness { database, broker } = ops::readiness(&state).await;
     let status = if database && broker { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
     (status, AppJson(json!({"database": database, "broker": broker})))
 }

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use crate::ApiError;
+use super::ApiError;
 
 /// A JSON body in or out.
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ApiError;
+use super::ApiError;
 
 /// Default and maximum page sizes.
 const DEFAULT_LIMIT: i64 = 50;
