@@ -23,11 +23,15 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, PoisonError},
-    time::{Duration, Instant},
+    time::Duration,
 };
 
 use hookline_core::{HealthStatus, TenantId, WebhookId};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::{
+    sync::{OwnedSemaphorePermit, Semaphore},
+    // Tokio's clock, so tests can pause it.
+    time::Instant,
+};
 
 /// A webhook with a request finished this recently counts as answering.
 pub const FLOWING: Duration = Duration::from_millis(500);
@@ -363,8 +367,10 @@ mod tests {
     /// A webhook gets `cap` slots; others are unaffected. At the cap, a
     /// webhook that made progress lately (here: a burst just started) and
     /// answers quickly makes the next caller wait for a slot; one whose
-    /// requests have hung for [`FLOWING`] is deferred at once.
-    #[tokio::test]
+    /// requests have hung for [`FLOWING`] is deferred at once. On tokio's
+    /// paused clock: the sleeps and waits are exact, whatever the machine's
+    /// load.
+    #[tokio::test(start_paused = true)]
     async fn caps_per_webhook() {
         let in_flight = Arc::new(InFlight::new(2));
         let a = WebhookId::from_uuid(uuid::Uuid::from_u128(1));
@@ -408,7 +414,7 @@ mod tests {
 
     /// A webhook whose requests are slow is not waited for at its cap, even
     /// while it answers.
-    #[tokio::test]
+    #[tokio::test(start_paused = true)]
     async fn slow_webhooks_are_not_waited_for() {
         let in_flight = InFlight::new(1);
         let a = WebhookId::from_uuid(uuid::Uuid::from_u128(1));
