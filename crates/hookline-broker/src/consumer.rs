@@ -1,9 +1,12 @@
 //! Consuming: a prefetch bound, and a guard that settles a message once.
 
+use futures_util::StreamExt;
 use lapin::{
-    Acker, BasicProperties, Channel, Consumer,
+    Acker, BasicProperties, Channel, Connection, Consumer,
     message::Delivery,
-    options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions},
+    options::{
+        BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    },
     types::FieldTable,
 };
 
@@ -11,13 +14,46 @@ use crate::{Error, Result};
 
 /// Starts consuming `queue` on `channel`, with at most `prefetch` unacked
 /// messages handed to this consumer at a time.
-pub async fn consume(channel: &Channel, queue: &str, consumer_tag: &str, prefetch: u16) -> Result<Consumer> {
+async fn consume(channel: &Channel, queue: &str, consumer_tag: &str, prefetch: u16) -> Result<Consumer> {
     // Prefetch bounds what one worker holds: enough to keep every in-flight
     // slot busy, few enough that a stopped worker hands little back.
     channel.basic_qos(prefetch, BasicQosOptions::default()).await?;
     Ok(channel
         .basic_consume(queue.into(), consumer_tag.into(), BasicConsumeOptions::default(), FieldTable::default())
         .await?)
+}
+
+/// One consumer on a channel of its own: messages in, each with the guard
+/// that settles it. A service consumes through this and never sees the
+/// AMQP client's types.
+#[derive(Debug)]
+pub struct Subscription {
+    channel: Channel,
+    consumer: Consumer,
+    tag: String,
+}
+
+impl Subscription {
+    /// Opens a channel on `connection` and consumes `queue` on it as
+    /// `tag`, with at most `prefetch` unacked messages at a time.
+    pub async fn open(connection: &Connection, queue: &str, tag: &str, prefetch: u16) -> Result<Self> {
+        let channel = connection.create_channel().await?;
+        let consumer = consume(&channel, queue, tag, prefetch).await?;
+        Ok(Self { channel, consumer, tag: tag.to_owned() })
+    }
+
+    /// The next message; `None` once the consumer has ended (cancelled, or
+    /// its channel or connection closed).
+    pub async fn next(&mut self) -> Option<Result<Consumed>> {
+        Some(self.consumer.next().await?.map(Consumed::from).map_err(Error::from))
+    }
+
+    /// Asks the broker to stop handing over messages; messages already
+    /// received stay this consumer's to settle. A failure (the channel is
+    /// gone) is ignored: the broker then hands back whatever was unsettled.
+    pub async fn cancel(&self) {
+        let _ = self.channel.basic_cancel(self.tag.as_str().into(), BasicCancelOptions::default()).await;
+    }
 }
 
 /// A received message and its settlement guard, kept apart so the handler

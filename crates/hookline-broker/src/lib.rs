@@ -24,7 +24,7 @@ pub mod settings;
 pub mod topology;
 pub mod trace;
 
-pub use consumer::{Ack, Consumed, Message};
+pub use consumer::{Ack, Consumed, Message, Subscription};
 pub use error::{Error, Result};
 pub use message::{CheckedEvent, DeliveryMessage, EventMessage, InvalidField, WireFence, WireTrigger};
 pub use publisher::Publisher;
@@ -32,3 +32,5 @@ pub use settings::{AmqpSettings, QueueType, connect};
 pub use topology::Topology;
 
 pub use lapin;
+/// A connection to the broker (the AMQP client's own type).
+pub use lapin::Connection;

@@ -50,6 +50,12 @@ pub async fn connect_until(settings: &AmqpSettings, name: &str, stop: &Cancellat
     }
 }
 
+/// Closes `connection` as a normal shutdown, saying why; a connection
+/// already gone is not an error worth reporting.
+pub async fn close(connection: &Connection, reason: &str) {
+    let _ = connection.close(200, reason.into()).await;
+}
+
 /// Resolves once `connection` is no longer usable (closed, errored, lost).
 pub async fn lost(connection: &Connection) {
     while connection.status().connected() {

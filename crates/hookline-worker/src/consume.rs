@@ -3,8 +3,7 @@
 
 use std::{future::Future, sync::Arc};
 
-use futures_util::StreamExt;
-use hookline_broker::{Ack, Consumed, Message, lapin::Consumer};
+use hookline_broker::{Ack, Consumed, Message, Subscription};
 use tokio::sync::Semaphore;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
@@ -33,15 +32,17 @@ async fn settle(ack: &mut Ack, decision: Settle) {
     }
 }
 
-/// Takes messages from `consumer` until `shutdown` is cancelled or the
-/// consumer ends, running at most `limit` handlers at once on `tracker`.
+/// Takes messages from `subscription` until `shutdown` is cancelled or the
+/// consumer ends, running at most `limit` handlers at once on `tracker`;
+/// gives the subscription back (to be cancelled).
 pub(crate) async fn run<H, Fut>(
-    mut consumer: Consumer,
+    mut subscription: Subscription,
     limit: usize,
     tracker: TaskTracker,
     shutdown: CancellationToken,
     handler: H,
-) where
+) -> Subscription
+where
     H: Fn(Message) -> Fut + Clone + Send + 'static,
     Fut: Future<Output = Settle> + Send + 'static,
 {
@@ -53,10 +54,10 @@ pub(crate) async fn run<H, Fut>(
         };
         let next = tokio::select! {
             () = shutdown.cancelled() => break,
-            next = consumer.next() => next,
+            next = subscription.next() => next,
         };
-        let delivery = match next {
-            Some(Ok(delivery)) => delivery,
+        let Consumed { message, mut ack } = match next {
+            Some(Ok(consumed)) => consumed,
             Some(Err(e)) => {
                 tracing::error!(error.message = %e, "consumer failed");
                 break;
@@ -65,10 +66,10 @@ pub(crate) async fn run<H, Fut>(
         };
         let handler = handler.clone();
         tracker.spawn(async move {
-            let Consumed { message, mut ack } = Consumed::from(delivery);
             let decision = handler(message).await;
             settle(&mut ack, decision).await;
             drop(permit);
         });
     }
+    subscription
 }

@@ -3,11 +3,7 @@
 use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use axum::{Router, extract::State, http::StatusCode, routing::get};
-use hookline_broker::{
-    Publisher, Topology,
-    lapin::{Connection, options::BasicCancelOptions},
-    link,
-};
+use hookline_broker::{Connection, Publisher, Subscription, Topology, link};
 use hookline_store::Store;
 use tokio::net::TcpListener;
 use tokio_util::{sync::CancellationToken, task::TaskTracker};
@@ -315,7 +311,7 @@ impl Worker {
                 break;
             }
             tracing::warn!("broker connection lost; reconnecting");
-            let _ = connection.close(200, "reconnecting".into()).await;
+            link::close(&connection, "reconnecting").await;
             let Some((fresh, publisher)) =
                 link::reconnect(&settings.amqp, "hookline-worker", &topology, &shutdown).await
             else {
@@ -333,7 +329,7 @@ impl Worker {
         // A broker that does not answer (blocked, or gone) does not hold
         // the exit: whatever was not acked is redelivered either way.
         let _ = tokio::time::timeout(CLOSE_WAIT, ctx.publisher().close()).await;
-        let _ = tokio::time::timeout(CLOSE_WAIT, connection.close(200, "worker stopping".into())).await;
+        let _ = tokio::time::timeout(CLOSE_WAIT, link::close(&connection, "worker stopping")).await;
         let _ = health_task.await;
         tracing::info!("worker stopped");
         Ok(())
@@ -370,12 +366,10 @@ async fn consume_session(
         (Work::Deliver, topology.retries_queue(), format!("retry-{suffix}"), settings.concurrency),
     ];
     let session = shutdown.child_token();
-    let mut channels = Vec::new();
     let mut loops = Vec::new();
     for (work, queue, tag, limit) in queues {
-        let channel = connection.create_channel().await?;
         let prefetch = u16::try_from(limit).unwrap_or(u16::MAX);
-        let consumer = hookline_broker::consumer::consume(&channel, &queue, &tag, prefetch).await?;
+        let subscription = Subscription::open(connection, &queue, &tag, prefetch).await?;
         let ctx = ctx.clone();
         let handler = move |m| {
             let ctx = ctx.clone();
@@ -389,16 +383,15 @@ async fn consume_session(
         let session = session.clone();
         let tracker = tracker.clone();
         loops.push(async move {
-            consume::run(consumer, limit, tracker, session.clone(), handler).await;
+            let subscription = consume::run(subscription, limit, tracker, session.clone(), handler).await;
             // One loop ending (the connection was lost) ends the session.
             session.cancel();
+            subscription
         });
-        channels.push((channel, tag));
     }
     tracing::info!(namespace = topology.namespace(), concurrency = settings.concurrency, "worker consuming");
-    futures_util::future::join_all(loops).await;
-    for (channel, tag) in &channels {
-        let _ = channel.basic_cancel(tag.as_str().into(), BasicCancelOptions::default()).await;
+    for subscription in futures_util::future::join_all(loops).await {
+        subscription.cancel().await;
     }
     Ok(())
 }

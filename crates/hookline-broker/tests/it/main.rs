@@ -2,8 +2,9 @@
 
 use std::time::Duration;
 
-use futures_util::StreamExt;
-use hookline_broker::{AmqpSettings, Consumed, DeliveryMessage, Error, EventMessage, Publisher, Topology, connect};
+use hookline_broker::{
+    AmqpSettings, Consumed, DeliveryMessage, Error, EventMessage, Publisher, Subscription, Topology, connect,
+};
 use hookline_core::DeliveryId;
 use hookline_testkit::TestBroker;
 
@@ -38,15 +39,12 @@ async fn published_event_reaches_dispatch_queue() {
         tenant: None,
     };
     publisher.publish_event(&event).await.expect("confirmed");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut consumer =
-        hookline_broker::consumer::consume(&channel, &topology.dispatch_queue(), "t", 1).await.expect("consume");
-    let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+    let mut subscription = Subscription::open(&connection, &topology.dispatch_queue(), "t", 1).await.expect("consume");
+    let Consumed { message, mut ack } = tokio::time::timeout(Duration::from_secs(10), subscription.next())
         .await
         .expect("a message in time")
         .expect("stream open")
         .expect("delivery");
-    let Consumed { message, mut ack } = Consumed::from(delivery);
     assert_eq!(EventMessage::decode(&message.body).expect("decode"), event);
     assert_eq!(message.routing_key, "license.created");
     assert_eq!(message.properties.delivery_mode(), &Some(2));
@@ -67,12 +65,10 @@ async fn delivery_messages_round_trip() {
     };
     let messages: Vec<_> = ids.iter().map(|(id, webhook)| expect(id, webhook)).collect();
     publisher.publish_deliveries(&messages).await.expect("confirmed");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut consumer =
-        hookline_broker::consumer::consume(&channel, &topology.deliveries_queue(), "t", 10).await.expect("consume");
+    let mut subscription =
+        Subscription::open(&connection, &topology.deliveries_queue(), "t", 10).await.expect("consume");
     for (expected, webhook) in &ids {
-        let delivery = consumer.next().await.expect("open").expect("delivery");
-        let Consumed { message, mut ack } = Consumed::from(delivery);
+        let Consumed { message, mut ack } = subscription.next().await.expect("open").expect("delivery");
         assert_eq!(DeliveryMessage::decode(&message.body).expect("decode"), expect(expected, webhook));
         ack.ack().await.expect("ack");
     }
@@ -126,17 +122,14 @@ async fn scheduled_message_waits_in_tiers() {
         fence: None,
     };
     publisher.schedule(&message, start).await.expect("confirmed");
-    let channel = connection.create_channel().await.expect("channel");
-    let mut consumer =
-        hookline_broker::consumer::consume(&channel, &topology.retries_queue(), "t", 10).await.expect("consume");
+    let mut subscription = Subscription::open(&connection, &topology.retries_queue(), "t", 10).await.expect("consume");
     // Hop like a worker does until the message is due.
     loop {
-        let delivery = tokio::time::timeout(Duration::from_secs(10), consumer.next())
+        let Consumed { message: got, mut ack } = tokio::time::timeout(Duration::from_secs(10), subscription.next())
             .await
             .expect("in time")
             .expect("open")
             .expect("delivery");
-        let Consumed { message: got, mut ack } = Consumed::from(delivery);
         let decoded = DeliveryMessage::decode(&got.body).expect("decode");
         assert_eq!(decoded, message);
         let now = now_ms();
