@@ -1,6 +1,13 @@
-//! Tests of the `hookline-worker` binary: start and stop, and a crash.
+//! Tests of the `hookline-worker` binary: start and stop, crashes, and a
+//! soak under random faults.
+//!
+//! # Layout
+//! - `process`: starting worker processes and keeping their logs.
+//! - `crash`: a worker killed or stopped during a load.
+//! - `soak`: every accepted event delivered under random faults.
 
 mod crash;
+mod process;
 mod soak;
 
 /// The binary starts on a fresh database and namespace, serves `/healthz`,
