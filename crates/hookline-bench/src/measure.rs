@@ -251,6 +251,12 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         events: count(&db, "SELECT count(*) FROM events").await?,
         deliveries: count(&db, "SELECT count(*) FROM deliveries").await?,
         attempts: count(&db, "SELECT count(*) FROM attempts").await?,
+        bytes: count(
+            &db,
+            "SELECT (pg_total_relation_size('events') + pg_total_relation_size('deliveries') \
+             + pg_total_relation_size('attempts'))::bigint",
+        )
+        .await?,
     };
     drop(db);
     stack.stop().await?;

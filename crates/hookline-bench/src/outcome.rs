@@ -32,6 +32,9 @@ pub(crate) struct Rows {
     pub(crate) events: i64,
     pub(crate) deliveries: i64,
     pub(crate) attempts: i64,
+    /// Bytes the three tables take at the end of the run, indexes and
+    /// TOAST included (`pg_total_relation_size`).
+    pub(crate) bytes: i64,
 }
 
 /// CPU seconds and peak resident memory of one process.

@@ -77,6 +77,8 @@ pub(crate) struct Summary {
     pub(crate) rows_events: Spread,
     pub(crate) rows_deliveries: Spread,
     pub(crate) rows_attempts: Spread,
+    /// Bytes in Postgres (events, deliveries, attempts) per delivery.
+    pub(crate) pg_bytes_per_delivery: Spread,
     pub(crate) lost: Spread,
     pub(crate) duplicates: Spread,
     pub(crate) stopped_at_time_box: bool,
@@ -125,6 +127,7 @@ impl Summary {
             rows_events: spread(&|o| o.rows.events as f64),
             rows_deliveries: spread(&|o| o.rows.deliveries as f64),
             rows_attempts: spread(&|o| o.rows.attempts as f64),
+            pg_bytes_per_delivery: spread(&|o| o.rows.bytes as f64 / (o.rows.deliveries.max(1)) as f64),
             lost: spread(&|o| o.lost as f64),
             duplicates: spread(&|o| o.duplicates as f64),
             stopped_at_time_box: runs.iter().any(|o| o.stopped_at_time_box),
@@ -263,12 +266,12 @@ pub(crate) fn markdown(outcomes: &[Outcome], raw: &[RawRates], placement: Placem
          Hookline = producer + worker(s) + Postgres (whole cluster) + RabbitMQ; the receiver and the benchmark's \
          own process (load generator) are not part of it:\n\n",
     );
-    md.push_str("| scenario | producer | worker(s) | Postgres | RabbitMQ | Hookline | CPU s / 1k deliveries | receiver | receiver peak MiB | benchmark |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| scenario | producer | worker(s) | Postgres | RabbitMQ | Hookline | CPU s / 1k deliveries | Postgres bytes / delivery | receiver | receiver peak MiB | benchmark |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|---|\n");
     let or_none = |s: Option<Spread>, decimals| s.map_or_else(|| "in-process".to_owned(), |s| s.show(decimals));
     for s in &summaries {
         md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
             s.scenario,
             s.cpu_producer.show(2),
             s.cpu_workers.show(2),
@@ -276,6 +279,7 @@ pub(crate) fn markdown(outcomes: &[Outcome], raw: &[RawRates], placement: Placem
             s.cpu_rabbitmq.show(2),
             s.cpu_hookline.show(2),
             s.cpu_per_1k_deliveries.show(2),
+            s.pg_bytes_per_delivery.show(0),
             or_none(s.cpu_receiver, 2),
             or_none(s.receiver_peak_rss_mib, 0),
             s.cpu_benchmark.show(2),
