@@ -13,8 +13,9 @@ use axum::{
     middleware::Next,
     response::{IntoResponse, Response},
 };
-use hookline_telemetry::metrics::{Counter, Format, Gauge, Histogram, LATENCY_BUCKETS, Registry};
+use hookline_telemetry::metrics::{Counter, Exposition, Format, Gauge, Histogram, LATENCY_BUCKETS, LabelSet, Registry};
 use opentelemetry::trace::TraceContextExt as _;
+use prometheus_client::encoding::EncodeLabelSet;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::state::AppState;
@@ -22,42 +23,85 @@ use crate::state::AppState;
 /// How long a scrape waits for Postgres or RabbitMQ.
 const GAUGE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// A request's series: its route template, method and answer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+impl LabelSet for RequestLabels {}
+
+/// A request duration's series: its route template and method.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+    method: String,
+}
+
+impl LabelSet for RouteLabels {}
+
+/// A health state (`healthy`, `unhealthy`, `suspended`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct StatusLabels {
+    status: &'static str,
+}
+
+impl LabelSet for StatusLabels {}
+
+/// A queue, by its role in the topology (`dispatch`, `delay.16`, …).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct QueueLabels {
+    queue: String,
+}
+
+impl LabelSet for QueueLabels {}
+
 /// The producer's metric families.
 #[derive(Debug, Clone)]
 pub(crate) struct ProducerMetrics {
-    pub(crate) registry: Registry,
+    pub(crate) registry: Exposition,
     /// Events accepted by `POST /v1/events`.
-    pub(crate) events_ingested: Arc<Counter>,
-    requests: Arc<Counter>,
-    request_duration: Arc<Histogram>,
-    webhooks: Arc<Gauge>,
-    queue_depth: Arc<Gauge>,
+    pub(crate) events_ingested: Counter,
+    requests: Counter<RequestLabels>,
+    request_duration: Histogram<RouteLabels>,
+    webhooks: Gauge<StatusLabels>,
+    queue_depth: Gauge<QueueLabels>,
+}
+
+impl ProducerMetrics {
+    /// Registers the producer's families in `registry`, which renders them.
+    pub(crate) fn new(mut registry: Registry) -> Self {
+        let r = &mut registry;
+        Self {
+            events_ingested: Counter::register(
+                r,
+                "hookline_events_ingested_total",
+                "Events accepted by POST /v1/events (confirmed by the broker).",
+            ),
+            requests: Counter::register(
+                r,
+                "hookline_http_requests_total",
+                "API requests by route template, method and status.",
+            ),
+            request_duration: Histogram::register(
+                r,
+                "hookline_http_request_duration_seconds",
+                "API request durations by route template and method.",
+                LATENCY_BUCKETS,
+            ),
+            webhooks: Gauge::register(r, "hookline_webhooks", "Webhooks by health state."),
+            queue_depth: Gauge::register(r, "hookline_queue_depth", "Ready messages per queue."),
+            registry: Exposition::new(registry),
+        }
+    }
 }
 
 impl Default for ProducerMetrics {
+    /// The families in a registry of their own.
     fn default() -> Self {
-        let mut r = Registry::default();
-        Self {
-            events_ingested: r.counter(
-                "hookline_events_ingested_total",
-                "Events accepted by POST /v1/events (confirmed by the broker).",
-                &[],
-            ),
-            requests: r.counter(
-                "hookline_http_requests_total",
-                "API requests by route template, method and status.",
-                &["route", "method", "status"],
-            ),
-            request_duration: r.histogram(
-                "hookline_http_request_duration_seconds",
-                "API request durations by route template and method.",
-                &["route", "method"],
-                LATENCY_BUCKETS,
-            ),
-            webhooks: r.gauge("hookline_webhooks", "Webhooks by health state.", &["status"]),
-            queue_depth: r.gauge("hookline_queue_depth", "Ready messages per queue.", &["queue"]),
-            registry: r,
-        }
+        Self::new(Registry::default())
     }
 }
 
@@ -102,8 +146,9 @@ pub(crate) async fn observe(State(state): State<Arc<AppState>>, request: Request
     let status = response.status().as_u16();
     span.record("http.response.status_code", status);
     let m = &state.metrics;
-    m.requests.inc(&[&route, &method, &status.to_string()]);
-    m.request_duration.observe(&[&route, &method], started.elapsed().as_secs_f64(), None);
+    let elapsed = started.elapsed().as_secs_f64();
+    m.request_duration.observe(RouteLabels { route: route.clone(), method: method.clone() }, elapsed, None);
+    m.requests.inc(RequestLabels { route, method, status });
     response
 }
 
@@ -114,7 +159,7 @@ pub(crate) async fn render(State(state): State<Arc<AppState>>, headers: HeaderMa
         Ok(Ok(counts)) => {
             for status in ["healthy", "unhealthy", "suspended"] {
                 let n = counts.iter().find(|(s, _)| s == status).map_or(0, |(_, n)| *n);
-                m.webhooks.set(&[status], n as f64);
+                m.webhooks.set(StatusLabels { status }, n);
             }
         }
         Ok(Err(e)) => tracing::warn!(error.message = %e, "metrics: cannot count webhooks"),
@@ -124,7 +169,7 @@ pub(crate) async fn render(State(state): State<Arc<AppState>>, headers: HeaderMa
         match tokio::time::timeout(GAUGE_TIMEOUT, publisher.queue_depths()).await {
             Ok(Ok(depths)) => {
                 for (queue, n) in depths {
-                    m.queue_depth.set(&[&queue], f64::from(n));
+                    m.queue_depth.set(QueueLabels { queue }, i64::from(n));
                 }
             }
             Ok(Err(e)) => tracing::warn!(error.message = %e, "metrics: cannot read queue depths"),

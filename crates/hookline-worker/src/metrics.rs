@@ -3,116 +3,181 @@
 //! Labels come from fixed sets only (status class, error kind, outcome):
 //! never a webhook URL, id or event id.
 
-use std::sync::Arc;
-
 use hookline_core::AttemptOutcome;
-use hookline_telemetry::metrics::{Counter, DELIVERY_BUCKETS, Gauge, Histogram, LATENCY_BUCKETS, Registry};
+use hookline_telemetry::metrics::{
+    Counter, DELIVERY_BUCKETS, Exposition, Gauge, Histogram, LATENCY_BUCKETS, LabelSet, Registry,
+};
+use prometheus_client::encoding::EncodeLabelSet;
+
+/// A delivery's final or held state: `delivered`, `failed`, `suspended`,
+/// `skipped`. Callers name it `&["delivered"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OutcomeLabels {
+    outcome: &'static str,
+}
+
+impl LabelSet for OutcomeLabels {}
+
+impl From<&[&'static str; 1]> for OutcomeLabels {
+    fn from(&[outcome]: &[&'static str; 1]) -> Self {
+        Self { outcome }
+    }
+}
+
+/// The kind of queue a message came from: `dispatch` or `delivery`.
+/// Callers name it `&["dispatch"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct QueueLabels {
+    queue: &'static str,
+}
+
+impl LabelSet for QueueLabels {}
+
+impl From<&[&'static str; 1]> for QueueLabels {
+    fn from(&[queue]: &[&'static str; 1]) -> Self {
+        Self { queue }
+    }
+}
+
+/// An attempt's answer: its status class and transport error (each `none`
+/// when absent).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct AttemptLabels {
+    status_class: &'static str,
+    error: &'static str,
+}
+
+impl LabelSet for AttemptLabels {}
+
+/// An attempt duration's series: the answer's status class.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct StatusClassLabels {
+    status_class: &'static str,
+}
+
+impl LabelSet for StatusClassLabels {}
 
 /// The worker's metric families.
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
     /// Renders them all.
-    pub registry: Registry,
+    pub registry: Exposition,
     /// Events fanned out (from the HTTP API and direct publishers alike).
-    pub events_dispatched: Arc<Counter>,
+    pub events_dispatched: Counter,
     /// Deliveries created by fan-out.
-    pub deliveries_created: Arc<Counter>,
+    pub deliveries_created: Counter,
     /// Deliveries that reached a final or held state, by `outcome`.
-    pub deliveries: Arc<Counter>,
+    pub deliveries: Counter<OutcomeLabels>,
     /// Attempts by `status_class` and `error`.
-    pub attempts: Arc<Counter>,
+    pub attempts: Counter<AttemptLabels>,
     /// Retries scheduled into the delay tiers.
-    pub retries_scheduled: Arc<Counter>,
+    pub retries_scheduled: Counter,
     /// Deliveries deferred because their webhook was at its in-flight cap.
-    pub deferrals: Arc<Counter>,
+    pub deferrals: Counter,
     /// How long receivers took to answer, by `status_class`.
-    pub attempt_duration: Arc<Histogram>,
+    pub attempt_duration: Histogram<StatusClassLabels>,
     /// From ingest to successful delivery, with trace-id exemplars.
-    pub delivery_latency: Arc<Histogram>,
+    pub delivery_latency: Histogram,
     /// Delivery messages being handled right now.
-    pub in_flight: Arc<Gauge>,
+    pub in_flight: Gauge,
     /// Delivery messages acked without an attempt: stale or duplicate copies
     /// that no longer match their delivery's row.
-    pub fenced: Arc<Counter>,
+    pub fenced: Counter,
     /// Overdue deliveries published again by reconciliation.
-    pub reconciled: Arc<Counter>,
+    pub reconciled: Counter,
     /// Messages the broker delivered again (a worker crashed or lost its
     /// connection while holding them), by `queue` kind.
-    pub redeliveries: Arc<Counter>,
+    pub redeliveries: Counter<QueueLabels>,
     /// Times a handler waited for the database instead of handing its
     /// message back.
-    pub store_waits: Arc<Counter>,
+    pub store_waits: Counter,
     /// Publishes that failed after their step was committed; reconciliation
     /// publishes those steps again.
-    pub publish_failures: Arc<Counter>,
+    pub publish_failures: Counter,
+}
+
+impl WorkerMetrics {
+    /// Registers the worker's families in `registry`, which renders them.
+    pub fn new(mut registry: Registry) -> Self {
+        let r = &mut registry;
+        Self {
+            events_dispatched: Counter::register(
+                r,
+                "hookline_events_dispatched_total",
+                "Events fanned out into deliveries.",
+            ),
+            deliveries_created: Counter::register(
+                r,
+                "hookline_deliveries_created_total",
+                "Deliveries created by fan-out.",
+            ),
+            deliveries: Counter::register(
+                r,
+                "hookline_deliveries_total",
+                "Deliveries that reached delivered, failed, suspended or skipped.",
+            ),
+            attempts: Counter::register(
+                r,
+                "hookline_attempts_total",
+                "Delivery attempts by HTTP status class (none: no response) and transport error.",
+            ),
+            retries_scheduled: Counter::register(
+                r,
+                "hookline_retries_scheduled_total",
+                "Retries scheduled into the delay tiers.",
+            ),
+            deferrals: Counter::register(
+                r,
+                "hookline_deferrals_total",
+                "Deliveries deferred because their webhook had its maximum of requests in flight.",
+            ),
+            fenced: Counter::register(
+                r,
+                "hookline_messages_fenced_total",
+                "Delivery messages acked without an attempt because they no longer matched their delivery.",
+            ),
+            reconciled: Counter::register(
+                r,
+                "hookline_reconciled_total",
+                "Overdue deliveries published again by reconciliation (none in a healthy system).",
+            ),
+            redeliveries: Counter::register(
+                r,
+                "hookline_redeliveries_total",
+                "Messages the broker delivered again, by queue kind (dispatch, delivery).",
+            ),
+            store_waits: Counter::register(
+                r,
+                "hookline_store_waits_total",
+                "Times a handler waited for the database to answer again instead of handing its message back.",
+            ),
+            publish_failures: Counter::register(
+                r,
+                "hookline_publish_failures_total",
+                "Publishes that failed after their step was committed (reconciliation publishes those again).",
+            ),
+            in_flight: Gauge::register(r, "hookline_deliveries_in_flight", "Delivery messages being handled."),
+            attempt_duration: Histogram::register(
+                r,
+                "hookline_attempt_duration_seconds",
+                "Time from sending a request to its response or error.",
+                LATENCY_BUCKETS,
+            ),
+            delivery_latency: Histogram::register(
+                r,
+                "hookline_delivery_latency_seconds",
+                "Time from an event's ingestion to its successful delivery, retries included.",
+                DELIVERY_BUCKETS,
+            ),
+            registry: Exposition::new(registry),
+        }
+    }
 }
 
 impl Default for WorkerMetrics {
+    /// The families in a registry of their own.
     fn default() -> Self {
-        let mut r = Registry::default();
-        Self {
-            events_dispatched: r.counter("hookline_events_dispatched_total", "Events fanned out into deliveries.", &[]),
-            deliveries_created: r.counter("hookline_deliveries_created_total", "Deliveries created by fan-out.", &[]),
-            deliveries: r.counter(
-                "hookline_deliveries_total",
-                "Deliveries that reached delivered, failed, suspended or skipped.",
-                &["outcome"],
-            ),
-            attempts: r.counter(
-                "hookline_attempts_total",
-                "Delivery attempts by HTTP status class (none: no response) and transport error.",
-                &["status_class", "error"],
-            ),
-            retries_scheduled: r.counter(
-                "hookline_retries_scheduled_total",
-                "Retries scheduled into the delay tiers.",
-                &[],
-            ),
-            deferrals: r.counter(
-                "hookline_deferrals_total",
-                "Deliveries deferred because their webhook had its maximum of requests in flight.",
-                &[],
-            ),
-            attempt_duration: r.histogram(
-                "hookline_attempt_duration_seconds",
-                "Time from sending a request to its response or error.",
-                &["status_class"],
-                LATENCY_BUCKETS,
-            ),
-            delivery_latency: r.histogram(
-                "hookline_delivery_latency_seconds",
-                "Time from an event's ingestion to its successful delivery, retries included.",
-                &[],
-                DELIVERY_BUCKETS,
-            ),
-            in_flight: r.gauge("hookline_deliveries_in_flight", "Delivery messages being handled.", &[]),
-            fenced: r.counter(
-                "hookline_messages_fenced_total",
-                "Delivery messages acked without an attempt because they no longer matched their delivery.",
-                &[],
-            ),
-            reconciled: r.counter(
-                "hookline_reconciled_total",
-                "Overdue deliveries published again by reconciliation (none in a healthy system).",
-                &[],
-            ),
-            redeliveries: r.counter(
-                "hookline_redeliveries_total",
-                "Messages the broker delivered again, by queue kind (dispatch, delivery).",
-                &["queue"],
-            ),
-            store_waits: r.counter(
-                "hookline_store_waits_total",
-                "Times a handler waited for the database to answer again instead of handing its message back.",
-                &[],
-            ),
-            publish_failures: r.counter(
-                "hookline_publish_failures_total",
-                "Publishes that failed after their step was committed (reconciliation publishes those again).",
-                &[],
-            ),
-            registry: r,
-        }
+        Self::new(Registry::default())
     }
 }
 
@@ -132,26 +197,28 @@ impl WorkerMetrics {
     /// Counts one attempt and its duration.
     pub fn attempt(&self, outcome: &AttemptOutcome, duration_ms: i32) {
         let class = status_class(outcome);
-        self.attempts.inc(&[class, outcome.error_kind().unwrap_or("none")]);
-        self.attempt_duration.observe(&[class], f64::from(duration_ms.max(0)) / 1000.0, None);
+        let error = outcome.error_kind().unwrap_or("none");
+        self.attempts.inc(AttemptLabels { status_class: class, error });
+        let seconds = f64::from(duration_ms.max(0)) / 1000.0;
+        self.attempt_duration.observe(StatusClassLabels { status_class: class }, seconds, None);
     }
 }
 
 /// Counts a delivery message as in flight until dropped.
 #[derive(Debug)]
-pub struct InFlightGuard(Arc<Gauge>);
+pub struct InFlightGuard(Gauge);
 
 impl InFlightGuard {
     /// One more in flight.
-    pub fn new(gauge: &Arc<Gauge>) -> Self {
-        gauge.add(&[], 1.0);
+    pub fn new(gauge: &Gauge) -> Self {
+        gauge.add(&[], 1);
         Self(gauge.clone())
     }
 }
 
 impl Drop for InFlightGuard {
     fn drop(&mut self) {
-        self.0.add(&[], -1.0);
+        self.0.add(&[], -1);
     }
 }
 
@@ -169,16 +236,17 @@ mod tests {
         m.attempt(&classify_status(503), 40);
         m.attempt(&AttemptOutcome::TimedOut, 15_000);
         m.attempt(&AttemptOutcome::Transport { kind: TransportErrorKind::Connect }, 1);
-        assert_eq!(m.attempts.get(&["2xx", "none"]), 1);
-        assert_eq!(m.attempts.get(&["5xx", "none"]), 1);
-        assert_eq!(m.attempts.get(&["none", "timeout"]), 1);
-        assert_eq!(m.attempts.get(&["none", "connect"]), 1);
-        assert_eq!(m.attempt_duration.count(&["none"]), 2);
+        assert_eq!(m.attempts.get(AttemptLabels { status_class: "2xx", error: "none" }), 1);
+        assert_eq!(m.attempts.get(AttemptLabels { status_class: "5xx", error: "none" }), 1);
+        assert_eq!(m.attempts.get(AttemptLabels { status_class: "none", error: "timeout" }), 1);
+        assert_eq!(m.attempts.get(AttemptLabels { status_class: "none", error: "connect" }), 1);
+        let page = m.registry.render(hookline_telemetry::metrics::Format::Prometheus);
+        assert!(page.contains("hookline_attempt_duration_seconds_count{status_class=\"none\"} 2\n"), "{page}");
         {
             let _a = InFlightGuard::new(&m.in_flight);
             let _b = InFlightGuard::new(&m.in_flight);
-            assert_eq!(m.in_flight.get(&[]), 2.0);
+            assert_eq!(m.in_flight.get(&[]), 2);
         }
-        assert_eq!(m.in_flight.get(&[]), 0.0);
+        assert_eq!(m.in_flight.get(&[]), 0);
     }
 }
