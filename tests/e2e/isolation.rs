@@ -9,7 +9,7 @@ use std::{
 };
 
 use hookline_core::RetrySchedule;
-use hookline_e2e::{Receiver, TestApp, WAIT, eventually, webhook};
+use hookline_e2e::{Receiver, TestApp, WAIT, eventually, is_sentinel, sentinel_webhook, webhook};
 use serde_json::{Value, json};
 
 /// A receiver that answers every request with a fixed status and body,
@@ -78,6 +78,7 @@ async fn a_nul_in_an_answer_changes_nothing_for_anyone() {
     let a = app.create_webhook(&with_tenant(webhook("nul", &nul_ok.url(), &["a.*"]), "acme")).await;
     let failing = app.create_webhook(&with_tenant(webhook("nul-fail", &nul_fail.url(), &["f.*"]), "acme")).await;
     let b = app.create_webhook(&with_tenant(webhook("other", &other.url(), &["*"]), "globex")).await;
+    app.create_webhook(&sentinel_webhook(&other.url_for("/sentinel"), Some("acme"))).await;
 
     let mut posts = Vec::new();
     for i in 0..10 {
@@ -97,13 +98,17 @@ async fn a_nul_in_an_answer_changes_nothing_for_anyone() {
         if done == 100 { Ok(list) } else { Err(format!("{done} of 100")) }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Every event above went through the dispatch queue before the
+    // sentinel (carried by globex's `*` webhook): a second request for any
+    // of them would come from a copy handled before it.
+    app.pass_sentinel(&other, Some("globex")).await;
     assert!(nul_ok.counts().values().all(|&n| n == 1), "each NUL delivery requested once: {:?}", nul_ok.counts());
     assert_eq!(nul_ok.total(), 10);
-    let per_id = other.requests().iter().fold(BTreeMap::<String, usize>::new(), |mut m, r| {
-        *m.entry(r.header("webhook-id").unwrap_or_default().to_owned()).or_default() += 1;
-        m
-    });
+    let per_id =
+        other.requests().iter().filter(|r| !is_sentinel(r)).fold(BTreeMap::<String, usize>::new(), |mut m, r| {
+            *m.entry(r.header("webhook-id").unwrap_or_default().to_owned()).or_default() += 1;
+            m
+        });
     assert_eq!(per_id.len(), b_delivered.len());
     assert!(per_id.values().all(|&n| n == 1), "the other tenant's deliveries were requested once each");
 
@@ -116,7 +121,11 @@ async fn a_nul_in_an_answer_changes_nothing_for_anyone() {
     })
     .await;
     let settled = app.settled_deliveries(&failing, 60).await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // No retries are configured: a request after the suspension could only
+    // come from a message still queued (an event, or a delivery handed to
+    // the deliveries queue while the webhook was at its cap). The sentinel,
+    // in the same tenant, goes through both queues behind them.
+    app.pass_sentinel(&other, Some("acme")).await;
     assert_eq!(nul_fail.total(), 50, "suspended after exactly 50 failed requests");
     assert_eq!(app.webhook(&failing).await["consecutiveFailures"], 50);
     let held = settled.iter().filter(|d| d["state"] == "suspended" && d["attemptCount"] == 0).count();
@@ -141,6 +150,10 @@ async fn suspension_after_exactly_fifty_under_two_workers() {
     futures_util::future::join_all(bodies.iter().map(|b| app.post_event(b))).await;
     let settled = app.settled_deliveries(&id, 40).await;
     assert!(settled.iter().all(|d| d["state"] == "suspended"), "{settled:?}");
+    // A time-based wait, not a sentinel: retries scheduled before the
+    // suspension (50 ms, plus jitter and the tier hops) may still be in the
+    // delay tiers, where no sentinel can overtake them; they come due well
+    // within this second and must be fenced, not sent.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let w = app.webhook(&id).await;
     assert_eq!((w["status"].clone(), w["consecutiveFailures"].clone()), (json!("suspended"), json!(50)));
@@ -168,6 +181,10 @@ async fn nothing_is_sent_after_a_410() {
     })
     .await;
     let settled = app.settled_deliveries(&id, 10).await;
+    // A time-based wait, not a sentinel: the retries scheduled by the 500s
+    // (1 s each, up to 20 % jitter) wait in the delay tiers, where no
+    // sentinel can overtake them; after 2 s every one has come due and must
+    // have been fenced by the suspension, not sent.
     tokio::time::sleep(Duration::from_secs(2)).await;
     // Requests answered 500 may still arrive between the count above and
     // the switch to 410 (retries, deliveries handed to the queue): what

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use hookline_core::RetrySchedule;
-use hookline_e2e::{Receiver, Reply, TestApp, WAIT, eventually, webhook};
+use hookline_e2e::{Receiver, Reply, TestApp, WAIT, eventually, sentinel_webhook, webhook};
 use serde_json::{Value, json};
 
 fn schedule(text: &str) -> RetrySchedule {
@@ -107,7 +107,12 @@ async fn suspension_manual_retry_and_recover() {
     let receiver = Receiver::start().await;
     receiver.set_status(500);
     let since = hookline_core::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::seconds(1));
-    let id = app.create_webhook(&webhook("fragile", &receiver.url(), &["*"])).await;
+    // `license.*`, not `*`: the sentinel below must not be held for it too.
+    let id = app.create_webhook(&webhook("fragile", &receiver.url(), &["license.*"])).await;
+    // The sentinel's own receiver keeps the counts below exact; its webhook
+    // is in the same tenant and goes through the same queues and worker.
+    let sentinels = Receiver::start().await;
+    app.create_webhook(&sentinel_webhook(&sentinels.url(), None)).await;
     for i in 0..50 {
         app.post_event(&json!({"event": "license.created", "data": {"i": i}, "id": format!("e{i:02}")})).await;
     }
@@ -124,7 +129,9 @@ async fn suspension_manual_retry_and_recover() {
         if held.len() == 1 { Ok(held[0].clone()) } else { Err(format!("{list}")) }
     })
     .await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The held event's dispatch is recorded; the sentinel, queued behind
+    // it, shows nothing it left in the queues sends a request.
+    app.pass_sentinel(&sentinels, None).await;
     assert_eq!(receiver.requests().len(), 50, "no request while suspended");
     assert_eq!(held["attemptCount"], 0);
 
@@ -216,6 +223,9 @@ async fn retries_survive_workers_stopping() {
     })
     .await;
     app.stop_workers().await;
+    // A time-based wait, not a sentinel (no worker runs to carry one): past
+    // the retry's due time (1 s after the failure, up to 20 % jitter), a
+    // running worker would have made it by now.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(receiver.requests().len(), 1, "no worker, no attempt");
     app.add_worker().await;

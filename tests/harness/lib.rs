@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 mod webdriver;
 
-pub use hookline_testkit::{Receiver, Reply, eventually};
+pub use hookline_testkit::{Received, Receiver, Reply, eventually};
 pub use webdriver::Browser as WebBrowser;
 
 /// The admin API key every test app accepts.
@@ -25,6 +25,17 @@ pub const TOKEN_SECRET: &str = "test-tenant-token-secret-0123456789";
 
 /// How long a test waits for something asynchronous to happen.
 pub const WAIT: Duration = Duration::from_secs(20);
+
+/// The event type of sentinel events (see [`TestApp::pass_sentinel`]).
+pub const SENTINEL: &str = "sentinel.passed";
+
+/// How long [`TestApp::pass_sentinel`] waits after its sentinel is through.
+/// A worker handles many messages of a queue at once, so one it took before
+/// the sentinel's may still be finishing when the sentinel arrives: a few
+/// database round trips and a local request. The slack covers that overlap,
+/// counted from a moment the pipeline is known to have moved past the
+/// earlier messages, not from an arbitrary earlier one.
+pub const SENTINEL_SLACK: Duration = Duration::from_millis(100);
 
 /// A running producer + worker pair and their private database and namespace.
 #[derive(Debug)]
@@ -275,6 +286,52 @@ impl TestApp {
         response.body
     }
 
+    /// Proves the worker has processed past everything sent before: posts a
+    /// sentinel event ([`SENTINEL`], for `tenant`, the default one when
+    /// `None`) and waits until `receiver` has it; then asks for a manual
+    /// retry of its delivery and waits until that arrives too; then waits
+    /// [`SENTINEL_SLACK`]. The event goes through the events exchange and
+    /// the dispatch queue, the retry through the deliveries queue, each
+    /// behind whatever was published there before it, and the worker takes
+    /// a queue's messages in order: an absence asserted afterwards is not
+    /// merely "not yet". It does not pass retries waiting in the delay
+    /// tiers: those come when they are due.
+    ///
+    /// The caller provides the webhook that carries it: one of `tenant`'s
+    /// on `receiver` subscribed to [`SENTINEL`] (`*`, or [`sentinel_webhook`]).
+    /// Its requests are told apart by [`is_sentinel`].
+    pub async fn pass_sentinel(&self, receiver: &Receiver, tenant: Option<&str>) {
+        let id = format!("sentinel-{}", hookline_testkit::unique_suffix());
+        let mut body = serde_json::json!({"event": SENTINEL, "data": {"sentinel": id}});
+        if let Some(tenant) = tenant {
+            body["tenant"] = serde_json::json!(tenant);
+        }
+        self.post_event(&body).await;
+        let carrying = |request: &Received| {
+            serde_json::from_slice::<Value>(&request.body).is_ok_and(|b| b["data"]["sentinel"] == id.as_str())
+        };
+        let delivery = eventually(WAIT, || async {
+            let first = receiver.requests().into_iter().find(|r| carrying(r));
+            first.and_then(|r| r.header("webhook-id").map(str::to_owned)).ok_or("the sentinel has not arrived")
+        })
+        .await;
+        // Its first attempt may be sent before it is recorded; a manual
+        // retry is taken once the delivery is recorded delivered.
+        eventually(WAIT, || async {
+            let detail = self.get(&format!("/v1/deliveries/{delivery}")).await.body;
+            if detail["state"] == "delivered" { Ok(()) } else { Err(format!("the sentinel's delivery: {detail}")) }
+        })
+        .await;
+        let retry = self.post(&format!("/v1/deliveries/{delivery}/retry"), &serde_json::json!({})).await;
+        assert_eq!(retry.status, 202, "manual retry of the sentinel: {:?}", retry.body);
+        eventually(WAIT, || async {
+            let arrived = receiver.requests().iter().filter(|r| r.header("webhook-id") == Some(&delivery)).count();
+            if arrived >= 2 { Ok(()) } else { Err("the sentinel's manual retry has not arrived") }
+        })
+        .await;
+        tokio::time::sleep(SENTINEL_SLACK).await;
+    }
+
     /// Stops both services and waits for them to exit cleanly.
     pub async fn stop(mut self) {
         self.shutdown.cancel();
@@ -300,4 +357,19 @@ pub fn webhook(name: &str, url: &str, events: &[&str]) -> Value {
         "events": events,
         "active": true,
     })
+}
+
+/// A webhook body subscribed to [`SENTINEL`] events only, at `receiver_url`
+/// (for [`TestApp::pass_sentinel`]), in `tenant` (the default when `None`).
+pub fn sentinel_webhook(receiver_url: &str, tenant: Option<&str>) -> Value {
+    let mut body = webhook("sentinel", receiver_url, &[SENTINEL]);
+    if let Some(tenant) = tenant {
+        body["tenant"] = serde_json::json!(tenant);
+    }
+    body
+}
+
+/// Whether a request carried a sentinel event (see [`TestApp::pass_sentinel`]).
+pub fn is_sentinel(request: &Received) -> bool {
+    serde_json::from_slice::<Value>(&request.body).is_ok_and(|b| b["event"] == SENTINEL)
 }
