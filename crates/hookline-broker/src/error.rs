@@ -18,6 +18,14 @@ pub enum Error {
     /// The message was acked or rejected already.
     #[error("the message was already settled")]
     AlreadySettled,
+    /// A broker node accepted the connection but did not complete the
+    /// handshake in time.
+    #[error("no AMQP handshake within {0:?}")]
+    HandshakeTimeout(std::time::Duration),
+    /// A broker address is not an AMQP URL (settings validate them, so
+    /// only a settings value built by hand gets here).
+    #[error("not a usable AMQP URL: {0}")]
+    Address(String),
 }
 
 /// The broker's result type.
@@ -27,8 +35,8 @@ impl Error {
     /// True when trying again (possibly after reconnecting) may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Amqp(_) | Self::Nacked => true,
-            Self::Unroutable(_) | Self::Malformed(_) | Self::AlreadySettled => false,
+            Self::Amqp(_) | Self::Nacked | Self::HandshakeTimeout(_) => true,
+            Self::Unroutable(_) | Self::Malformed(_) | Self::AlreadySettled | Self::Address(_) => false,
         }
     }
 }

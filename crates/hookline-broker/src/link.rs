@@ -2,6 +2,12 @@
 //! yet, noticing that a connection was lost, reconnecting with backoff until
 //! it works (or shutdown), and holding the current publisher, so services
 //! reconnect by themselves after a broker outage.
+//!
+//! With several broker addresses (the nodes of a cluster), every attempt
+//! tries each of them in turn. At start-up they are tried in the order given;
+//! a reconnect starts at a random one, so the services of a node that died
+//! spread over the others, and a dead first address does not cost every
+//! reconnect its timeout.
 
 use std::time::Duration;
 
@@ -11,7 +17,7 @@ use backon::{BackoffBuilder, ExponentialBuilder, Retryable};
 use lapin::Connection;
 use tokio_util::sync::CancellationToken;
 
-use crate::{AmqpSettings, Publisher, Topology, connect};
+use crate::{AmqpSettings, Publisher, Topology, connect, settings::connect_from};
 
 /// How often a connection's state is checked.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
@@ -28,14 +34,18 @@ fn backoff() -> impl Iterator<Item = Duration> {
 }
 
 /// Connects, retrying with backoff until it succeeds; `None` once `stop` is
-/// cancelled.
+/// cancelled. Each attempt tries every address, the first from a random one
+/// and each further attempt from the next.
 pub async fn connect_until(settings: &AmqpSettings, name: &str, stop: &CancellationToken) -> Option<Connection> {
     let mut delays = backoff();
+    // Any randomness will do: it only spreads reconnecting services.
+    let mut start = usize::try_from(uuid::Uuid::new_v4().as_u128() % 1024).unwrap_or_default();
     loop {
         let attempt = tokio::select! {
             () = stop.cancelled() => return None,
-            attempt = connect(settings, name) => attempt,
+            attempt = connect_from(settings, name, start) => attempt,
         };
+        start += 1;
         match attempt {
             Ok(connection) => return Some(connection),
             Err(e) => {

@@ -7,9 +7,21 @@
 //! <ns>.retries     queue: retries that are due
 //! <ns>.parked      queue: messages rejected as never processable (the work
 //!                  queues dead-letter into it)
-//! <ns>.delay.<ms>  delay tiers: classic queues whose messages expire after
-//!                  <ms> and dead-letter into <ns>.retries
+//! <ns>.delay.<ms>.quorum  delay tiers (quorum queues; `<ns>.delay.<ms>` when
+//!                  the queue type is classic): messages expire after <ms>
+//!                  and dead-letter into <ns>.retries
 //! ```
+//!
+//! Every queue has the type of `HOOKLINE_QUEUE_TYPE`: quorum queues (the
+//! default) are replicated on every node of a cluster and survive the loss
+//! of a minority of them; a quorum tier dead-letters at least once (a message
+//! leaves the tier only once `<ns>.retries` has confirmed it). Classic tiers,
+//! for single-node installs, are named without the suffix: the names the
+//! tiers had before they could be quorum queues, so the arguments of a queue
+//! under one name never change (redeclaring with others fails). An install
+//! upgraded from classic tiers leaves them behind; nothing is published to
+//! them any more and they empty themselves into `<ns>.retries` within their
+//! TTL (18.6 h at most), after which an operator may delete them.
 //!
 //! RabbitMQ expires messages only at a queue's head, so each tier holds one
 //! delay. Tiers grow by ×4 from 16 ms to about 18.6 h; a delay is spent by
@@ -111,9 +123,37 @@ impl Topology {
         queues
     }
 
-    /// The delay tier queue holding messages for `ms` milliseconds.
+    /// The delay tier queue holding messages for `ms` milliseconds; its
+    /// name says its type (see the module docs).
     pub fn tier_queue(&self, ms: u64) -> String {
-        format!("{}.delay.{ms}", self.namespace)
+        match self.queue_type {
+            QueueType::Quorum => format!("{}.delay.{ms}.quorum", self.namespace),
+            QueueType::Classic => format!("{}.delay.{ms}", self.namespace),
+        }
+    }
+
+    /// The arguments of the tier holding messages for `ms` milliseconds.
+    fn tier_args(&self, ms: u64) -> FieldTable {
+        let mut args = self.base_args();
+        // One TTL per tier, so the head is always the first to expire and
+        // expiry (which happens only at the head) is exact.
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
+        // Expired messages go back through the default exchange to the
+        // retries queue.
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(self.retries_queue().into()));
+        if self.queue_type == QueueType::Quorum {
+            // A quorum queue dead-letters at most once by default: a message
+            // whose republication is lost (the retries queue's leader
+            // moving) would be gone. At least once keeps it in the tier
+            // until the retries queue confirms it; a duplicate is fenced by
+            // the worker.
+            args.insert("x-dead-letter-strategy".into(), AMQPValue::LongString("at-least-once".into()));
+            // Required by at-least-once; with no length limit nothing is
+            // ever rejected.
+            args.insert("x-overflow".into(), AMQPValue::LongString("reject-publish".into()));
+        }
+        args
     }
 
     fn queue_args(&self) -> FieldTable {
@@ -134,11 +174,11 @@ impl Topology {
         args
     }
 
-    /// Arguments every queue but the tiers has: type and (tests) expiry.
+    /// Arguments every queue has: type and (tests) expiry.
     fn base_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         // Quorum queues (the default) replicate across a cluster and survive
-        // a node loss; on a single node they cost little at run time (and
+        // the loss of a minority of its nodes; on a single node they cost little at run time (and
         // are faster than classic durable queues for publish-with-confirms
         // on this hardware), but are slower to create and delete.
         args.insert("x-queue-type".into(), AMQPValue::LongString(self.queue_type.as_str().into()));
@@ -172,24 +212,7 @@ impl Topology {
         }
         channel.queue_declare(self.retries_queue().into(), durable, self.queue_args()).await?;
         for ms in TIERS_MS {
-            let mut args = FieldTable::default();
-            // Classic queues: every message in a tier has the same TTL, so
-            // expiry at the head is exact; dead-lettering from a classic queue
-            // needs no quorum dead-letter strategy.
-            args.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
-            args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(ms).unwrap_or(i64::MAX)));
-            // Expired messages go back through the default exchange to the
-            // retries queue.
-            args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
-            args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(self.retries_queue().into()));
-            if let Some(expires) = self.queue_expires {
-                // Tests only: a tier left unused that long goes, messages and all.
-                args.insert(
-                    "x-expires".into(),
-                    AMQPValue::LongLongInt(i64::try_from(expires.as_millis()).unwrap_or(i64::MAX)),
-                );
-            }
-            channel.queue_declare(self.tier_queue(ms).into(), durable, args).await?;
+            channel.queue_declare(self.tier_queue(ms).into(), durable, self.tier_args(ms)).await?;
         }
         channel
             .queue_bind(
@@ -219,8 +242,49 @@ mod tests {
         assert_eq!(t.deliveries_queue(), "t123.deliveries");
         assert_eq!(Topology::new("hookline").events_exchange(), "hookline.events");
         assert_eq!(t.retries_queue(), "t123.retries");
-        assert_eq!(t.tier_queue(64), "t123.delay.64");
+        assert_eq!(t.tier_queue(64), "t123.delay.64.quorum");
         assert_eq!(t.parked_queue(), "t123.parked");
+    }
+
+    /// Quorum tiers (the default) have names of their own, so an install
+    /// whose classic tiers exist declares them without a conflict; classic
+    /// tiers keep the names they always had. Metrics' role names are the
+    /// same for both.
+    #[test]
+    fn tier_names_follow_the_queue_type() {
+        use crate::{AmqpSettings, QueueType};
+        let classic = AmqpSettings { namespace: "t1".into(), queue_type: QueueType::Classic, ..Default::default() };
+        let classic = Topology::from_settings(&classic);
+        assert_eq!(classic.tier_queue(16), "t1.delay.16");
+        let quorum = Topology::new("t1");
+        assert_eq!(quorum.tier_queue(16), "t1.delay.16.quorum");
+        let roles = |t: &Topology| t.queues().into_iter().map(|(role, _)| role).collect::<Vec<_>>();
+        assert_eq!(roles(&classic), roles(&quorum));
+        assert!(roles(&quorum).contains(&"delay.16".to_owned()));
+        assert!(quorum.queues().contains(&("delay.16".to_owned(), "t1.delay.16.quorum".to_owned())));
+    }
+
+    /// A quorum tier dead-letters at least once (which needs
+    /// `reject-publish`); a classic one has neither argument.
+    #[test]
+    fn quorum_tiers_dead_letter_at_least_once() {
+        use lapin::types::AMQPValue;
+        let text = |args: &lapin::types::FieldTable, key: &str| match args.inner().get(key) {
+            Some(AMQPValue::LongString(s)) => Some(s.to_string()),
+            _ => None,
+        };
+        let quorum = Topology::new("t1").tier_args(64);
+        assert_eq!(text(&quorum, "x-queue-type").as_deref(), Some("quorum"));
+        assert_eq!(text(&quorum, "x-dead-letter-strategy").as_deref(), Some("at-least-once"));
+        assert_eq!(text(&quorum, "x-overflow").as_deref(), Some("reject-publish"));
+        assert_eq!(text(&quorum, "x-dead-letter-routing-key").as_deref(), Some("t1.retries"));
+        assert!(matches!(quorum.inner().get("x-message-ttl"), Some(AMQPValue::LongLongInt(64))));
+        let settings =
+            crate::AmqpSettings { namespace: "t1".into(), queue_type: crate::QueueType::Classic, ..Default::default() };
+        let classic = Topology::from_settings(&settings).tier_args(64);
+        assert_eq!(text(&classic, "x-queue-type").as_deref(), Some("classic"));
+        assert_eq!(text(&classic, "x-dead-letter-strategy"), None);
+        assert_eq!(text(&classic, "x-overflow"), None);
     }
 
     /// A delay goes to the largest tier that fits; under 16 ms it is due.

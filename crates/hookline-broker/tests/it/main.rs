@@ -143,3 +143,89 @@ async fn scheduled_message_waits_in_tiers() {
         break;
     }
 }
+
+/// An install upgraded from classic tiers (`<ns>.delay.<ms>`, declared by
+/// earlier versions with these arguments) declares its quorum tiers beside
+/// them without a conflict, and what waits in an old tier still comes out
+/// into the retries queue when it expires.
+#[tokio::test]
+async fn old_classic_tiers_drain_into_retries() {
+    use hookline_broker::lapin::{
+        BasicProperties,
+        options::{BasicPublishOptions, QueueDeclareOptions},
+        types::{AMQPValue, FieldTable},
+    };
+    let broker = TestBroker::new().await;
+    let settings = AmqpSettings {
+        url: broker.url().to_owned(),
+        namespace: broker.namespace().to_owned(),
+        queue_expires: Some(Duration::from_secs(60)),
+        queue_type: hookline_broker::QueueType::Quorum,
+    };
+    let connection = connect(&settings, "broker-it").await.expect("connect");
+    let topology = Topology::from_settings(&settings);
+    let channel = connection.create_channel().await.expect("channel");
+    let ns = broker.namespace();
+    for ms in hookline_broker::topology::TIERS_MS {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), AMQPValue::LongString("classic".into()));
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(i64::try_from(ms).expect("fits")));
+        args.insert("x-dead-letter-exchange".into(), AMQPValue::LongString("".into()));
+        args.insert("x-dead-letter-routing-key".into(), AMQPValue::LongString(format!("{ns}.retries").into()));
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(60_000));
+        let durable = QueueDeclareOptions { durable: true, ..QueueDeclareOptions::default() };
+        channel.queue_declare(format!("{ns}.delay.{ms}").into(), durable, args).await.expect("an old tier");
+    }
+    topology.declare(&channel).await.expect("quorum tiers beside the old classic ones");
+    assert_ne!(topology.tier_queue(64), format!("{ns}.delay.64"));
+
+    channel.confirm_select(Default::default()).await.expect("confirms");
+    let confirm = channel
+        .basic_publish(
+            "".into(),
+            format!("{ns}.delay.64").into(),
+            BasicPublishOptions::default(),
+            b"left behind",
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+        .expect("publish")
+        .await
+        .expect("confirm");
+    assert!(confirm.is_ack());
+    let mut subscription = Subscription::open(&connection, &topology.retries_queue(), "t", 1).await.expect("consume");
+    let Consumed { message, mut ack } = tokio::time::timeout(Duration::from_secs(10), subscription.next())
+        .await
+        .expect("out of the old tier in time")
+        .expect("open")
+        .expect("delivery");
+    assert_eq!(message.body, b"left behind");
+    ack.ack().await.expect("ack");
+}
+
+/// With several addresses, one that refuses (a stopped node) is skipped at
+/// once: connecting, and reconnecting from any starting address, reaches the
+/// live one.
+#[tokio::test]
+async fn a_dead_address_is_skipped() {
+    let broker = TestBroker::new().await;
+    let dead = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        listener.local_addr().expect("bound").port()
+    };
+    let settings = AmqpSettings {
+        url: format!("amqp://guest:guest@127.0.0.1:{dead}/%2f, {}", broker.url()),
+        namespace: broker.namespace().to_owned(),
+        ..AmqpSettings::default()
+    };
+    let started = std::time::Instant::now();
+    let connection = connect(&settings, "broker-it").await.expect("the second address");
+    assert!(connection.status().connected());
+    let stop = tokio_util::sync::CancellationToken::new();
+    for _ in 0..4 {
+        let again = hookline_broker::link::connect_until(&settings, "broker-it", &stop).await.expect("connects");
+        hookline_broker::link::close(&again, "done").await;
+    }
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    hookline_broker::link::close(&connection, "done").await;
+}
