@@ -125,6 +125,7 @@ async fn one_trace_per_event_across_services() {
     })
     .await;
     let request = trace.iter().find(|s| s.name == "POST /v1/events").expect("request span");
+    assert_eq!(trace.iter().filter(|s| s.name == "POST /v1/events").count(), 1, "one server span per request");
     assert_eq!(request.attributes.get("http.response.status_code").map(String::as_str), Some("202"));
     let dispatch = trace.iter().find(|s| s.name == "dispatch").expect("dispatch span");
     assert_eq!(dispatch.attributes.get("event_id").map(String::as_str), Some("traced-1"));

@@ -14,9 +14,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 use hookline_telemetry::metrics::{Counter, Exposition, Format, Gauge, Histogram, LATENCY_BUCKETS, LabelSet, Registry};
-use opentelemetry::trace::TraceContextExt as _;
 use prometheus_client::encoding::EncodeLabelSet;
-use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::state::AppState;
 
@@ -105,46 +103,20 @@ impl Default for ProducerMetrics {
     }
 }
 
-/// Reads a W3C `traceparent` (and `tracestate`) from request headers.
-struct HttpHeaders<'a>(&'a HeaderMap);
-
-impl opentelemetry::propagation::Extractor for HttpHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|v| v.to_str().ok())
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(header::HeaderName::as_str).collect()
-    }
-}
-
 /// The route template of a request, or `unmatched` (404s must not create a
 /// series per path a scanner tries).
 fn route_of(request: &Request) -> String {
     request.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_owned(), |p| p.as_str().to_owned())
 }
 
-/// Wraps every request: a server span (continuing a `traceparent` the
-/// client sent) and the request count and duration.
+/// Counts every request and its duration, by route template (the
+/// request's span is `web`'s `TraceLayer`).
 pub(crate) async fn observe(State(state): State<Arc<AppState>>, request: Request, next: Next) -> Response {
     let route = route_of(&request);
     let method = request.method().as_str().to_owned();
-    let span = tracing::info_span!(
-        "request",
-        otel.name = format!("{method} {route}"),
-        otel.kind = "server",
-        http.request.method = method.as_str(),
-        http.route = route.as_str(),
-        http.response.status_code = tracing::field::Empty,
-    );
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&HttpHeaders(request.headers())));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
-    }
     let started = std::time::Instant::now();
-    let response = tracing::Instrument::instrument(next.run(request), span.clone()).await;
+    let response = next.run(request).await;
     let status = response.status().as_u16();
-    span.record("http.response.status_code", status);
     let m = &state.metrics;
     let elapsed = started.elapsed().as_secs_f64();
     m.request_duration.observe(RouteLabels { route: route.clone(), method: method.clone() }, elapsed, None);
