@@ -8,19 +8,23 @@
 //! - [`TestDb`]: a fresh, uniquely named database per test, dropped afterwards.
 //! - [`TestBroker`]: a unique broker namespace per test.
 //! - [`PrivateBroker`]: a RabbitMQ node of one test's own, to stop and restart.
+//! - [`Cluster`]: a RabbitMQ cluster of one test's own, to lose a node of.
 //! - [`PrivatePostgres`]: a PostgreSQL cluster of one test's own, to restart.
 //! - [`Receiver`]: an in-process HTTP endpoint that records every request.
 //! - [`smoke`]: start a service binary, probe `/healthz`, stop it with SIGTERM.
 //! - [`eventually`]: polls a check until it passes or a deadline expires.
 
 mod broker;
+mod cluster;
 mod db;
 mod private_broker;
 mod private_postgres;
+mod rabbit_node;
 mod receiver;
 pub mod smoke;
 
 pub use broker::TestBroker;
+pub use cluster::Cluster;
 pub use db::TestDb;
 pub use private_broker::PrivateBroker;
 pub use private_postgres::PrivatePostgres;
