@@ -20,12 +20,10 @@
 //!   error type.
 //! - `state`: `AppState`, what every operation can reach.
 //! - `auth`: credentials and the `Caller` (an admin or one tenant).
-//! - `openapi`: the OpenAPI document served at `/openapi.json`.
 
 pub mod api;
 mod auth;
 mod metrics;
-mod openapi;
 mod ops;
 pub mod settings;
 pub mod startup;

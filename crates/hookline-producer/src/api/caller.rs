@@ -25,7 +25,7 @@ impl IntoResponse for Unauthorized {
     fn into_response(self) -> Response {
         let mut response = ApiError::new(
             StatusCode::UNAUTHORIZED,
-            "unauthorized",
+            crate::api::error::Code::Unauthorized,
             "missing or invalid credentials: send `Authorization: Bearer <API key or tenant token>`",
         )
         .into_response();

@@ -11,11 +11,14 @@ use axum::{
 use hookline_core::{DeliveryId, DeliveryState, format_timestamp};
 use hookline_store::{Attempt, Delivery, DeliveryFilter};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 use super::{
     ApiError, State,
     json::{AppJson, AppQuery},
+    openapi::{Conflict, Forbidden, NotFound},
     page::{Page, PageQuery},
+    schema,
     webhooks::{tenant, webhook_id},
 };
 use crate::{
@@ -32,18 +35,30 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/deliveries/{id}/retry", post(retry))
 }
 
-#[derive(Debug, Serialize)]
+/// One event to one webhook.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DeliveryDto {
+#[schema(as = Delivery)]
+pub(super) struct DeliveryDto {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(value_type = schema::TenantId)]
     tenant: String,
+    #[schema(value_type = schema::EventId)]
     event_id: String,
+    #[schema(value_type = schema::EventType)]
     event_type: String,
+    #[schema(format = Uuid)]
     webhook_id: String,
+    #[schema(value_type = schema::DeliveryStateName)]
     state: &'static str,
+    #[schema(minimum = 0)]
     attempt_count: i32,
+    #[schema(format = DateTime)]
     next_attempt_at: Option<String>,
+    #[schema(format = DateTime)]
     created_at: String,
+    #[schema(format = DateTime)]
     updated_at: String,
 }
 
@@ -64,26 +79,42 @@ impl From<Delivery> for DeliveryDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// One HTTP attempt of a delivery.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct AttemptDto {
+#[schema(as = Attempt)]
+pub(super) struct AttemptDto {
+    #[schema(format = Uuid)]
     id: String,
+    #[schema(minimum = 1)]
     attempt_no: i32,
+    #[schema(value_type = schema::TriggerName)]
     trigger: String,
+    #[schema(format = DateTime)]
     sent_at: String,
+    #[schema(format = DateTime)]
     received_at: Option<String>,
+    #[schema(minimum = 0)]
     duration_ms: i32,
+    /// The receiver's HTTP status, when it answered.
     status_code: Option<i32>,
+    /// Why there was no HTTP answer.
     error: Option<AttemptErrorDto>,
+    /// The start of the receiver's answer.
     response_excerpt: Option<String>,
     retry_reason: Option<String>,
+    #[schema(format = DateTime)]
     next_attempt_at: Option<String>,
     /// The attempt's trace (look it up in Tempo/Grafana), when tracing was on.
+    #[schema(pattern = "^[0-9a-f]{32}$")]
     trace_id: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct AttemptErrorDto {
+/// An attempt that got no HTTP answer.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AttemptError)]
+pub(super) struct AttemptErrorDto {
+    #[schema(value_type = schema::TransportErrorName)]
     kind: String,
     message: String,
 }
@@ -107,27 +138,45 @@ impl From<Attempt> for AttemptDto {
     }
 }
 
-#[derive(Debug, Serialize)]
+/// A delivery with its payload and every attempt.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct DeliveryDetailDto {
+#[schema(as = DeliveryDetail)]
+pub(super) struct DeliveryDetailDto {
     #[serde(flatten)]
     delivery: DeliveryDto,
     /// The exact body that was (or will be) POSTed, byte for byte.
+    #[schema(value_type = Value)]
     payload: Box<serde_json::value::RawValue>,
     attempts: Vec<AttemptDto>,
 }
 
 /// `?state=&event=` filters (with the paging parameters).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, IntoParams)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct DeliveryQuery {
+#[into_params(parameter_in = Query)]
+pub(super) struct DeliveryQuery {
+    /// Page size (default 50).
+    #[param(minimum = 1, maximum = 100)]
     limit: Option<i64>,
+    /// `nextCursor` of the previous page.
+    #[param(value_type = Option<uuid::Uuid>)]
     cursor: Option<String>,
+    /// Only this tenant's (admin).
+    #[param(value_type = Option<schema::TenantId>)]
     tenant: Option<String>,
+    #[param(value_type = Option<uuid::Uuid>)]
     webhook_id: Option<String>,
+    #[param(value_type = Option<schema::DeliveryStateName>)]
     state: Option<String>,
+    /// Only deliveries of this event type.
+    #[param(value_type = Option<schema::EventType>)]
     event: Option<String>,
+    /// Created at or after.
+    #[param(format = DateTime)]
     since: Option<String>,
+    /// Created before.
+    #[param(format = DateTime)]
     until: Option<String>,
 }
 
@@ -179,6 +228,8 @@ async fn query_page(
 }
 
 /// `GET /v1/deliveries`: every visible delivery, newest first, filtered.
+#[utoipa::path(get, path = "/v1/deliveries", operation_id = "listDeliveries", tag = "deliveries", params(DeliveryQuery),
+    responses((status = 200, description = "A page, newest first", body = Page<DeliveryDto>), (status = 403, response = Forbidden)))]
 async fn list(
     state: State,
     caller: Caller,
@@ -190,6 +241,9 @@ async fn list(
 
 /// `GET /v1/webhooks/{id}/deliveries`: one webhook's event log (`404` when
 /// the webhook is not the caller's, before the query is looked at).
+#[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "deliveries",
+    params(("id" = uuid::Uuid, Path, description = "The webhook's id"), DeliveryQuery),
+    responses((status = 200, description = "A page, newest first", body = Page<DeliveryDto>), (status = 404, response = NotFound)))]
 async fn list_for_webhook(
     state: State,
     caller: Caller,
@@ -201,6 +255,8 @@ async fn list_for_webhook(
     Ok(AppJson(query_page(&state, &caller, filter, &query.page()).await?))
 }
 
+#[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "getDelivery", tag = "deliveries", params(("id" = uuid::Uuid, Path, description = "The delivery's id")),
+    responses((status = 200, description = "The delivery", body = DeliveryDetailDto), (status = 404, response = NotFound)))]
 async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<DeliveryDetailDto>, ApiError> {
     let id = delivery_id(&id)?;
     let Detail { delivery, body, attempts } = ops::deliveries::get(&state, &caller, id).await?;
@@ -215,15 +271,29 @@ async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<Ap
     }))
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Queued {
+pub(super) struct Queued {
+    #[schema(format = Uuid)]
     delivery_id: String,
-    status: &'static str,
+    status: QueuedStatus,
+}
+
+/// A manual retry is only ever queued (its outcome shows in the log).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+enum QueuedStatus {
+    Queued,
 }
 
 /// `POST /v1/deliveries/{id}/retry`: one attempt now, whatever the webhook's
 /// health (a success makes it healthy). The attempt shows in the log.
+#[utoipa::path(post, path = "/v1/deliveries/{id}/retry", operation_id = "retryDelivery", tag = "deliveries", params(("id" = uuid::Uuid, Path, description = "The delivery's id")),
+    responses(
+        (status = 202, description = "Queued", body = Queued),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+    ))]
 async fn retry(
     state: State,
     caller: Caller,
@@ -231,7 +301,7 @@ async fn retry(
 ) -> Result<(StatusCode, AppJson<Queued>), ApiError> {
     let id = delivery_id(&id)?;
     ops::deliveries::retry(&state, &caller, id).await?;
-    Ok((StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: "queued" })))
+    Ok((StatusCode::ACCEPTED, AppJson(Queued { delivery_id: id.to_string(), status: QueuedStatus::Queued })))
 }
 
 /// A delivery id from a path; anything else is a delivery that does not exist.

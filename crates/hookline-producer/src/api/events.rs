@@ -5,8 +5,9 @@ use std::sync::Arc;
 use axum::{Router, http::StatusCode, routing::post};
 use hookline_broker::EventMessage;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
-use super::{ApiError, State, json::AppJson};
+use super::{ApiError, State, json::AppJson, openapi::Forbidden, schema};
 use crate::{auth::Caller, ops, state::AppState};
 
 pub(super) fn router() -> Router<Arc<AppState>> {
@@ -14,23 +15,47 @@ pub(super) fn router() -> Router<Arc<AppState>> {
 }
 
 /// `POST /v1/events` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct IngestEvent {
+pub(super) struct IngestEvent {
+    /// The event type, matched against each webhook's `events`.
+    #[schema(value_type = schema::EventType)]
     event: String,
+    /// The payload: a JSON object or array.
+    #[schema(schema_with = object_or_array)]
     data: serde_json::Value,
+    /// For idempotency: an event id seen before is ignored.
     #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(value_type = schema::EventId)]
     id: Option<String>,
+    /// When it happened (default: now).
     #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(format = DateTime, nullable = false)]
     triggered_at: Option<String>,
+    /// The tenant whose webhooks get it (a tenant token's own by default;
+    /// an admin's default is `default`).
     #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(value_type = schema::TenantId)]
     tenant: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
-struct Accepted {
+fn object_or_array() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new().schema_type(SchemaType::from_iter([Type::Object, Type::Array])).build()
+}
+
+/// The broker has the event.
+#[derive(Debug, Serialize, ToSchema)]
+pub(super) struct Accepted {
+    /// The event's id (the one given, or a generated one).
+    #[schema(value_type = schema::EventId)]
     id: String,
 }
+
+/// `POST /v1/events`: validated, published, confirmed by the broker, then
+/// answered; `503` when the broker did not take it.
+#[utoipa::path(post, path = "/v1/events", operation_id = "ingestEvent", tag = "events", request_body = IngestEvent,
+    responses((status = 202, description = "Accepted", body = Accepted), (status = 403, response = Forbidden)))]
 
 async fn ingest(
     state: State,

@@ -7,7 +7,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
-use super::ApiError;
+use super::{ApiError, error::Code};
 
 /// A JSON body in or out.
 #[derive(Debug, Clone, Copy, Default)]
@@ -44,7 +44,7 @@ where
         match axum::extract::Query::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Query(value)) => Ok(Self(value)),
             Err(rejection) => {
-                Err(ApiError::new(StatusCode::BAD_REQUEST, "invalid_query", strip_prefix(rejection.body_text())))
+                Err(ApiError::new(StatusCode::BAD_REQUEST, Code::InvalidQuery, strip_prefix(rejection.body_text())))
             }
         }
     }
@@ -64,9 +64,9 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let bytes = axum::body::Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+                ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::PayloadTooLarge, "the request body is too large")
             } else {
-                ApiError::new(e.status(), "bad_request", e.body_text())
+                ApiError::new(e.status(), Code::BadRequest, e.body_text())
             }
         })?;
         // No body at all is the absent body the API document allows; any
@@ -76,9 +76,9 @@ where
         }
         serde_json::from_slice(&bytes).map(Self).map_err(|e| match e.classify() {
             serde_json::error::Category::Data => {
-                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", e.to_string())
+                ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, e.to_string())
             }
-            _ => ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", e.to_string()),
+            _ => ApiError::new(StatusCode::BAD_REQUEST, Code::MalformedJson, e.to_string()),
         })
     }
 }
@@ -86,20 +86,20 @@ where
 fn rejection_to_error(rejection: JsonRejection) -> ApiError {
     match rejection {
         JsonRejection::JsonDataError(e) => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", strip_prefix(e.body_text()))
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, Code::InvalidBody, strip_prefix(e.body_text()))
         }
         JsonRejection::JsonSyntaxError(e) => {
-            ApiError::new(StatusCode::BAD_REQUEST, "malformed_json", strip_prefix(e.body_text()))
+            ApiError::new(StatusCode::BAD_REQUEST, Code::MalformedJson, strip_prefix(e.body_text()))
         }
         JsonRejection::MissingJsonContentType(_) => ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
+            Code::UnsupportedMediaType,
             "expected `Content-Type: application/json`",
         ),
         JsonRejection::BytesRejection(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the request body is too large")
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, Code::PayloadTooLarge, "the request body is too large")
         }
-        other => ApiError::new(other.status(), "bad_request", other.body_text()),
+        other => ApiError::new(other.status(), Code::BadRequest, other.body_text()),
     }
 }
 

@@ -13,6 +13,8 @@
 //! - `json`: the JSON and query extractors that route rejections through
 //!   [`ApiError`].
 //! - `page`: cursor pagination.
+//! - `openapi`: the OpenAPI document, generated from the handlers and DTOs;
+//!   `schema`: the constrained strings it names (what core's `parse` accepts).
 //! - `webhooks`, `deliveries`, `events`, `tenants`: the resources.
 //! - `health`: `/healthz` and `/readyz`.
 
@@ -22,7 +24,9 @@ pub mod error;
 mod events;
 mod health;
 pub(crate) mod json;
+mod openapi;
 mod page;
+mod schema;
 mod tenants;
 mod webhooks;
 
@@ -52,5 +56,5 @@ pub(crate) type State = axum::extract::State<Arc<AppState>>;
 /// routes: it describes the API, it grants nothing).
 async fn openapi() -> json::AppJson<&'static serde_json::Value> {
     static DOCUMENT: std::sync::OnceLock<serde_json::Value> = std::sync::OnceLock::new();
-    json::AppJson(DOCUMENT.get_or_init(crate::openapi::document))
+    json::AppJson(DOCUMENT.get_or_init(openapi::document))
 }

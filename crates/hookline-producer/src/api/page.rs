@@ -1,6 +1,7 @@
 //! Cursor pagination shared by the list routes.
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::ApiError;
 
@@ -36,11 +37,12 @@ impl PageQuery {
     }
 }
 
-/// A page of results; `nextCursor` is absent on the last page.
-#[derive(Debug, Serialize)]
+/// A page of results; `nextCursor` is null on the last page.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct Page<T> {
     pub(crate) data: Vec<T>,
+    /// Pass as `cursor` for the next page.
     pub(crate) next_cursor: Option<String>,
 }
 

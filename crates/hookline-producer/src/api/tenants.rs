@@ -13,11 +13,14 @@ use axum::{
 use hookline_core::{TenantId, format_timestamp};
 use hookline_store::TenantSummary;
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::{
     ApiError, State,
     json::{AppJson, AppQuery},
+    openapi::Forbidden,
     page::{Page, PageQuery},
+    schema,
 };
 use crate::{
     auth::Caller,
@@ -36,13 +39,20 @@ fn tenant_path(raw: &str) -> Result<TenantId, ApiError> {
     TenantId::parse(raw).map_err(|e| ApiError::invalid_field("tenant", e))
 }
 
-#[derive(Debug, Serialize)]
+/// A tenant and how its webhooks are doing.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct TenantDto {
+#[schema(as = Tenant)]
+pub(super) struct TenantDto {
+    #[schema(value_type = schema::TenantId)]
     tenant: String,
+    #[schema(minimum = 0)]
     webhooks: i64,
+    #[schema(minimum = 0)]
     healthy: i64,
+    #[schema(minimum = 0)]
     unhealthy: i64,
+    #[schema(minimum = 0)]
     suspended: i64,
 }
 
@@ -58,6 +68,12 @@ impl From<TenantSummary> for TenantDto {
     }
 }
 
+#[utoipa::path(get, path = "/v1/tenants", operation_id = "listTenants", tag = "tenants",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
+        ("cursor" = Option<schema::TenantId>, Query, description = "`nextCursor` of the previous page"),
+    ),
+    responses((status = 200, description = "A page, by name", body = Page<TenantDto>), (status = 403, response = Forbidden)))]
 async fn list(
     state: State,
     caller: Caller,
@@ -70,9 +86,12 @@ async fn list(
     Ok(AppJson(Page::new(tenants.into_iter().map(TenantDto::from).collect(), limit, |t| t.tenant.clone())))
 }
 
-#[derive(Debug, Serialize)]
+/// What deleting a tenant removed.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Removed {
+#[schema(as = TenantRemoved)]
+pub(super) struct Removed {
+    #[schema(value_type = schema::TenantId)]
     tenant: String,
     webhooks: u64,
     events: u64,
@@ -81,6 +100,10 @@ struct Removed {
     total: u64,
 }
 
+/// `DELETE /v1/tenants/{tenant}`: the tenant's webhooks, events, deliveries
+/// and attempts, all of them.
+#[utoipa::path(delete, path = "/v1/tenants/{tenant}", operation_id = "deleteTenant", tag = "tenants", params(("tenant" = schema::TenantId, Path)),
+    responses((status = 200, description = "Removed", body = Removed), (status = 403, response = Forbidden)))]
 async fn remove(state: State, caller: Caller, Path(tenant): Path<String>) -> Result<AppJson<Removed>, ApiError> {
     let admin = caller.admin()?;
     let tenant = tenant_path(&tenant)?;
@@ -95,21 +118,33 @@ async fn remove(state: State, caller: Caller, Path(tenant): Path<String>) -> Res
     }))
 }
 
-#[derive(Debug, Deserialize)]
+/// `POST /v1/tenants/{tenant}/tokens` body.
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct MintToken {
+pub(super) struct MintToken {
+    /// How long the token is valid: at most a day.
     #[serde(deserialize_with = "crate::api::json::integer")]
+    #[schema(minimum = 1, maximum = 86_400)]
     ttl_seconds: i64,
 }
 
-#[derive(Debug, Serialize)]
+/// A tenant token: a bearer credential for this tenant only.
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct Minted {
+#[schema(as = TenantToken)]
+pub(super) struct Minted {
     token: String,
+    #[schema(value_type = schema::TenantId)]
     tenant: String,
+    #[schema(format = DateTime)]
     expires_at: String,
 }
 
+/// `POST /v1/tenants/{tenant}/tokens`: a token for the tenant's own API
+/// calls and portal.
+#[utoipa::path(post, path = "/v1/tenants/{tenant}/tokens", operation_id = "mintTenantToken", tag = "tenants", params(("tenant" = schema::TenantId, Path)),
+    request_body = MintToken,
+    responses((status = 201, description = "Minted", body = Minted), (status = 403, response = Forbidden)))]
 async fn mint(
     state: State,
     caller: Caller,

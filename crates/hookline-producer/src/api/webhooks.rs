@@ -13,24 +13,27 @@ use axum::{
     http::StatusCode,
     routing::{get, post},
 };
-use hookline_core::{
-    EventFilters, SignatureScheme, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl, format_timestamp,
-    parse_timestamp,
-};
-use hookline_store::{Webhook, WebhookPatch};
+use hookline_core::{TenantId, WebhookId, format_timestamp, parse_timestamp};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+mod body;
+
+use body::{CreateWebhook, UpdateWebhook, WebhookDto, token};
 
 use super::{
     ApiError, State,
     json::{AppJson, AppQuery, OptionalJson},
+    openapi::{Forbidden, NotFound},
     page::{Page, PageQuery},
+    schema,
 };
 use crate::{
     auth::Caller,
     ops::{
         self,
         recover::{Recovering, Replay},
-        webhooks::{Draft, Grace, Issued},
+        webhooks::Grace,
     },
     state::AppState,
 };
@@ -44,121 +47,6 @@ pub(super) fn router() -> Router<Arc<AppState>> {
         .route("/webhooks/{id}/rotate-token", post(rotate_token))
 }
 
-/// `POST /v1/webhooks` body.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct CreateWebhook {
-    name: String,
-    url: String,
-    /// Generated (and shown once) when omitted.
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    token: Option<String>,
-    events: Vec<String>,
-    #[serde(default = "active_by_default")]
-    active: bool,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    tenant: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    signature_scheme: Option<String>,
-}
-
-fn active_by_default() -> bool {
-    true
-}
-
-/// `PATCH /v1/webhooks/{id}` body: every field optional.
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct UpdateWebhook {
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    name: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    url: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    token: Option<String>,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    events: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    active: Option<bool>,
-    #[serde(default, deserialize_with = "crate::api::json::present")]
-    signature_scheme: Option<String>,
-}
-
-/// A webhook as the API shows it: the token only masked.
-#[derive(Debug, Serialize)]
-#[serde(rename_all = "camelCase")]
-struct WebhookDto {
-    id: String,
-    tenant: String,
-    name: String,
-    url: String,
-    token: String,
-    signature_scheme: &'static str,
-    /// While a rotated-out token still signs beside the new one.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous_token_expires_at: Option<String>,
-    events: Vec<String>,
-    active: bool,
-    status: &'static str,
-    consecutive_failures: i32,
-    last_success_at: Option<String>,
-    last_failure_at: Option<String>,
-    suspended_at: Option<String>,
-    created_at: String,
-    updated_at: String,
-}
-
-impl From<Issued> for WebhookDto {
-    /// The token in full when Hookline has just generated it, else masked.
-    fn from(Issued { webhook, token_generated }: Issued) -> Self {
-        let full = token_generated.then(|| webhook.token.expose().to_owned());
-        let mut dto = Self::from(webhook);
-        if let Some(full) = full {
-            dto.token = full;
-        }
-        dto
-    }
-}
-
-impl From<Webhook> for WebhookDto {
-    fn from(w: Webhook) -> Self {
-        Self {
-            id: w.id.to_string(),
-            tenant: w.tenant.to_string(),
-            name: w.name.as_str().to_owned(),
-            url: w.url.as_str().to_owned(),
-            token: w.token.masked(),
-            signature_scheme: w.scheme.as_str(),
-            previous_token_expires_at: w.previous_token_expires_at.map(format_timestamp),
-            events: w.events.as_strings(),
-            active: w.active,
-            status: w.status.as_str(),
-            consecutive_failures: w.consecutive_failures,
-            last_success_at: w.last_success_at.map(format_timestamp),
-            last_failure_at: w.last_failure_at.map(format_timestamp),
-            suspended_at: w.suspended_at.map(format_timestamp),
-            created_at: format_timestamp(w.created_at),
-            updated_at: format_timestamp(w.updated_at),
-        }
-    }
-}
-
-fn name(raw: &str) -> Result<WebhookName, ApiError> {
-    WebhookName::parse(raw).map_err(|e| ApiError::invalid_field("name", e))
-}
-fn url(raw: &str) -> Result<WebhookUrl, ApiError> {
-    WebhookUrl::parse(raw).map_err(|e| ApiError::invalid_field("url", e))
-}
-fn token(raw: &str) -> Result<SigningToken, ApiError> {
-    SigningToken::parse(raw).map_err(|e| ApiError::invalid_field("token", e))
-}
-fn scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
-    SignatureScheme::parse(raw).map_err(|e| ApiError::invalid_field("signatureScheme", e))
-}
-fn events(raw: &[String]) -> Result<EventFilters, ApiError> {
-    EventFilters::parse(raw).map_err(|e| ApiError::invalid_field("events", e))
-}
-
 /// A `tenant` field or parameter.
 pub(super) fn tenant(raw: Option<&str>) -> Result<Option<TenantId>, ApiError> {
     raw.map(|t| TenantId::parse(t).map_err(|e| ApiError::invalid_field("tenant", e))).transpose()
@@ -170,37 +58,12 @@ pub(super) fn webhook_id(raw: &str) -> Result<WebhookId, ApiError> {
     raw.parse().map_err(|_| ApiError::not_found("webhook"))
 }
 
-impl TryFrom<CreateWebhook> for Draft {
-    type Error = ApiError;
-
-    fn try_from(body: CreateWebhook) -> Result<Self, ApiError> {
-        Ok(Self {
-            scheme: body.signature_scheme.as_deref().map(scheme).transpose()?.unwrap_or_default(),
-            token: body.token.as_deref().map(token).transpose()?,
-            tenant: tenant(body.tenant.as_deref())?,
-            name: name(&body.name)?,
-            url: url(&body.url)?,
-            events: events(&body.events)?,
-            active: body.active,
-        })
-    }
-}
-
-impl TryFrom<UpdateWebhook> for WebhookPatch {
-    type Error = ApiError;
-
-    fn try_from(body: UpdateWebhook) -> Result<Self, ApiError> {
-        Ok(Self {
-            name: body.name.as_deref().map(name).transpose()?,
-            url: body.url.as_deref().map(url).transpose()?,
-            token: body.token.as_deref().map(token).transpose()?,
-            scheme: body.signature_scheme.as_deref().map(scheme).transpose()?,
-            events: body.events.as_deref().map(events).transpose()?,
-            active: body.active,
-        })
-    }
-}
-
+#[utoipa::path(post, path = "/v1/webhooks", operation_id = "createWebhook", tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, description = "Created; the token in full when Hookline generated it", body = WebhookDto),
+        (status = 403, response = Forbidden),
+    ))]
 async fn create(
     state: State,
     caller: Caller,
@@ -210,6 +73,13 @@ async fn create(
     Ok((StatusCode::CREATED, AppJson(issued.into())))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks", operation_id = "listWebhooks", tag = "webhooks",
+    params(
+        ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
+        ("cursor" = Option<uuid::Uuid>, Query, description = "`nextCursor` of the previous page"),
+        ("tenant" = Option<schema::TenantId>, Query, description = "Only this tenant's (admin)"),
+    ),
+    responses((status = 200, description = "A page, by id", body = Page<WebhookDto>), (status = 403, response = Forbidden)))]
 async fn list(
     state: State,
     caller: Caller,
@@ -221,10 +91,15 @@ async fn list(
     Ok(AppJson(Page::new(webhooks.into_iter().map(WebhookDto::from).collect(), limit, |w| w.id.clone())))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "getWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
+    responses((status = 200, description = "The webhook", body = WebhookDto), (status = 404, response = NotFound)))]
 async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<WebhookDto>, ApiError> {
     Ok(AppJson(ops::webhooks::get(&state, &caller, webhook_id(&id)?).await?.into()))
 }
 
+#[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "updateWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
+    request_body = UpdateWebhook,
+    responses((status = 200, description = "The updated webhook", body = WebhookDto), (status = 404, response = NotFound)))]
 async fn update(
     state: State,
     caller: Caller,
@@ -235,41 +110,59 @@ async fn update(
     Ok(AppJson(ops::webhooks::update(&state, &caller, id, &body.try_into()?).await?.into()))
 }
 
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
+    responses((status = 204, description = "Deleted"), (status = 404, response = NotFound)))]
 async fn remove(state: State, caller: Caller, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     ops::webhooks::delete(&state, &caller, webhook_id(&id)?).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /v1/webhooks/{id}/resume`: healthy again, failure count cleared.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/resume", operation_id = "resumeWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
+    responses((status = 200, description = "The webhook, healthy", body = WebhookDto), (status = 404, response = NotFound)))]
 async fn resume(state: State, caller: Caller, Path(id): Path<String>) -> Result<AppJson<WebhookDto>, ApiError> {
     Ok(AppJson(ops::webhooks::resume(&state, &caller, webhook_id(&id)?).await?.into()))
 }
 
 /// `POST /v1/webhooks/{id}/recover` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct Recover {
+pub(super) struct Recover {
+    /// Deliveries created at or after this instant.
+    #[schema(format = DateTime)]
     since: String,
+    /// Deliveries created before this instant (default: now).
     #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(format = DateTime, nullable = false)]
     until: Option<String>,
+    /// Count, queue nothing.
     #[serde(default)]
     dry_run: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-struct RecoveringDto {
+#[schema(as = Recovering)]
+pub(super) struct RecoveringDto {
     /// Deliveries found in the window (at most 10,000 are queued per call).
     count: usize,
     /// Deliveries queued by this call (0 on a dry run).
     queued: usize,
     dry_run: bool,
     /// When the last queued delivery will be attempted, at the recover rate.
+    #[schema(format = DateTime)]
     finishes_at: Option<String>,
 }
 
 /// `POST /v1/webhooks/{id}/recover`: replays the failed and suspended
 /// deliveries created in [since, until), oldest first, at a bounded rate.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/recover", operation_id = "recoverWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
+    request_body = Recover,
+    responses(
+        (status = 200, description = "Dry run: counted, nothing queued", body = RecoveringDto),
+        (status = 202, description = "Queued", body = RecoveringDto),
+        (status = 404, response = NotFound),
+    ))]
 async fn recover(
     state: State,
     caller: Caller,
@@ -287,20 +180,29 @@ async fn recover(
 }
 
 /// `POST /v1/webhooks/{id}/rotate-token` body (may be empty).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
-struct RotateToken {
+pub(super) struct RotateToken {
     /// The new token; generated (and shown once) when omitted.
     #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(value_type = schema::SigningToken)]
     token: Option<String>,
     /// How long the old token keeps signing beside the new one (default a
     /// day, at most a week; 0 ends it at once).
     #[serde(default, deserialize_with = "crate::api::json::present_integer")]
+    #[schema(value_type = i64, minimum = 0, maximum = 604_800)]
     grace_seconds: Option<i64>,
 }
 
 /// `POST /v1/webhooks/{id}/rotate-token`: a new token; during the grace
 /// period every delivery carries a signature by each token.
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate-token", operation_id = "rotateWebhookToken", tag = "webhooks",
+    params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
+    request_body(content = Option<RotateToken>, description = "May be left out"),
+    responses(
+        (status = 200, description = "The webhook; the token in full when Hookline generated it", body = WebhookDto),
+        (status = 404, response = NotFound),
+    ))]
 async fn rotate_token(
     state: State,
     caller: Caller,
