@@ -114,8 +114,12 @@ async fn a_delivery_whose_event_message_is_gone_is_delivered() {
     let receiver = Receiver::start().await;
     let id = app.create_webhook(&webhook("steady", &receiver.url(), &["*"])).await;
     // What dispatch leaves behind when it records an event and its
-    // deliveries and then loses the event message: a minute ago.
-    let then = OffsetDateTime::now_utc() - time::Duration::minutes(1);
+    // deliveries and then loses the event message: 10 s ago. The worker
+    // scans new deliveries up to the dispatch lease plus the grace (at
+    // least 11 s here) before now, so the row is newer than what it has
+    // scanned already, however late it is inserted, and is found about a
+    // second later (plus twice the recent lateness, on a loaded machine).
+    let then = OffsetDateTime::now_utc() - time::Duration::seconds(10);
     let ts = uuid::Timestamp::from_unix(uuid::NoContext, u64::try_from(then.unix_timestamp()).expect("after 1970"), 0);
     let delivery = uuid::Uuid::new_v7(ts);
     let webhook_id = uuid::Uuid::parse_str(&id).expect("uuid");
