@@ -3,6 +3,7 @@
 //! integration test binary per crate").
 
 mod api;
+mod cluster;
 mod durability;
 mod faults;
 mod isolation;
