@@ -174,7 +174,10 @@ impl Modify for Conventions {
             .security(SecurityRequirement::default())
             .response(
                 "200",
-                ResponseBuilder::new().description("The metrics").content("text/plain", Content::default()),
+                ResponseBuilder::new()
+                    .description("The metrics")
+                    .content("text/plain", Content::default())
+                    .content("application/openmetrics-text", Content::default()),
             )
             .build();
         doc.paths.add_path_operation("/metrics", vec![HttpMethod::Get], metrics);
