@@ -22,7 +22,8 @@
 //!   the retry.
 //! - [`deliver`]: a delivery message → slot, share, fenced claim, probe
 //!   turn → an attempt.
-//! - [`fairness`]: the per-webhook in-flight cap.
+//! - [`fairness`]: the per-webhook in-flight cap and the per-account share.
+//! - [`known`]: what this worker last saw of each webhook (account, health).
 //! - [`outbound`]: the outbound HTTP client and one attempt over it.
 //! - [`metrics`]: what a worker counts, served at `/metrics`.
 //! - [`batch`]: group commit of the hot path's writes.
@@ -36,6 +37,7 @@ pub mod deliver;
 pub mod dispatch;
 mod early;
 pub mod fairness;
+pub mod known;
 pub mod metrics;
 pub mod outbound;
 pub mod reconcile;

@@ -34,7 +34,7 @@ pub struct Context {
     /// Per-account shares of the attempts.
     pub shares: crate::fairness::Shares,
     /// What this worker last saw of each webhook (account, health).
-    pub known: crate::fairness::Known,
+    pub known: crate::known::Known,
     /// Events being dispatched early here.
     pub(crate) underway: crate::early::Underway,
     /// Private ranges deliveries may go to anyway.
@@ -227,7 +227,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         request_timeout: settings.request_timeout,
         in_flight: crate::fairness::InFlight::new(settings.max_in_flight_per_webhook),
         shares: crate::fairness::Shares::new(settings.tenant_share()),
-        known: crate::fairness::Known::default(),
+        known: crate::known::Known::default(),
         underway: crate::early::Underway::default(),
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),

@@ -16,8 +16,8 @@ use utoipa::{IntoParams, ToSchema};
 use super::{
     ApiError, State,
     json::{AppJson, AppQuery},
+    listing::{ListQuery, Listing},
     openapi::{Conflict, Forbidden, NotFound},
-    page::{Page, PageQuery},
     schema,
     webhooks::{tenant, webhook_id},
 };
@@ -181,8 +181,8 @@ pub(super) struct DeliveryQuery {
 }
 
 impl DeliveryQuery {
-    fn page(&self) -> PageQuery {
-        PageQuery { limit: self.limit, cursor: self.cursor.clone(), tenant: None }
+    fn list_query(&self) -> ListQuery {
+        ListQuery { limit: self.limit, cursor: self.cursor.clone(), tenant: None }
     }
 
     /// The filters, validated; `tenant` is the one asked for (the operation
@@ -216,43 +216,43 @@ impl DeliveryQuery {
     }
 }
 
-async fn query_page(
+async fn list_deliveries(
     state: &State,
     caller: &Caller,
     filter: DeliveryFilter,
-    page: &PageQuery,
-) -> Result<Page<DeliveryDto>, ApiError> {
-    let limit = page.limit()?;
-    let deliveries = ops::deliveries::list(state, caller, filter, page.cursor()?, limit).await?;
-    Ok(Page::new(deliveries.into_iter().map(DeliveryDto::from).collect(), limit, |d| d.id.clone()))
+    query: &ListQuery,
+) -> Result<Listing<DeliveryDto>, ApiError> {
+    let limit = query.limit()?;
+    let deliveries = ops::deliveries::list(state, caller, filter, query.cursor()?, limit).await?;
+    Ok(Listing::new(deliveries.into_iter().map(DeliveryDto::from).collect(), limit, |d| d.id.clone()))
 }
 
 /// `GET /v1/deliveries`: every visible delivery, newest first, filtered.
 #[utoipa::path(get, path = "/v1/deliveries", operation_id = "listDeliveries", tag = "deliveries", params(DeliveryQuery),
-    responses((status = 200, description = "A page, newest first", body = Page<DeliveryDto>), (status = 403, response = Forbidden)))]
+    responses((status = 200, description = "A page, newest first", body = Listing<DeliveryDto>), (status = 403, response = Forbidden)))]
 async fn list(
     state: State,
     caller: Caller,
     AppQuery(query): AppQuery<DeliveryQuery>,
-) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
+) -> Result<AppJson<Listing<DeliveryDto>>, ApiError> {
     let filter = query.filter()?;
-    Ok(AppJson(query_page(&state, &caller, filter, &query.page()).await?))
+    Ok(AppJson(list_deliveries(&state, &caller, filter, &query.list_query()).await?))
 }
 
 /// `GET /v1/webhooks/{id}/deliveries`: one webhook's event log (`404` when
 /// the webhook is not the caller's, before the query is looked at).
 #[utoipa::path(get, path = "/v1/webhooks/{id}/deliveries", operation_id = "listWebhookDeliveries", tag = "deliveries",
     params(("id" = uuid::Uuid, Path, description = "The webhook's id"), DeliveryQuery),
-    responses((status = 200, description = "A page, newest first", body = Page<DeliveryDto>), (status = 404, response = NotFound)))]
+    responses((status = 200, description = "A page, newest first", body = Listing<DeliveryDto>), (status = 404, response = NotFound)))]
 async fn list_for_webhook(
     state: State,
     caller: Caller,
     Path(id): Path<String>,
     AppQuery(query): AppQuery<DeliveryQuery>,
-) -> Result<AppJson<Page<DeliveryDto>>, ApiError> {
+) -> Result<AppJson<Listing<DeliveryDto>>, ApiError> {
     let webhook = ops::webhooks::get(&state, &caller, webhook_id(&id)?).await?;
     let filter = DeliveryFilter { webhook: Some(webhook.id), ..query.filter()? };
-    Ok(AppJson(query_page(&state, &caller, filter, &query.page()).await?))
+    Ok(AppJson(list_deliveries(&state, &caller, filter, &query.list_query()).await?))
 }
 
 #[utoipa::path(get, path = "/v1/deliveries/{id}", operation_id = "getDelivery", tag = "deliveries", params(("id" = uuid::Uuid, Path, description = "The delivery's id")),

@@ -18,8 +18,8 @@ use utoipa::ToSchema;
 use super::{
     ApiError, State,
     json::{AppJson, AppQuery},
+    listing::{ListQuery, Listing},
     openapi::Forbidden,
-    page::{Page, PageQuery},
     schema,
 };
 use crate::{
@@ -73,17 +73,17 @@ impl From<TenantSummary> for TenantDto {
         ("limit" = Option<i64>, Query, minimum = 1, maximum = 100, description = "Page size (default 50)"),
         ("cursor" = Option<schema::TenantId>, Query, description = "`nextCursor` of the previous page"),
     ),
-    responses((status = 200, description = "A page, by name", body = Page<TenantDto>), (status = 403, response = Forbidden)))]
+    responses((status = 200, description = "A page, by name", body = Listing<TenantDto>), (status = 403, response = Forbidden)))]
 async fn list(
     state: State,
     caller: Caller,
-    AppQuery(query): AppQuery<PageQuery>,
-) -> Result<AppJson<Page<TenantDto>>, ApiError> {
+    AppQuery(query): AppQuery<ListQuery>,
+) -> Result<AppJson<Listing<TenantDto>>, ApiError> {
     let admin = caller.admin()?;
     let limit = query.limit()?;
     let after = query.cursor.as_deref().map(tenant_path).transpose()?;
     let tenants = ops::tenants::list(&state, admin, after.as_ref(), limit).await?;
-    Ok(AppJson(Page::new(tenants.into_iter().map(TenantDto::from).collect(), limit, |t| t.tenant.clone())))
+    Ok(AppJson(Listing::new(tenants.into_iter().map(TenantDto::from).collect(), limit, |t| t.tenant.clone())))
 }
 
 /// What deleting a tenant removed.

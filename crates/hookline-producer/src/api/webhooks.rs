@@ -24,8 +24,8 @@ use body::{CreateWebhook, UpdateWebhook, WebhookDto, token};
 use super::{
     ApiError, State,
     json::{AppJson, AppQuery, OptionalJson},
+    listing::{ListQuery, Listing},
     openapi::{Forbidden, NotFound},
-    page::{Page, PageQuery},
     schema,
 };
 use crate::{
@@ -79,16 +79,16 @@ async fn create(
         ("cursor" = Option<uuid::Uuid>, Query, description = "`nextCursor` of the previous page"),
         ("tenant" = Option<schema::TenantId>, Query, description = "Only this tenant's (admin)"),
     ),
-    responses((status = 200, description = "A page, by id", body = Page<WebhookDto>), (status = 403, response = Forbidden)))]
+    responses((status = 200, description = "A page, by id", body = Listing<WebhookDto>), (status = 403, response = Forbidden)))]
 async fn list(
     state: State,
     caller: Caller,
-    AppQuery(query): AppQuery<PageQuery>,
-) -> Result<AppJson<Page<WebhookDto>>, ApiError> {
+    AppQuery(query): AppQuery<ListQuery>,
+) -> Result<AppJson<Listing<WebhookDto>>, ApiError> {
     let limit = query.limit()?;
     let tenant = tenant(query.tenant.as_deref())?;
     let webhooks = ops::webhooks::list(&state, &caller, tenant, query.cursor()?, limit).await?;
-    Ok(AppJson(Page::new(webhooks.into_iter().map(WebhookDto::from).collect(), limit, |w| w.id.clone())))
+    Ok(AppJson(Listing::new(webhooks.into_iter().map(WebhookDto::from).collect(), limit, |w| w.id.clone())))
 }
 
 #[utoipa::path(get, path = "/v1/webhooks/{id}", operation_id = "getWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),

@@ -1,4 +1,5 @@
-//! Cursor pagination shared by the list routes.
+//! Cursor pagination shared by the list routes: a listing is one page of
+//! results (on the wire `data` and `nextCursor`), not a portal page.
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -12,13 +13,13 @@ const MAX_LIMIT: i64 = 100;
 /// `?limit=&cursor=` on every list route.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub(crate) struct PageQuery {
+pub(crate) struct ListQuery {
     pub(crate) limit: Option<i64>,
     pub(crate) cursor: Option<String>,
     pub(crate) tenant: Option<String>,
 }
 
-impl PageQuery {
+impl ListQuery {
     /// The requested page size, validated.
     pub(crate) fn limit(&self) -> Result<i64, ApiError> {
         match self.limit {
@@ -40,13 +41,13 @@ impl PageQuery {
 /// A page of results; `nextCursor` is null on the last page.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Page<T> {
+pub(crate) struct Listing<T> {
     pub(crate) data: Vec<T>,
     /// Pass as `cursor` for the next page.
     pub(crate) next_cursor: Option<String>,
 }
 
-impl<T> Page<T> {
+impl<T> Listing<T> {
     /// A page from a result fetched with `limit`; a full page has a next cursor.
     pub(crate) fn new(data: Vec<T>, limit: i64, cursor_of: impl Fn(&T) -> String) -> Self {
         let full = usize::try_from(limit).is_ok_and(|l| data.len() == l);
