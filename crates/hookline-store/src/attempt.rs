@@ -115,6 +115,36 @@ fn corrupt(table: &'static str) -> impl Fn(&dyn std::fmt::Display) -> Error {
     move |e| Error::corrupt(table, e)
 }
 
+/// The columns of a batch of attempts, as the statements that record them
+/// take them (one array per column, one element per attempt).
+pub(crate) struct AttemptColumns<'a> {
+    pub(crate) deliveries: Vec<Uuid>,
+    pub(crate) ids: Vec<Uuid>,
+    pub(crate) triggers: Vec<&'a str>,
+    pub(crate) sent: Vec<OffsetDateTime>,
+    pub(crate) received: Vec<Option<OffsetDateTime>>,
+    pub(crate) durations: Vec<i32>,
+    pub(crate) statuses: Vec<Option<i32>>,
+    pub(crate) excerpts: Vec<Option<&'a str>>,
+    pub(crate) traces: Vec<Option<&'a str>>,
+}
+
+impl<'a> AttemptColumns<'a> {
+    pub(crate) fn of(attempts: impl Iterator<Item = &'a NewAttempt> + Clone) -> Self {
+        Self {
+            deliveries: attempts.clone().map(|a| a.delivery_id.as_uuid()).collect(),
+            ids: attempts.clone().map(|a| a.id.as_uuid()).collect(),
+            triggers: attempts.clone().map(|a| a.trigger.as_str()).collect(),
+            sent: attempts.clone().map(|a| a.sent_at).collect(),
+            received: attempts.clone().map(|a| a.received_at).collect(),
+            durations: attempts.clone().map(|a| a.duration_ms).collect(),
+            statuses: attempts.clone().map(|a| a.status_code).collect(),
+            excerpts: attempts.clone().map(|a| a.response_excerpt.as_deref()).collect(),
+            traces: attempts.map(|a| a.trace_id.as_deref()).collect(),
+        }
+    }
+}
+
 impl Store {
     /// Records a batch of successful attempts in one statement: each
     /// delivery delivered, its attempt
@@ -132,15 +162,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Vec<Option<i32>>> {
         let client = self.pool.get().await?;
-        let deliveries: Vec<Uuid> = attempts.iter().map(|a| a.delivery_id.as_uuid()).collect();
-        let ids: Vec<Uuid> = attempts.iter().map(|a| a.id.as_uuid()).collect();
-        let triggers: Vec<&str> = attempts.iter().map(|a| a.trigger.as_str()).collect();
-        let sent: Vec<OffsetDateTime> = attempts.iter().map(|a| a.sent_at).collect();
-        let received: Vec<Option<OffsetDateTime>> = attempts.iter().map(|a| a.received_at).collect();
-        let durations: Vec<i32> = attempts.iter().map(|a| a.duration_ms).collect();
-        let statuses: Vec<Option<i32>> = attempts.iter().map(|a| a.status_code).collect();
-        let excerpts: Vec<Option<&str>> = attempts.iter().map(|a| a.response_excerpt.as_deref()).collect();
-        let traces: Vec<Option<&str>> = attempts.iter().map(|a| a.trace_id.as_deref()).collect();
+        let c = AttemptColumns::of(attempts.iter());
         let mark_tenants: Vec<&str> = dispatched.iter().map(|e| e.tenant.as_str()).collect();
         let mark_ids: Vec<&str> = dispatched.iter().map(|e| e.id.as_str()).collect();
         let rows = client
@@ -176,15 +198,15 @@ impl Store {
                     ))
                     .await?,
                 &[
-                    &deliveries,
-                    &ids,
-                    &triggers,
-                    &sent,
-                    &received,
-                    &durations,
-                    &statuses,
-                    &excerpts,
-                    &traces,
+                    &c.deliveries,
+                    &c.ids,
+                    &c.triggers,
+                    &c.sent,
+                    &c.received,
+                    &c.durations,
+                    &c.statuses,
+                    &c.excerpts,
+                    &c.traces,
                     &now,
                     &mark_tenants,
                     &mark_ids,
@@ -193,7 +215,7 @@ impl Store {
             .await?;
         let numbers: HashMap<Uuid, i32> =
             rows.iter().map(|r| Ok((r.try_get(0)?, r.try_get(1)?))).collect::<Result<_>>()?;
-        Ok(deliveries.iter().map(|d| numbers.get(d).copied()).collect())
+        Ok(c.deliveries.iter().map(|d| numbers.get(d).copied()).collect())
     }
 
     /// Records a failed attempt. Under row locks on the delivery and its

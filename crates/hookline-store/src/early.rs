@@ -15,6 +15,7 @@ use uuid::Uuid;
 
 use crate::{
     FreshDelivery, NewAttempt, NewEvent, Result, Store,
+    attempt::AttemptColumns,
     event::{EventColumns, insert_events},
     fanout::active_webhooks,
 };
@@ -92,15 +93,7 @@ impl Store {
         let events: Vec<&str> = attempts().map(|(e, _, _)| e.id.as_str()).collect();
         let types: Vec<&str> = attempts().map(|(e, _, _)| e.event_type.as_str()).collect();
         let webhooks: Vec<Uuid> = attempts().map(|(_, w, _)| w.as_uuid()).collect();
-        let deliveries: Vec<Uuid> = attempts().map(|(_, _, a)| a.delivery_id.as_uuid()).collect();
-        let ids: Vec<Uuid> = attempts().map(|(_, _, a)| a.id.as_uuid()).collect();
-        let triggers: Vec<&str> = attempts().map(|(_, _, a)| a.trigger.as_str()).collect();
-        let sent: Vec<OffsetDateTime> = attempts().map(|(_, _, a)| a.sent_at).collect();
-        let received: Vec<Option<OffsetDateTime>> = attempts().map(|(_, _, a)| a.received_at).collect();
-        let durations: Vec<i32> = attempts().map(|(_, _, a)| a.duration_ms).collect();
-        let statuses: Vec<Option<i32>> = attempts().map(|(_, _, a)| a.status_code).collect();
-        let excerpts: Vec<Option<&str>> = attempts().map(|(_, _, a)| a.response_excerpt.as_deref()).collect();
-        let traces: Vec<Option<&str>> = attempts().map(|(_, _, a)| a.trace_id.as_deref()).collect();
+        let c = AttemptColumns::of(attempts().map(|(_, _, a)| a));
         let rows = client
             .query(
                 &client
@@ -149,15 +142,15 @@ impl Store {
                     &events,
                     &types,
                     &webhooks,
-                    &deliveries,
-                    &ids,
-                    &triggers,
-                    &sent,
-                    &received,
-                    &durations,
-                    &statuses,
-                    &excerpts,
-                    &traces,
+                    &c.deliveries,
+                    &c.ids,
+                    &c.triggers,
+                    &c.sent,
+                    &c.received,
+                    &c.durations,
+                    &c.statuses,
+                    &c.excerpts,
+                    &c.traces,
                 ],
             )
             .await?;
