@@ -8,15 +8,20 @@ use hookline_broker::{
 use hookline_core::DeliveryId;
 use hookline_testkit::TestBroker;
 
-async fn setup() -> (TestBroker, hookline_broker::lapin::Connection, Topology) {
-    let broker = TestBroker::new().await;
-    let settings = AmqpSettings {
+/// Settings for `broker`'s namespace with quorum queues, the production
+/// default, so the quorum path is exercised here.
+fn quorum_settings(broker: &TestBroker) -> AmqpSettings {
+    AmqpSettings {
         url: broker.url().to_owned(),
         namespace: broker.namespace().to_owned(),
         queue_expires: Some(Duration::from_secs(60)),
-        // The production default, so the quorum path is exercised here.
         queue_type: hookline_broker::QueueType::Quorum,
-    };
+    }
+}
+
+async fn setup() -> (TestBroker, hookline_broker::lapin::Connection, Topology) {
+    let broker = TestBroker::new().await;
+    let settings = quorum_settings(&broker);
     let connection = connect(&settings, "broker-it").await.expect("connect");
     let topology = Topology::from_settings(&settings);
     let channel = connection.create_channel().await.expect("channel");
@@ -156,12 +161,7 @@ async fn old_classic_tiers_drain_into_retries() {
         types::{AMQPValue, FieldTable},
     };
     let broker = TestBroker::new().await;
-    let settings = AmqpSettings {
-        url: broker.url().to_owned(),
-        namespace: broker.namespace().to_owned(),
-        queue_expires: Some(Duration::from_secs(60)),
-        queue_type: hookline_broker::QueueType::Quorum,
-    };
+    let settings = quorum_settings(&broker);
     let connection = connect(&settings, "broker-it").await.expect("connect");
     let topology = Topology::from_settings(&settings);
     let channel = connection.create_channel().await.expect("channel");
