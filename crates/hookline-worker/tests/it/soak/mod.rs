@@ -8,8 +8,8 @@
 //! everything accepted is delivered.
 //!
 //! - `HOOKLINE_SOAK_SECS`: how long the load runs; 90 by default so CI runs
-//!   it, 300 for the full run. The full run outlasts nextest's slow-timeout
-//!   (3 × 60 s in `.config/nextest.toml`), so run it with cargo's harness:
+//!   it, 300 for the full run. The full run outlasts nextest's limit
+//!   (7 × 60 s in `.config/nextest.toml`), so run it with cargo's harness:
 //!   `HOOKLINE_SOAK_SECS=300 cargo test -p hookline-worker --test it soak -- --nocapture`.
 //! - `HOOKLINE_SOAK_SEED`: the seed of the fault sequence (default: from the
 //!   clock); printed at the start, so a run can be repeated.
@@ -64,15 +64,18 @@ const RATE_PER_S: u64 = 60;
 const FAULT_GAP: Duration = Duration::from_secs(20);
 
 /// How long the test waits for everything to be delivered after the load.
-const DRAIN_WAIT: Duration = Duration::from_secs(120);
+/// A CI run of 2026-11-30 (a 20 s broker outage on a loaded machine) was
+/// still draining steadily, 426 first attempts of the flaky webhook left,
+/// when 120 s ran out: the flaky webhook's serial probes are the pace.
+const DRAIN_WAIT: Duration = Duration::from_secs(200);
 
 /// Under nextest, the test ends by itself this long after it started:
-/// nextest terminates this test after 6 × 60 s (`.config/nextest.toml`)
+/// nextest terminates this test after 7 × 60 s (`.config/nextest.toml`)
 /// without running its destructors, which would leave the private RabbitMQ
 /// node and Postgres cluster running and lose the diagnostics. The drain
 /// wait is cut short to fit, leaving time for the checks and the workers'
 /// SIGTERM.
-const NEXTEST_BUDGET: Duration = Duration::from_secs(300);
+const NEXTEST_BUDGET: Duration = Duration::from_secs(350);
 
 /// What every soak worker gets.
 const WORKER_VARS: [(&str, &str); 10] = [
