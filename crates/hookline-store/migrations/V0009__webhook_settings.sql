@@ -1,0 +1,31 @@
+-- Per-webhook settings of issue 19: extra request headers, a rate limit
+-- shared by every worker, and recovery probes for a suspended webhook.
+
+-- `headers` is a JSON array of {"name", "value", "secret"}; a secret value
+-- is sealed like the token (`secret.rs`), never stored in plaintext.
+-- `rate_limit` is requests per second across all workers (NULL: none).
+-- `recovery_probe`: while suspended, send a signed `hookline.probe` on a
+-- backoff and resume on the first 2xx; `recovery_replay`: also recover what
+-- was held while suspended. `recovery_next_at` / `recovery_interval_ms` are
+-- the probe's schedule (NULL while the webhook is not suspended).
+ALTER TABLE webhooks
+    ADD COLUMN headers              jsonb   NOT NULL DEFAULT '[]',
+    ADD COLUMN rate_limit           integer CHECK (rate_limit IS NULL OR rate_limit > 0),
+    ADD COLUMN recovery_probe       boolean NOT NULL DEFAULT false,
+    ADD COLUMN recovery_replay      boolean NOT NULL DEFAULT false,
+    ADD COLUMN recovery_next_at     timestamptz,
+    ADD COLUMN recovery_interval_ms integer;
+
+-- Suspended webhooks whose probe is due: the probe loop's only read.
+CREATE INDEX webhooks_recovery_due_idx ON webhooks (recovery_next_at)
+    WHERE recovery_probe AND status = 'suspended';
+
+-- The shared rate limiter: one row per rate-limited webhook, the current
+-- one-second window (Unix seconds) and the requests taken in it. A worker
+-- takes permits with one conditional upsert before each request; the row is
+-- small and updated in place (HOT: no indexed column changes).
+CREATE TABLE webhook_rate_windows (
+    webhook_id uuid    PRIMARY KEY REFERENCES webhooks (id) ON DELETE CASCADE,
+    window_s   bigint  NOT NULL,
+    used       integer NOT NULL
+) WITH (fillfactor = 50);
