@@ -10,7 +10,8 @@
 //! - [`id`]: `WebhookId`, `DeliveryId`, `AttemptId`.
 //! - [`event`]: `EventType`, `EventId`, `TenantId`, and `Event`, the signed
 //!   envelope with its canonical bytes.
-//! - [`filter`]: subscription patterns (`license.created`, `license.*`, `*`).
+//! - [`filter`]: subscription patterns (`license.created`, `license.*`, `*`;
+//!   `*` leaves out Hookline's own `hookline.*` events).
 //! - [`webhook`]: a webhook's fields (`WebhookName`, `WebhookUrl`,
 //!   `SigningToken`) and states (`HealthStatus`, `DeliveryState`).
 //! - [`fence`]: which delivery message may act on a delivery (due times,
@@ -39,7 +40,7 @@ pub mod webhook;
 pub use destination::{AllowList, Blocked, InvalidIpRange, IpRange};
 pub use event::{
     Event, EventId, EventType, InvalidEventData, InvalidEventId, InvalidEventType, InvalidTenantId, InvalidTimestamp,
-    TenantId, format_timestamp, parse_timestamp, validate_data,
+    RESERVED_NAMESPACE, TenantId, format_timestamp, is_reserved, parse_timestamp, validate_data,
 };
 pub use fence::{Fence, Waiting};
 pub use filter::{EventFilter, EventFilters, InvalidEventFilter, InvalidEventFilters};

@@ -57,6 +57,19 @@ pub(crate) fn check_segments(text: &str) -> Result<(), InvalidEventType> {
     Ok(())
 }
 
+/// The first segment of Hookline's own (operational) event types, such as
+/// `hookline.webhook.suspended`.
+pub const RESERVED_NAMESPACE: &str = "hookline";
+
+/// Whether `text` is in Hookline's own namespace: its first dot-separated
+/// segment is [`RESERVED_NAMESPACE`], in any case (`hookline.webhook.x`,
+/// `Hookline.x`, `hookline`). Tenants may not send such events, and `*`
+/// does not match them.
+pub fn is_reserved(text: &str) -> bool {
+    let first = text.split('.').next().unwrap_or(text);
+    first.eq_ignore_ascii_case(RESERVED_NAMESPACE)
+}
+
 /// An event type such as `license.created`, `license.expiresAt.updated` or
 /// `license.expiring-soon`: dot-separated segments of ASCII letters, digits,
 /// `_` and `-`.
@@ -68,6 +81,11 @@ impl EventType {
     pub fn parse(text: &str) -> Result<Self, InvalidEventType> {
         check_segments(text)?;
         Ok(Self(text.to_owned()))
+    }
+
+    /// Whether it is one of Hookline's own types (see [`is_reserved`]).
+    pub fn is_reserved(&self) -> bool {
+        is_reserved(&self.0)
     }
 
     /// The text.

@@ -33,6 +33,18 @@ fn event_type_errors_are_specific() {
     assert!(matches!(EventType::parse("a b"), Err(InvalidEventType::BadCharacter { bad: ' ', .. })));
 }
 
+/// Hookline's own namespace is the first segment `hookline`, in any case,
+/// and nothing else.
+#[test]
+fn reserved_namespace() {
+    for reserved in ["hookline.webhook.suspended", "hookline.probe", "hookline", "Hookline.x", "HOOKLINE.webhook.y"] {
+        assert!(EventType::parse(reserved).expect("valid").is_reserved(), "{reserved}");
+    }
+    for open in ["license.created", "hooklines.x", "my.hookline.x", "hook.line", "hookline-x.y", "hookline_x"] {
+        assert!(!EventType::parse(open).expect("valid").is_reserved(), "{open}");
+    }
+}
+
 /// Event ids: 1–128 of a safe character set; generated ids are prefixed.
 #[test]
 fn event_ids() {

@@ -3,7 +3,15 @@
 //! A pattern is an exact event type (`license.created`), a prefix pattern
 //! ending in `.*` (`license.*` matches `license.created` and
 //! `license.expiresAt.updated`, but not `license` or `licenses.created`), or
-//! `*` alone, which matches every event.
+//! `*` alone, which matches every event but Hookline's own.
+//!
+//! Hookline's own (operational) events, `hookline.webhook.suspended` and
+//! the like (see [`crate::event::is_reserved`]), go only to webhooks that
+//! ask for them by name: an exact type or a prefix pattern in the
+//! `hookline` namespace (`hookline.*`, `hookline.webhook.*`). `*` never
+//! matches them, so a webhook that takes "everything" is not sent news of
+//! its own failures, and a prefix pattern outside the namespace cannot
+//! match them by construction.
 
 use std::fmt;
 
@@ -67,7 +75,7 @@ impl EventFilter {
     pub fn matches(&self, event_type: &EventType) -> bool {
         let candidate = event_type.as_str();
         match self.kind {
-            Kind::All => true,
+            Kind::All => !event_type.is_reserved(),
             Kind::Exact => candidate == self.text,
             // `license.*` keeps `license.`; the event must start with it and
             // have at least one more (non-empty, by EventType's rules) segment.

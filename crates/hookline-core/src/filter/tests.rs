@@ -27,6 +27,31 @@ fn matching() {
     check("activation.created", "activation.created", true);
 }
 
+/// Hookline's own events match only patterns that name them: `*` and
+/// patterns outside the `hookline` namespace never do.
+#[test]
+fn operational_events_need_an_explicit_subscription() {
+    for event in ["hookline.webhook.suspended", "hookline.webhook.unhealthy", "hookline.webhook.recovered"] {
+        check("*", event, false);
+        check("hookline.*", event, true);
+        check("hookline.webhook.*", event, true);
+        check("license.*", event, false);
+        check("webhook.*", event, false);
+        check("hooklines.*", event, false);
+    }
+    check("hookline.webhook.suspended", "hookline.webhook.suspended", true);
+    check("hookline.webhook.suspended", "hookline.webhook.disabled", false);
+    check("hookline.webhook.*", "hookline.probe", false);
+    check("*", "hookline", false);
+    check("*", "Hookline.webhook.suspended", false);
+    check("hookline.*", "Hookline.webhook.suspended", false);
+    check("*", "hooklines.created", true);
+    check("*", "my.hookline.event", true);
+    let filters = EventFilters::parse(["*", "hookline.webhook.disabled"]).expect("valid");
+    assert!(filters.matches(&EventType::parse("hookline.webhook.disabled").expect("valid")));
+    assert!(!filters.matches(&EventType::parse("hookline.webhook.suspended").expect("valid")));
+}
+
 /// Invalid patterns are refused with a reason.
 #[test]
 fn invalid_patterns() {
@@ -54,13 +79,13 @@ fn lists() {
 }
 
 proptest::proptest! {
-    /// `*` matches every valid event type; a type matches its own exact
+    /// `*` matches every valid event type outside Hookline's namespace; a type matches its own exact
     /// pattern and the prefix pattern of its first segment when it has more.
     #[test]
     fn wildcards_cover_their_types(segments in proptest::collection::vec("[a-zA-Z0-9_-]{1,8}", 1..5)) {
         let text = segments.join(".");
         let event_type = EventType::parse(&text).expect("generated types are valid");
-        proptest::prop_assert!(EventFilter::parse("*").expect("valid").matches(&event_type));
+        proptest::prop_assert_eq!(EventFilter::parse("*").expect("valid").matches(&event_type), !event_type.is_reserved());
         proptest::prop_assert!(EventFilter::parse(&text).expect("valid").matches(&event_type));
         let prefix = EventFilter::parse(&format!("{}.*", segments[0])).expect("valid");
         proptest::prop_assert_eq!(prefix.matches(&event_type), segments.len() > 1);
