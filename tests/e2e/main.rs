@@ -11,6 +11,7 @@ mod pipeline;
 mod portal;
 mod retries;
 mod security;
+mod settings;
 mod telemetry;
 mod tenants;
 mod tidy;

@@ -13,7 +13,8 @@
 //! - [`filter`]: subscription patterns (`license.created`, `license.*`, `*`;
 //!   `*` leaves out Hookline's own `hookline.*` events).
 //! - [`webhook`]: a webhook's fields (`WebhookName`, `WebhookUrl`,
-//!   `SigningToken`) and states (`HealthStatus`, `DeliveryState`).
+//!   `SigningToken`), its delivery settings (`CustomHeaders`, `RateLimit`,
+//!   `Recovery`) and states (`HealthStatus`, `DeliveryState`).
 //! - [`fence`]: which delivery message may act on a delivery (due times,
 //!   manual attempts), and the millisecond due times messages carry.
 //! - [`health`]: webhook health transitions and the decision after an attempt.
@@ -54,6 +55,7 @@ pub use signature::{
 };
 pub use tenant_token::{InvalidTenantToken, TokenSecret, WeakTokenSecret};
 pub use webhook::{
-    DeliveryState, HealthStatus, InvalidSigningToken, InvalidWebhookName, InvalidWebhookUrl, SigningToken,
-    UnknownState, WebhookName, WebhookUrl,
+    CustomHeader, CustomHeaders, DeliveryState, HeaderName, HeaderValue, HealthStatus, InvalidHeader, InvalidRateLimit,
+    InvalidSigningToken, InvalidWebhookName, InvalidWebhookUrl, RateLimit, Recovery, SigningToken, UnknownState,
+    WebhookName, WebhookUrl,
 };

@@ -2,8 +2,8 @@
 //! loads before an attempt, what it records after, and the event log.
 
 use hookline_core::{
-    AttemptId, DeliveryId, DeliveryState, EventId, HealthStatus, SignatureScheme, SigningToken, TenantId, Trigger,
-    WebhookId, WebhookUrl,
+    AttemptId, CustomHeaders, DeliveryId, DeliveryState, EventId, HealthStatus, RateLimit, SignatureScheme,
+    SigningToken, TenantId, Trigger, WebhookId, WebhookUrl,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
@@ -47,6 +47,10 @@ pub struct DeliveryJob {
     pub active: bool,
     /// The webhook's health.
     pub status: HealthStatus,
+    /// Extra request headers.
+    pub headers: CustomHeaders,
+    /// The webhook's shared rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// Deliveries a `recover` replays: a webhook's failed and suspended ones

@@ -6,10 +6,13 @@
 
 use std::collections::HashMap;
 
-use hookline_core::{DeliveryId, EventFilters, HealthStatus, SignatureScheme, SigningToken, WebhookId, WebhookUrl};
+use hookline_core::{
+    CustomHeaders, DeliveryId, EventFilters, HealthStatus, RateLimit, SignatureScheme, SigningToken, WebhookId,
+    WebhookUrl,
+};
 use time::OffsetDateTime;
 
-use crate::{Error, NewEvent, Result, Store};
+use crate::{Error, NewEvent, Result, Store, headers};
 
 /// A delivery of a fresh event that can be attempted at once: everything
 /// the attempt needs, read with the fan-out.
@@ -32,6 +35,10 @@ pub struct FreshDelivery {
     pub status: HealthStatus,
     /// Its last failed attempt.
     pub last_failure_at: Option<OffsetDateTime>,
+    /// Extra request headers.
+    pub headers: CustomHeaders,
+    /// Its shared rate limit.
+    pub rate_limit: Option<RateLimit>,
 }
 
 /// An active webhook as a fan-out reads it (its tokens still sealed).
@@ -45,6 +52,8 @@ pub(crate) struct WebhookRow {
     previous_token: Option<String>,
     previous_until: Option<OffsetDateTime>,
     scheme: String,
+    headers: serde_json::Value,
+    rate_limit: Option<i32>,
 }
 
 /// The active webhooks of `tenants` (a batch's, repeats and all), by
@@ -61,7 +70,7 @@ pub(crate) async fn active_webhooks(
             &client
                 .prepare_cached(
                     "SELECT id, tenant, events, status, last_failure_at, url, token, previous_token,
-                    previous_token_expires_at, signature_scheme
+                    previous_token_expires_at, signature_scheme, headers, rate_limit
              FROM webhooks WHERE tenant = ANY($1) AND active ORDER BY id",
                 )
                 .await?,
@@ -82,6 +91,8 @@ pub(crate) async fn active_webhooks(
             previous_token: row.try_get("previous_token")?,
             previous_until: row.try_get("previous_token_expires_at")?,
             scheme: row.try_get("signature_scheme")?,
+            headers: row.try_get("headers")?,
+            rate_limit: row.try_get("rate_limit")?,
         });
     }
     Ok(by_tenant)
@@ -104,6 +115,8 @@ impl Store {
             scheme: SignatureScheme::parse(&webhook.scheme).map_err(|e| bad(&e))?,
             status: webhook.status,
             last_failure_at: webhook.last_failure_at,
+            headers: headers::open(&self.keys, webhook.id, &webhook.headers)?,
+            rate_limit: webhook.rate_limit.map(|n| RateLimit::new(n.into())).transpose().map_err(|e| bad(&e))?,
         })
     }
 

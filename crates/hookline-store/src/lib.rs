@@ -9,7 +9,8 @@
 //! - [`settings`]: [`PgSettings`], from which the pool is built.
 //! - [`migrate`]: creates the database if missing and runs the numbered
 //!   migrations under an advisory lock (producer and worker both migrate).
-//! - [`webhook`]: webhook CRUD.
+//! - [`webhook`]: webhook CRUD; `headers`: extra headers as stored (secret
+//!   values sealed).
 //! - [`fanout`]: who an event goes to: the active webhooks of a batch's
 //!   tenants, read once, matched per event.
 //! - [`event`]: recording events with their deliveries before they are
@@ -37,6 +38,7 @@ pub mod early;
 pub mod error;
 pub mod event;
 pub mod fanout;
+mod headers;
 pub mod migrate;
 pub mod overdue;
 pub mod probe;

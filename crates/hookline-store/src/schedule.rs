@@ -11,8 +11,8 @@
 //! published again with a fresh due time, which fences off any older copy.
 
 use hookline_core::{
-    DeliveryId, DeliveryState, EventId, Fence, HealthStatus, SignatureScheme, TenantId, Trigger, Waiting, WebhookId,
-    WebhookUrl,
+    DeliveryId, DeliveryState, EventId, Fence, HealthStatus, RateLimit, SignatureScheme, TenantId, Trigger, Waiting,
+    WebhookId, WebhookUrl,
     fence::{truncate_ms, unix_ms},
 };
 use time::OffsetDateTime;
@@ -112,7 +112,7 @@ impl Store {
                             EXISTS (SELECT 1 FROM c) AS claimed,
                             d.event_id, d.event_type, e.body,
                             w.id AS webhook_id, w.url, w.token, w.active, w.status, w.signature_scheme,
-                            w.previous_token, w.previous_token_expires_at,
+                            w.previous_token, w.previous_token_expires_at, w.headers, w.rate_limit,
                             COALESCE(e.ingested_at, e.received_at) AS ingested_at
                      FROM deliveries d
                      JOIN events e ON e.tenant = d.tenant AND e.id = d.event_id
@@ -158,6 +158,12 @@ impl Store {
             ingested_at: row.try_get("ingested_at")?,
             active: row.try_get("active")?,
             status: HealthStatus::parse(row.try_get("status")?).map_err(|e| corrupt(&e))?,
+            headers: crate::headers::open(&self.keys, webhook_id, &row.try_get("headers")?)?,
+            rate_limit: row
+                .try_get::<_, Option<i32>>("rate_limit")?
+                .map(|n| RateLimit::new(n.into()))
+                .transpose()
+                .map_err(|e| corrupt(&e))?,
         })))
     }
 

@@ -103,11 +103,17 @@ impl EncryptionKeys {
 
     /// Seals `token` for the webhook `owner`.
     pub fn seal(&self, owner: WebhookId, token: &SigningToken) -> Result<String> {
+        self.seal_text(owner, token.expose())
+    }
+
+    /// Seals any secret text of the webhook `owner` (a token, a secret
+    /// header's value).
+    pub fn seal_text(&self, owner: WebhookId, text: &str) -> Result<String> {
         let (id, _) = &self.0[0];
         let key = self.key(id).expect("the current key is listed");
         let mut nonce = [0u8; NONCE_LEN];
         aws_lc_rs::rand::fill(&mut nonce).map_err(|_| Error::Crypto("no randomness for a nonce"))?;
-        let mut sealed = token.expose().as_bytes().to_vec();
+        let mut sealed = text.as_bytes().to_vec();
         key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), aad(owner).as_aad(), &mut sealed)
             .map_err(|_| Error::Crypto("sealing failed"))?;
         let mut stored = nonce.to_vec();
@@ -118,9 +124,17 @@ impl EncryptionKeys {
     /// Opens a stored token of the webhook `owner` (plaintext rows from before
     /// encryption are returned as they are).
     pub fn open(&self, owner: WebhookId, stored: &str) -> Result<SigningToken> {
-        let bad = |detail: &str| Error::corrupt("webhooks", format!("token: {detail}"));
+        let text = self.open_text(owner, stored, "token")?;
+        SigningToken::parse(&text).map_err(|e| Error::corrupt("webhooks", format!("token: {e}")))
+    }
+
+    /// Opens secret text of the webhook `owner` sealed by
+    /// [`EncryptionKeys::seal_text`] (`what` names it in errors); text
+    /// without the sealed prefix is returned as it is.
+    pub fn open_text(&self, owner: WebhookId, stored: &str, what: &str) -> Result<String> {
+        let bad = |detail: &str| Error::corrupt("webhooks", format!("{what}: {detail}"));
         let Some(rest) = stored.strip_prefix(PREFIX) else {
-            return SigningToken::parse(stored).map_err(|e| bad(&e.to_string()));
+            return Ok(stored.to_owned());
         };
         let (id, encoded) = rest.split_once(':').ok_or_else(|| bad("malformed"))?;
         let key = self.key(id).ok_or(Error::UnknownEncryptionKey(id.to_owned()))?;
@@ -133,8 +147,7 @@ impl EncryptionKeys {
         let plain = key
             .open_in_place(nonce, aad(owner).as_aad(), &mut sealed)
             .map_err(|_| bad("does not open with its key (wrong key, or moved from another row)"))?;
-        let text = std::str::from_utf8(plain).map_err(|_| bad("not UTF-8"))?;
-        SigningToken::parse(text).map_err(|e| bad(&e.to_string()))
+        std::str::from_utf8(plain).map(str::to_owned).map_err(|_| bad("not UTF-8"))
     }
 
     /// Whether a stored value is sealed under the current key.

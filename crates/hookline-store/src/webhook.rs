@@ -4,12 +4,13 @@
 //! ([`crate::secret`]): no query writes or reads one in plaintext.
 
 use hookline_core::{
-    EventFilters, HealthStatus, SignatureScheme, SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl,
+    CustomHeaders, EventFilters, HealthStatus, RateLimit, Recovery, SignatureScheme, SigningToken, TenantId, WebhookId,
+    WebhookName, WebhookUrl,
 };
 use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use crate::{Error, Result, Store, secret::EncryptionKeys};
+use crate::{Error, Result, Store, headers, secret::EncryptionKeys};
 
 /// A webhook as stored.
 #[derive(Clone, Debug)]
@@ -32,6 +33,12 @@ pub struct Webhook {
     pub events: EventFilters,
     /// When false, nothing is sent and nothing is logged for it.
     pub active: bool,
+    /// Extra request headers.
+    pub headers: CustomHeaders,
+    /// At most this many requests per second, across all workers.
+    pub rate_limit: Option<RateLimit>,
+    /// Probes (and replay) while suspended.
+    pub recovery: Recovery,
     /// Health, derived from recent attempts.
     pub status: HealthStatus,
     /// Failed attempts since the last success.
@@ -65,6 +72,12 @@ pub struct NewWebhook {
     pub events: EventFilters,
     /// Whether it receives events.
     pub active: bool,
+    /// Extra request headers.
+    pub headers: CustomHeaders,
+    /// At most this many requests per second.
+    pub rate_limit: Option<RateLimit>,
+    /// Probes (and replay) while suspended.
+    pub recovery: Recovery,
 }
 
 /// A partial update: `None` leaves a field as it is.
@@ -82,6 +95,12 @@ pub struct WebhookPatch {
     pub events: Option<EventFilters>,
     /// New active flag.
     pub active: Option<bool>,
+    /// New extra headers (the whole list).
+    pub headers: Option<CustomHeaders>,
+    /// New rate limit: `Some(None)` removes it.
+    pub rate_limit: Option<Option<RateLimit>>,
+    /// New recovery settings.
+    pub recovery: Option<Recovery>,
 }
 
 /// The result of [`Store::create_webhook`].
@@ -94,7 +113,8 @@ pub enum Created {
 }
 
 const COLUMNS: &str = "id, tenant, name, url, token, signature_scheme, previous_token_expires_at, events, active, status, \
-     consecutive_failures, last_success_at, last_failure_at, suspended_at, created_at, updated_at";
+     consecutive_failures, last_success_at, last_failure_at, suspended_at, created_at, updated_at, headers, rate_limit, \
+     recovery_probe, recovery_replay";
 
 fn from_row(keys: &EncryptionKeys, row: &Row) -> Result<Webhook> {
     let bad = |e: &dyn std::fmt::Display| Error::corrupt("webhooks", e);
@@ -110,6 +130,13 @@ fn from_row(keys: &EncryptionKeys, row: &Row) -> Result<Webhook> {
         previous_token_expires_at: row.try_get("previous_token_expires_at")?,
         events: EventFilters::parse(&events).map_err(|e| bad(&e))?,
         active: row.try_get("active")?,
+        headers: headers::open(keys, id, &row.try_get("headers")?)?,
+        rate_limit: row
+            .try_get::<_, Option<i32>>("rate_limit")?
+            .map(|n| RateLimit::new(n.into()))
+            .transpose()
+            .map_err(|e| bad(&e))?,
+        recovery: Recovery::new(row.try_get("recovery_probe")?, row.try_get("recovery_replay")?),
         status: HealthStatus::parse(row.try_get("status")?).map_err(|e| bad(&e))?,
         consecutive_failures: row.try_get("consecutive_failures")?,
         last_success_at: row.try_get("last_success_at")?,
@@ -118,6 +145,11 @@ fn from_row(keys: &EncryptionKeys, row: &Row) -> Result<Webhook> {
         created_at: row.try_get("created_at")?,
         updated_at: row.try_get("updated_at")?,
     })
+}
+
+/// A rate limit as its column holds it (at most 10,000: fits).
+fn limit_column(limit: RateLimit) -> i32 {
+    i32::try_from(limit.per_second()).unwrap_or(i32::MAX)
 }
 
 impl Store {
@@ -145,8 +177,8 @@ impl Store {
             .query_one(
                 &format!(
                     "INSERT INTO webhooks (id, tenant, name, url, token, events, active, created_at, updated_at,
-                                           signature_scheme)
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING {COLUMNS}"
+                                           signature_scheme, headers, rate_limit, recovery_probe, recovery_replay)
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10, $11, $12, $13) RETURNING {COLUMNS}"
                 ),
                 &[
                     &id.as_uuid(),
@@ -158,6 +190,10 @@ impl Store {
                     &new.active,
                     &now,
                     &new.scheme.as_str(),
+                    &headers::seal(&self.keys, id, &new.headers)?,
+                    &new.rate_limit.map(limit_column),
+                    &new.recovery.probe(),
+                    &new.recovery.replay(),
                 ],
             )
             .await?;
@@ -239,7 +275,11 @@ impl Store {
                         events = COALESCE($6, events),
                         active = COALESCE($7, active),
                         updated_at = $8,
-                        signature_scheme = COALESCE($9, signature_scheme)
+                        signature_scheme = COALESCE($9, signature_scheme),
+                        headers = COALESCE($10, headers),
+                        rate_limit = CASE WHEN $11 THEN $12 ELSE rate_limit END,
+                        recovery_probe = COALESCE($13, recovery_probe),
+                        recovery_replay = COALESCE($14, recovery_replay)
                      WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
                      RETURNING {COLUMNS}"
                 ),
@@ -253,6 +293,11 @@ impl Store {
                     &patch.active,
                     &now,
                     &patch.scheme.map(SignatureScheme::as_str),
+                    &patch.headers.as_ref().map(|h| headers::seal(&self.keys, id, h)).transpose()?,
+                    &patch.rate_limit.is_some(),
+                    &patch.rate_limit.flatten().map(limit_column),
+                    &patch.recovery.map(Recovery::probe),
+                    &patch.recovery.map(Recovery::replay),
                 ],
             )
             .await?;
@@ -286,7 +331,7 @@ impl Store {
             .query_opt(
                 &format!(
                     "UPDATE webhooks SET status = 'healthy', consecutive_failures = 0, suspended_at = NULL, probe_until = NULL, probes = 0,
-                                        updated_at = $3
+                                        recovery_next_at = NULL, recovery_interval_ms = NULL, updated_at = $3
                      WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)
                      RETURNING {COLUMNS}"
                 ),

@@ -166,6 +166,7 @@ pub(crate) async fn send(ctx: &Context, trigger: Trigger, job: &DeliveryJob, now
         tokens: &tokens,
         scheme: job.scheme,
         body: &job.body,
+        headers: &job.headers,
         allow: &ctx.allowed_networks,
     };
     let exchange = outbound::attempt(&ctx.client, request, ctx.excerpt_limit).await;

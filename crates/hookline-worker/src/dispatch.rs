@@ -227,6 +227,8 @@ pub(crate) fn job(event: &NewEvent, d: FreshDelivery, now: OffsetDateTime) -> De
         active: true,
         status: d.status,
         ingested_at: event.ingested_at.unwrap_or(now),
+        headers: d.headers,
+        rate_limit: d.rate_limit,
     }
 }
 

@@ -13,8 +13,8 @@
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use hookline_core::{
-    AllowList, AttemptOutcome, Blocked, DeliveryId, SignatureScheme, SigningToken, TransportErrorKind, classify_status,
-    retry::parse_retry_after, signature_headers,
+    AllowList, AttemptOutcome, Blocked, CustomHeaders, DeliveryId, SignatureScheme, SigningToken, TransportErrorKind,
+    classify_status, retry::parse_retry_after, signature_headers,
 };
 use reqwest::{
     Client,
@@ -88,6 +88,8 @@ pub struct Request<'a> {
     pub scheme: SignatureScheme,
     /// The exact body bytes (shared: sending does not copy them).
     pub body: &'a bytes::Bytes,
+    /// The webhook's extra headers (none of them one Hookline sets).
+    pub headers: &'a CustomHeaders,
     /// Addresses that may be connected to (for URLs holding an IP literal).
     pub allow: &'a AllowList,
 }
@@ -202,6 +204,9 @@ pub async fn attempt(client: &Client, request: Request<'_>, excerpt_limit: usize
     }
     let started = Instant::now();
     let mut builder = client.post(request.url.clone()).header(header::CONTENT_TYPE, "application/json; charset=utf-8");
+    for custom in request.headers.iter() {
+        builder = builder.header(custom.name.as_str(), custom.value.expose());
+    }
     let id = request.delivery_id.to_string();
     for (name, value) in signature_headers(request.scheme, request.tokens, &id, sent_at.unix_timestamp(), request.body)
     {
@@ -282,6 +287,7 @@ mod tests {
             tokens: &[&token],
             scheme: SignatureScheme::default(),
             body: &body,
+            headers: &CustomHeaders::default(),
             allow: &allow,
         };
         attempt(client, request, 64).await.outcome

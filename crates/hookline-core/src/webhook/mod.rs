@@ -2,8 +2,14 @@
 
 use std::fmt;
 
+mod settings;
 #[cfg(test)]
 mod tests;
+
+pub use settings::{
+    CustomHeader, CustomHeaders, HeaderName, HeaderValue, InvalidHeader, InvalidRateLimit, MAX_HEADERS, MAX_RATE_LIMIT,
+    RateLimit, Recovery,
+};
 
 const MAX_NAME_CHARS: usize = 200;
 const MAX_URL_LEN: usize = 2048;

@@ -83,3 +83,79 @@ fn states() {
     assert!(!DeliveryState::Pending.is_terminal());
     assert!(!DeliveryState::Suspended.is_terminal());
 }
+
+fn header(name: &str, value: Option<&str>) -> (String, Option<String>) {
+    (name.to_owned(), value.map(str::to_owned))
+}
+
+fn headers(items: &[(String, Option<String>)], current: &CustomHeaders) -> Result<CustomHeaders, InvalidHeader> {
+    CustomHeaders::parse(items.iter().map(|(n, v)| (n.as_str(), v.as_deref(), false)), current)
+}
+
+/// Names are HTTP tokens; Hookline's own and hop-by-hop headers are refused
+/// whatever their case.
+#[test]
+fn header_names() {
+    assert!(HeaderName::parse("X-Api-Key").is_ok());
+    assert!(HeaderName::parse("authorization").is_ok());
+    for bad in ["", "X Key", "X:Key", "Ä", &"x".repeat(65)] {
+        assert!(matches!(HeaderName::parse(bad), Err(InvalidHeader::Name(_))), "{bad:?}");
+    }
+    for reserved in
+        ["Webhook-Signature", "webhook-id", "WEBHOOK-TIMESTAMP", "Content-Type", "Host", "Transfer-Encoding", "TE"]
+    {
+        assert!(matches!(HeaderName::parse(reserved), Err(InvalidHeader::Reserved(_))), "{reserved}");
+    }
+}
+
+/// Values are printable ASCII without CR/LF (no header injection).
+#[test]
+fn header_values() {
+    let name = HeaderName::parse("X-Key").expect("valid");
+    assert!(HeaderValue::parse(&name, "Bearer abc def").is_ok());
+    assert!(HeaderValue::parse(&name, "").is_ok());
+    for bad in ["a\r\nX-Evil: 1", "a\nb", " padded", "tail ", "é", "\0"] {
+        assert_eq!(HeaderValue::parse(&name, bad), Err(InvalidHeader::Value("X-Key".into())), "{bad:?}");
+    }
+    assert!(HeaderValue::parse(&name, &"v".repeat(4097)).is_err());
+    assert_eq!(format!("{:?}", HeaderValue::parse(&name, "secret").expect("valid")), "HeaderValue(..)");
+}
+
+/// At most 20, each name once; a missing value keeps the current one.
+#[test]
+fn header_lists() {
+    let none = CustomHeaders::default();
+    let twenty: Vec<_> = (0..20).map(|i| header(&format!("X-{i}"), Some("v"))).collect();
+    assert_eq!(headers(&twenty, &none).map(|h| h.len()), Ok(20));
+    let mut more = twenty.clone();
+    more.push(header("X-20", Some("v")));
+    assert_eq!(headers(&more, &none), Err(InvalidHeader::TooMany));
+    let twice = [header("X-A", Some("1")), header("x-a", Some("2"))];
+    assert_eq!(headers(&twice, &none), Err(InvalidHeader::Duplicate("x-a".into())));
+    assert_eq!(headers(&[header("X-A", None)], &none), Err(InvalidHeader::Missing("X-A".into())));
+    let current = headers(&[header("Authorization", Some("Bearer s3cret"))], &none).expect("valid");
+    let kept = headers(&[header("authorization", None)], &current).expect("kept");
+    assert_eq!(kept.iter().next().map(|h| h.value.expose()), Some("Bearer s3cret"));
+}
+
+/// A secret value never shows.
+#[test]
+fn secret_headers_are_masked() {
+    let parsed = CustomHeaders::parse([("Authorization", Some("Bearer s3cret"), true)], &CustomHeaders::default())
+        .expect("valid");
+    let only = parsed.iter().next().expect("one");
+    assert_eq!(only.shown(), "****");
+    assert!(!format!("{parsed:?}").contains("s3cret"));
+}
+
+/// Rate limits and recovery settings.
+#[test]
+fn rate_limits_and_recovery() {
+    assert_eq!(RateLimit::new(50).map(RateLimit::per_second), Ok(50));
+    for bad in [0, -1, 10_001, i64::MAX] {
+        assert_eq!(RateLimit::new(bad), Err(InvalidRateLimit), "{bad}");
+    }
+    let both = Recovery::new(true, true);
+    assert!(both.probe() && both.replay());
+    assert_eq!(Recovery::default(), Recovery::new(false, false));
+}

@@ -58,6 +58,10 @@ const EVENT_FILTER: &str = "^(\\*|[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*(\\.\\*)?)$"
 /// takes more spellings, e.g. `HTTPS://`, white space around it).
 const URL: &str = "^https?://[^/?#@\\s]+(?:[/?#].*)?$";
 const TENANT: &str = "^[A-Za-z0-9._-]{1,64}$";
+/// An HTTP header name (a token); the reserved names are refused after.
+const HEADER_NAME: &str = "^[A-Za-z0-9!#$%&'*+.^_`|~-]{1,64}$";
+/// A header value: printable ASCII, inner spaces and tabs, nothing around.
+const HEADER_VALUE: &str = "^(?:[!-~](?:[ \\t!-~]*[!-~])?)?$";
 const EVENT_ID: &str = "^[A-Za-z0-9_.:-]{1,128}$";
 
 fn string(description: &str) -> ObjectBuilder {
@@ -130,6 +134,20 @@ string_schema!(
 string_schema!(
     /// `EventId::parse`.
     EventId => string("1 to 128 letters, digits, `_`, `.`, `:` or `-`; generated when omitted").pattern(Some(EVENT_ID))
+);
+string_schema!(
+    /// `HeaderName::parse`.
+    HeaderName => string(
+        "An HTTP header name. Refused: names starting with `webhook-`, `content-type`, `content-length`, \
+         `content-encoding`, `host`, `user-agent`, `traceparent`, `tracestate` and the hop-by-hop headers"
+    )
+    .pattern(Some(HEADER_NAME))
+);
+string_schema!(
+    /// `HeaderValue::parse`.
+    HeaderValue => string("Printable ASCII and inner spaces or tabs, at most 4096 characters")
+        .max_length(Some(4096))
+        .pattern(Some(HEADER_VALUE))
 );
 string_schema!(
     /// `SignatureScheme::parse`.

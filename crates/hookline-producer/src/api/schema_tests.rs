@@ -57,6 +57,18 @@ fn event_type_and_filter() {
 }
 
 #[test]
+fn headers() {
+    let names = strings(&["X-Api-Key", "a", "x y", "x:y", "é", "", "a!#$%&'*+-.^_`|~"]);
+    let mut names = names;
+    names.extend(["n".repeat(64), "n".repeat(65)]);
+    agree::<HeaderName>("header name", |s| core::HeaderName::parse(s).is_ok(), &names);
+    let name = core::HeaderName::parse("X-Key").expect("valid");
+    let mut values = strings(&["", "Bearer abc", "a\tb", " a", "a ", "\t", "a\r\nb", "é", "\u{7f}", "~"]);
+    values.extend(["v".repeat(4096), "v".repeat(4097)]);
+    agree::<HeaderValue>("header value", |s| core::HeaderValue::parse(&name, s).is_ok(), &values);
+}
+
+#[test]
 fn tenant_and_event_id() {
     let mut samples = strings(&["default", "t1", "a.b_c-d", "", "a b", "a:b", "é", "a/b"]);
     samples.extend(["t".repeat(64), "t".repeat(65), "i".repeat(128), "i".repeat(129)]);

@@ -107,7 +107,10 @@ async fn update(
     AppJson(body): AppJson<UpdateWebhook>,
 ) -> Result<AppJson<WebhookDto>, ApiError> {
     let id = webhook_id(&id)?;
-    Ok(AppJson(ops::webhooks::update(&state, &caller, id, &body.try_into()?).await?.into()))
+    let current =
+        if body.keeps_a_header() { ops::webhooks::get(&state, &caller, id).await?.headers } else { Default::default() };
+    let patch = body.into_patch(&current)?;
+    Ok(AppJson(ops::webhooks::update(&state, &caller, id, &patch).await?.into()))
 }
 
 #[utoipa::path(delete, path = "/v1/webhooks/{id}", operation_id = "deleteWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),

@@ -7,8 +7,8 @@
 
 use hookline_broker::DeliveryMessage;
 use hookline_core::{
-    DeliveryId, Event, EventFilters, EventId, EventType, SignatureScheme, SigningToken, TenantId, WebhookId,
-    WebhookName, WebhookUrl,
+    CustomHeaders, DeliveryId, Event, EventFilters, EventId, EventType, RateLimit, Recovery, SignatureScheme,
+    SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl,
 };
 use hookline_store::{Created, NewWebhook, Webhook, WebhookPatch};
 use time::OffsetDateTime;
@@ -28,6 +28,9 @@ pub(crate) struct Draft {
     pub(crate) scheme: SignatureScheme,
     pub(crate) events: EventFilters,
     pub(crate) active: bool,
+    pub(crate) headers: CustomHeaders,
+    pub(crate) rate_limit: Option<RateLimit>,
+    pub(crate) recovery: Recovery,
 }
 
 /// A webhook, and whether its token was just generated (then it is shown
@@ -70,6 +73,9 @@ pub(crate) async fn create(state: &AppState, caller: &Caller, draft: Draft) -> R
         scheme: draft.scheme,
         events: draft.events,
         active: draft.active,
+        headers: draft.headers,
+        rate_limit: draft.rate_limit,
+        recovery: draft.recovery,
     };
     let id = WebhookId::from_uuid(uuid::Uuid::now_v7());
     let now = OffsetDateTime::now_utc();

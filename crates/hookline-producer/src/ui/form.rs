@@ -183,6 +183,9 @@ impl WebhookForm {
             scheme: self.scheme()?.unwrap_or_default(),
             events: self.events()?,
             active: self.active.is_some(),
+            headers: Default::default(),
+            rate_limit: None,
+            recovery: Default::default(),
         })
     }
 
@@ -195,6 +198,7 @@ impl WebhookForm {
             scheme: self.scheme()?,
             events: Some(self.events()?),
             active: Some(self.active.is_some()),
+            ..WebhookPatch::default()
         })
     }
 

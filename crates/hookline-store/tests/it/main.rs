@@ -31,6 +31,9 @@ async fn webhook(store: &Store, tenant: &str, events: &[&str], active: bool) -> 
         token: SigningToken::parse("0123456789abcdef").expect("token"),
         events: EventFilters::parse(events).expect("events"),
         active,
+        headers: Default::default(),
+        rate_limit: None,
+        recovery: Default::default(),
     };
     let id = WebhookId::from_uuid(Uuid::now_v7());
     match store.create_webhook(id, &new, OffsetDateTime::now_utc(), 100).await.expect("create") {

@@ -64,6 +64,9 @@ impl Load {
             token: SigningToken::parse("0123456789abcdef").expect("valid"),
             events: EventFilters::parse(["*"]).expect("valid"),
             active: true,
+            headers: Default::default(),
+            rate_limit: None,
+            recovery: Default::default(),
         };
         let created = store
             .create_webhook(WebhookId::from_uuid(uuid::Uuid::now_v7()), &new, time::OffsetDateTime::now_utc(), 10)

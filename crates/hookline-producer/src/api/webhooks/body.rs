@@ -1,7 +1,10 @@
 //! The webhook's JSON shapes: the create and update bodies (with their
 //! conversion to domain values) and the webhook as the API shows it.
 
-use hookline_core::{EventFilters, SignatureScheme, SigningToken, WebhookName, WebhookUrl, format_timestamp};
+use hookline_core::{
+    CustomHeaders, EventFilters, RateLimit, Recovery, SignatureScheme, SigningToken, WebhookName, WebhookUrl,
+    format_timestamp,
+};
 use hookline_store::{Webhook, WebhookPatch};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -38,6 +41,78 @@ pub(in crate::api) struct CreateWebhook {
     #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = schema::SignatureSchemeName)]
     signature_scheme: Option<String>,
+    /// Extra request headers (at most 20).
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    headers: Vec<NewHeader>,
+    /// At most this many requests per second to this webhook, across all
+    /// workers; `0` (the default) for no limit.
+    #[serde(default, deserialize_with = "crate::api::json::integer")]
+    #[schema(value_type = i64, minimum = 0, maximum = 10000, default = 0)]
+    rate_limit: i64,
+    #[serde(default)]
+    recovery: RecoveryBody,
+}
+
+/// An extra request header, as created.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(in crate::api) struct NewHeader {
+    #[schema(value_type = schema::HeaderName)]
+    name: String,
+    #[schema(value_type = schema::HeaderValue)]
+    value: String,
+    /// Write-only, like the token: reads show `****`.
+    #[serde(default)]
+    secret: bool,
+}
+
+/// An extra request header in an update: without `value`, the current
+/// value of the header of that name is kept (a secret cannot be read back
+/// to send again).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(in crate::api) struct HeaderChange {
+    #[schema(value_type = schema::HeaderName)]
+    name: String,
+    #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(value_type = schema::HeaderValue)]
+    value: Option<String>,
+    #[serde(default)]
+    secret: bool,
+}
+
+/// What Hookline does on its own while the webhook is suspended.
+#[derive(Debug, Default, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[schema(as = Recovery)]
+pub(in crate::api) struct RecoveryBody {
+    /// Send a signed `hookline.probe` on a backoff (1 min doubling to 1 h);
+    /// the first 2xx resumes the webhook.
+    #[serde(default)]
+    probe: bool,
+    /// With `probe`: on resuming, also recover what was held while
+    /// suspended, at the recover rate.
+    #[serde(default)]
+    replay: bool,
+}
+
+impl From<Recovery> for RecoveryBody {
+    fn from(r: Recovery) -> Self {
+        Self { probe: r.probe(), replay: r.replay() }
+    }
+}
+
+/// An extra request header as reads show it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = Header)]
+pub(in crate::api) struct HeaderDto {
+    #[schema(value_type = schema::HeaderName)]
+    name: String,
+    /// `****` when secret.
+    value: String,
+    secret: bool,
 }
 
 fn active_by_default() -> bool {
@@ -66,6 +141,48 @@ pub(in crate::api) struct UpdateWebhook {
     #[serde(default, deserialize_with = "crate::api::json::present")]
     #[schema(value_type = schema::SignatureSchemeName)]
     signature_scheme: Option<String>,
+    /// The whole list of extra headers.
+    #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(max_items = 20, nullable = false)]
+    headers: Option<Vec<HeaderChange>>,
+    /// Requests per second; `0` removes the limit.
+    #[serde(default, deserialize_with = "crate::api::json::present_integer")]
+    #[schema(value_type = i64, minimum = 0, maximum = 10000)]
+    rate_limit: Option<i64>,
+    #[serde(default, deserialize_with = "crate::api::json::present")]
+    #[schema(nullable = false)]
+    recovery: Option<RecoveryBody>,
+}
+
+impl UpdateWebhook {
+    /// Whether a header keeps its current value (the update needs the
+    /// webhook's current headers).
+    pub(in crate::api) fn keeps_a_header(&self) -> bool {
+        self.headers.iter().flatten().any(|h| h.value.is_none())
+    }
+
+    /// The change, its fields validated; `current` fills header values
+    /// left out.
+    pub(in crate::api) fn into_patch(self, current: &CustomHeaders) -> Result<WebhookPatch, ApiError> {
+        let headers = self
+            .headers
+            .map(|items| {
+                CustomHeaders::parse(items.iter().map(|h| (h.name.as_str(), h.value.as_deref(), h.secret)), current)
+            })
+            .transpose()
+            .map_err(|e| ApiError::invalid_field("headers", e))?;
+        Ok(WebhookPatch {
+            name: self.name.as_deref().map(name).transpose()?,
+            url: self.url.as_deref().map(url).transpose()?,
+            token: self.token.as_deref().map(token).transpose()?,
+            scheme: self.signature_scheme.as_deref().map(scheme).transpose()?,
+            events: self.events.as_deref().map(events).transpose()?,
+            active: self.active,
+            headers,
+            rate_limit: self.rate_limit.map(rate_limit).transpose()?,
+            recovery: self.recovery.map(|r| Recovery::new(r.probe, r.replay)),
+        })
+    }
 }
 
 /// A webhook as the API shows it: the token only masked.
@@ -92,6 +209,11 @@ pub(in crate::api) struct WebhookDto {
     #[schema(value_type = Vec<schema::EventFilter>)]
     events: Vec<String>,
     active: bool,
+    headers: Vec<HeaderDto>,
+    /// Requests per second at most; `0`: no limit.
+    #[schema(minimum = 0, maximum = 10000)]
+    rate_limit: u32,
+    recovery: RecoveryBody,
     #[schema(value_type = schema::HealthStatusName)]
     status: &'static str,
     #[schema(minimum = 0)]
@@ -132,6 +254,13 @@ impl From<Webhook> for WebhookDto {
             previous_token_expires_at: w.previous_token_expires_at.map(format_timestamp),
             events: w.events.as_strings(),
             active: w.active,
+            headers: w
+                .headers
+                .iter()
+                .map(|h| HeaderDto { name: h.name.as_str().to_owned(), value: h.shown().to_owned(), secret: h.secret })
+                .collect(),
+            rate_limit: w.rate_limit.map_or(0, RateLimit::per_second),
+            recovery: w.recovery.into(),
             status: w.status.as_str(),
             consecutive_failures: w.consecutive_failures,
             last_success_at: w.last_success_at.map(format_timestamp),
@@ -158,6 +287,13 @@ fn scheme(raw: &str) -> Result<SignatureScheme, ApiError> {
 fn events(raw: &[String]) -> Result<EventFilters, ApiError> {
     EventFilters::parse(raw).map_err(|e| ApiError::invalid_field("events", e))
 }
+/// `0` is no limit.
+fn rate_limit(raw: i64) -> Result<Option<RateLimit>, ApiError> {
+    if raw == 0 {
+        return Ok(None);
+    }
+    RateLimit::new(raw).map(Some).map_err(|e| ApiError::invalid_field("rateLimit", e))
+}
 
 impl TryFrom<CreateWebhook> for Draft {
     type Error = ApiError;
@@ -171,21 +307,13 @@ impl TryFrom<CreateWebhook> for Draft {
             url: url(&body.url)?,
             events: events(&body.events)?,
             active: body.active,
-        })
-    }
-}
-
-impl TryFrom<UpdateWebhook> for WebhookPatch {
-    type Error = ApiError;
-
-    fn try_from(body: UpdateWebhook) -> Result<Self, ApiError> {
-        Ok(Self {
-            name: body.name.as_deref().map(name).transpose()?,
-            url: body.url.as_deref().map(url).transpose()?,
-            token: body.token.as_deref().map(token).transpose()?,
-            scheme: body.signature_scheme.as_deref().map(scheme).transpose()?,
-            events: body.events.as_deref().map(events).transpose()?,
-            active: body.active,
+            headers: CustomHeaders::parse(
+                body.headers.iter().map(|h| (h.name.as_str(), Some(h.value.as_str()), h.secret)),
+                &CustomHeaders::default(),
+            )
+            .map_err(|e| ApiError::invalid_field("headers", e))?,
+            rate_limit: rate_limit(body.rate_limit)?,
+            recovery: Recovery::new(body.recovery.probe, body.recovery.replay),
         })
     }
 }

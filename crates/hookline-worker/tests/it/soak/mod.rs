@@ -132,6 +132,9 @@ async fn every_accepted_event_is_delivered_to_every_subscriber_under_random_faul
             token: SigningToken::parse("0123456789abcdef").expect("valid"),
             events: EventFilters::parse(["*"]).expect("valid"),
             active: true,
+            headers: Default::default(),
+            rate_limit: None,
+            recovery: Default::default(),
         };
         let created = store.create_webhook(id, &new, time::OffsetDateTime::now_utc(), 10).await.expect("create");
         assert!(matches!(created, Created::Webhook(_)));
