@@ -3,7 +3,7 @@
 //! first, then confirmed).
 
 use axum::{http::StatusCode, response::Redirect};
-use hookline_core::{WebhookId, format_timestamp, parse_timestamp};
+use hookline_core::{WebhookId, parse_timestamp};
 use maud::{Markup, html};
 use serde::Deserialize;
 
@@ -11,7 +11,7 @@ use super::{
     St,
     error::{OrPage, PortalError},
     extract::{CsrfForm, Id, Nothing},
-    layout::page,
+    layout::{page, when},
 };
 use crate::ops::{self, recover::Replay, webhooks::Grace};
 
@@ -122,9 +122,12 @@ pub(super) async fn recover(
     let r = ops::recover::recover(&state, &session.caller, id, replay).await.or_page(&session)?;
     let back = format!("/ui/webhooks/{id}");
     let body = if queue {
-        let finishes_at = r.finishes_at.map_or_else(|| "now".to_owned(), format_timestamp);
         html! {
-            p { (r.queued) " deliveries queued; the last is attempted at about " (finishes_at) "." }
+            p {
+                (r.queued) " deliveries queued; the last is attempted "
+                @match r.finishes_at { Some(at) => { "at about " (when(Some(at))) }, None => { "now" } }
+                "."
+            }
             p { a href=(back) { "Back to the webhook" } }
         }
     } else {

@@ -9,7 +9,7 @@ use super::{
     St,
     error::{OrPage, PortalError},
     extract::{CsrfForm, Id, Nothing},
-    layout::{page, when},
+    layout::{page, table, when},
     session::Session,
 };
 use crate::ops::{self, deliveries::Detail};
@@ -34,37 +34,34 @@ pub(super) async fn show(state: St, session: Session, Id(id): Id<DeliveryId>) ->
         h2 { "Payload" }
         pre { (pretty) }
         h2 { "Attempts" }
-        table {
-            thead { tr { th { "#" } th { "Trigger" } th { "Sent (UTC)" } th { "Received" } th { "Duration" } th { "Result" } th { "Retry reason" } th { "Next attempt" } th { "Response" } th { "Trace" } } }
-            tbody {
-                @for a in &attempts {
-                    tr {
-                        td data-label="#" { (a.attempt_no) }
-                        td data-label="Trigger" { (a.trigger) }
-                        td data-label="Sent" { (when(Some(a.sent_at))) }
-                        td data-label="Received" { (when(a.received_at)) }
-                        td data-label="Duration" { (a.duration_ms) " ms" }
-                        td data-label="Result" {
-                            @match (a.status_code, &a.error_kind) {
-                                (Some(code), _) => { "HTTP " (code) }
-                                (None, Some(kind)) => { (kind) ": " (a.error_message.as_deref().unwrap_or("")) }
-                                (None, None) => { "—" }
-                            }
+        (table(&["#", "Trigger", "Sent", "Received", "Duration", "Result", "Retry reason", "Next attempt", "Response", "Trace"], html! {
+            @for a in &attempts {
+                tr {
+                    td data-label="#" { (a.attempt_no) }
+                    td data-label="Trigger" { (a.trigger) }
+                    td data-label="Sent" { (when(Some(a.sent_at))) }
+                    td data-label="Received" { (when(a.received_at)) }
+                    td data-label="Duration" { (a.duration_ms) " ms" }
+                    td data-label="Result" {
+                        @match (a.status_code, &a.error_kind) {
+                            (Some(code), _) => { "HTTP " (code) }
+                            (None, Some(kind)) => { (kind) ": " (a.error_message.as_deref().unwrap_or("")) }
+                            (None, None) => { "—" }
                         }
-                        td data-label="Retry reason" { (a.retry_reason.as_deref().unwrap_or("—")) }
-                        td data-label="Next attempt" { (when(a.next_attempt_at)) }
-                        td data-label="Response" { pre { (a.response_excerpt.as_deref().unwrap_or("")) } }
-                        td data-label="Trace" {
-                            @match (&a.trace_id, trace_base) {
-                                (Some(t), Some(base)) => { a href={ (base) (t) } { (t) } }
-                                (Some(t), None) => { (t) }
-                                (None, _) => { "—" }
-                            }
+                    }
+                    td data-label="Retry reason" { (a.retry_reason.as_deref().unwrap_or("—")) }
+                    td data-label="Next attempt" { (when(a.next_attempt_at)) }
+                    td data-label="Response" { pre { (a.response_excerpt.as_deref().unwrap_or("")) } }
+                    td.long data-label="Trace" {
+                        @match (&a.trace_id, trace_base) {
+                            (Some(t), Some(base)) => { a href={ (base) (t) } { (t) } }
+                            (Some(t), None) => { (t) }
+                            (None, _) => { "—" }
                         }
                     }
                 }
             }
-        }
+        }))
     };
     Ok(page("Delivery", Some(&session), body))
 }

@@ -2,7 +2,7 @@
 //! (forms posting to `actions`) and its event log.
 
 use axum::extract::Query;
-use hookline_core::{DeliveryId, DeliveryState, WebhookId, format_timestamp};
+use hookline_core::{DeliveryId, DeliveryState, WebhookId};
 use hookline_store::DeliveryFilter;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -11,7 +11,7 @@ use super::{
     St,
     error::{OrPage, PortalError},
     extract::Id,
-    layout::{badge, page, when},
+    layout::{badge, page, table, when},
     session::Session,
 };
 use crate::ops;
@@ -24,22 +24,19 @@ pub(super) async fn list(state: St, session: Session) -> Result<Markup, PortalEr
         @if webhooks.is_empty() {
             p { "No webhooks yet." }
         } @else {
-            table {
-                thead { tr { th { "Name" } th { "URL" } th { "Events" } th { "Active" } th { "Status" } th { "Last success" } th { "Last failure" } } }
-                tbody {
-                    @for w in &webhooks {
-                        tr {
-                            td data-label="Name" { a href={ "/ui/webhooks/" (w.id) } { (w.name.as_str()) } }
-                            td data-label="URL" { (w.url.as_str()) }
-                            td data-label="Events" { (w.events.as_strings().join(", ")) }
-                            td data-label="Active" { @if w.active { "active" } @else { "inactive" } }
-                            td data-label="Status" { (badge(w.status.as_str(), w.consecutive_failures)) }
-                            td data-label="Last success" { (when(w.last_success_at)) }
-                            td data-label="Last failure" { (when(w.last_failure_at)) }
-                        }
+            (table(&["Name", "URL", "Events", "Active", "Status", "Last success", "Last failure"], html! {
+                @for w in &webhooks {
+                    tr {
+                        td data-label="Name" { a href={ "/ui/webhooks/" (w.id) } { (w.name.as_str()) } }
+                        td.long data-label="URL" { (w.url.as_str()) }
+                        td data-label="Events" { (w.events.as_strings().join(", ")) }
+                        td data-label="Active" { @if w.active { "active" } @else { "inactive" } }
+                        td data-label="Status" { (badge(w.status.as_str(), w.consecutive_failures)) }
+                        td data-label="Last success" { (when(w.last_success_at)) }
+                        td data-label="Last failure" { (when(w.last_failure_at)) }
                     }
                 }
-            }
+            }))
         }
     };
     Ok(page("Webhooks", Some(&session), body))
@@ -94,20 +91,17 @@ pub(super) async fn show(
             " "
             button { "Filter" }
         }
-        table {
-            thead { tr { th { "Created (UTC)" } th { "Event" } th { "State" } th { "Attempts" } th { "Next attempt" } } }
-            tbody {
-                @for d in &deliveries {
-                    tr {
-                        td data-label="Created" { a href={ "/ui/deliveries/" (d.id) } { (format_timestamp(d.created_at)) } }
-                        td data-label="Event" { (d.event_type) }
-                        td data-label="State" { (d.state.as_str()) }
-                        td data-label="Attempts" { (d.attempt_count) }
-                        td data-label="Next attempt" { (when(d.next_attempt_at)) }
-                    }
+        (table(&["Created", "Event", "State", "Attempts", "Next attempt"], html! {
+            @for d in &deliveries {
+                tr {
+                    td data-label="Created" { a href={ "/ui/deliveries/" (d.id) } { (when(Some(d.created_at))) } }
+                    td data-label="Event" { (d.event_type) }
+                    td data-label="State" { (d.state.as_str()) }
+                    td data-label="Attempts" { (d.attempt_count) }
+                    td data-label="Next attempt" { (when(d.next_attempt_at)) }
                 }
             }
-        }
+        }))
         @if full {
             @if let Some(last) = deliveries.last() {
                 p { a href={ "?state=" (state_filter) "&event=" (event_filter) "&cursor=" (last.id) } { "Older" } }
