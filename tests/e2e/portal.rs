@@ -1,41 +1,69 @@
-//! The admin portal over HTTP: sign-in and sessions, CSRF, the webhook form
-//! with its validation, the event log, a delivery and its retry, and tenant
-//! scoping. (Browser tests in Chromium come with the rest of the portal.)
+//! The admin portal over HTTP: sign-in (a CSRF-checked POST only) and
+//! sessions, CSRF, the front doors, the headers every answer carries, the
+//! webhook form with its validation, the event log, a delivery and its
+//! retry, tenant scoping, admin sessions bound to their key; and in
+//! headless Chromium: the whole walk, sign-in links, times and line breaks.
+
+use std::collections::BTreeMap;
 
 use hookline_e2e::{ADMIN_KEY, Receiver, TestApp, WAIT, eventually, webhook};
 use serde_json::json;
 
+/// A browser over plain HTTP: keeps its cookies, follows no redirect.
+#[derive(Clone)]
 struct Browser {
     http: reqwest::Client,
     base: String,
-    cookie: Option<String>,
+    cookies: BTreeMap<String, String>,
 }
 
 struct Page {
     status: u16,
     location: Option<String>,
+    /// Every `Set-Cookie` of the answer, as sent.
+    set_cookies: Vec<String>,
+    cache_control: Option<String>,
+    referrer_policy: Option<String>,
     html: String,
 }
 
 impl Browser {
     fn new(app: &TestApp) -> Self {
+        Self::at(&app.url(""))
+    }
+
+    fn at(base: &str) -> Self {
         let http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-        Self { http, base: app.url(""), cookie: None }
+        Self { http, base: base.to_owned(), cookies: BTreeMap::new() }
+    }
+
+    fn cookie(&self, name: &str) -> Option<&str> {
+        self.cookies.get(name).map(String::as_str)
     }
 
     async fn send(&mut self, request: reqwest::RequestBuilder) -> Page {
-        let request = match &self.cookie {
-            Some(c) => request.header("cookie", c),
-            None => request,
-        };
+        let header: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let request = if header.is_empty() { request } else { request.header("cookie", header.join("; ")) };
         let response = request.send().await.expect("the portal answers");
-        if let Some(set) = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()) {
-            let pair = set.split(';').next().unwrap_or_default().to_owned();
-            self.cookie = if pair.ends_with('=') { None } else { Some(pair) };
+        let headers = response.headers();
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let set_cookies: Vec<String> =
+            headers.get_all("set-cookie").iter().filter_map(|v| v.to_str().ok()).map(str::to_owned).collect();
+        for set in &set_cookies {
+            let pair = set.split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
         }
         Page {
             status: response.status().as_u16(),
-            location: response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_owned),
+            location: text("location"),
+            set_cookies,
+            cache_control: text("cache-control"),
+            referrer_policy: text("referrer-policy"),
             html: response.text().await.expect("a body"),
         }
     }
@@ -54,6 +82,14 @@ impl Browser {
             .body(body);
         self.send(request).await
     }
+
+    /// Opens the sign-in page and posts `credential` with its form's CSRF
+    /// token, as a person signing in does.
+    async fn sign_in(&mut self, credential: &str) -> Page {
+        let form = self.get("/ui/login").await;
+        assert_eq!(form.status, 200);
+        self.post("/ui/login", &[("csrf", &csrf(&form.html)), ("key", credential)]).await
+    }
 }
 
 fn url_encode(text: &str) -> String {
@@ -71,8 +107,15 @@ fn csrf(html: &str) -> String {
     html[start..].split('"').next().expect("closing quote").to_owned()
 }
 
-/// Signing in sets a strict, HTTP-only session cookie; pages need it; forms
-/// need their CSRF token; signing out ends the session.
+/// The `Set-Cookie` of `name` among an answer's.
+fn set_cookie<'a>(page: &'a Page, name: &str) -> Option<&'a str> {
+    page.set_cookies.iter().find(|c| c.starts_with(&format!("{name}="))).map(String::as_str)
+}
+
+/// Signing in is a POST with the sign-in form's CSRF token (bound to the
+/// browser's sign-in cookie); it sets a strict, HTTP-only session cookie;
+/// pages need it; forms need their CSRF token; signing out ends the
+/// session.
 #[tokio::test]
 async fn sessions_and_csrf() {
     let app = TestApp::spawn().await;
@@ -80,29 +123,43 @@ async fn sessions_and_csrf() {
     let page = browser.get("/ui/webhooks").await;
     assert_eq!((page.status, page.location.as_deref()), (303, Some("/ui/login")));
 
-    let page = browser.post("/ui/login", &[("key", "wrong-key-0123456789")]).await;
-    assert_eq!(page.status, 401);
-    assert!(page.html.contains("not valid"));
-    assert!(browser.cookie.is_none());
+    let form = browser.get("/ui/login").await;
+    assert_eq!(form.status, 200);
+    let login_cookie = set_cookie(&form, "hookline_login").expect("a sign-in cookie");
+    assert!(
+        login_cookie.contains("HttpOnly")
+            && login_cookie.contains("SameSite=Strict")
+            && login_cookie.contains("Path=/ui/login"),
+        "{login_cookie}"
+    );
+    let token = csrf(&form.html);
+    // Without the form's token, with another browser's, or without this
+    // browser's cookie (a cross-site post), nobody is signed in.
+    let page = browser.post("/ui/login", &[("key", ADMIN_KEY)]).await;
+    assert_eq!(page.status, 403, "no CSRF token");
+    assert!(page.html.contains("sign in again") && browser.cookie("hookline_session").is_none());
+    let mut other = Browser::new(&app);
+    let others = csrf(&other.get("/ui/login").await.html);
+    let page = browser.post("/ui/login", &[("csrf", &others), ("key", ADMIN_KEY)]).await;
+    assert_eq!(page.status, 403, "another browser's token");
+    let mut cross_site = Browser::new(&app);
+    let page = cross_site.post("/ui/login", &[("csrf", &token), ("key", ADMIN_KEY)]).await;
+    assert_eq!(page.status, 403, "no sign-in cookie");
+    assert!(cross_site.cookie("hookline_session").is_none() && browser.cookie("hookline_session").is_none());
 
-    let response = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("client")
-        .post(app.url("/ui/login"))
-        .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("key={ADMIN_KEY}"))
-        .send()
-        .await
-        .expect("login");
-    let cookie = response.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a session cookie");
+    let page = browser.post("/ui/login", &[("csrf", &token), ("key", "wrong-key-0123456789")]).await;
+    assert_eq!(page.status, 401);
+    assert!(page.html.contains("not valid") && !page.html.contains("wrong-key"));
+    assert!(browser.cookie("hookline_session").is_none());
+
+    let page = browser.post("/ui/login", &[("csrf", &token), ("key", ADMIN_KEY)]).await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/ui/webhooks")));
+    let cookie = set_cookie(&page, "hookline_session").expect("a session cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict") && cookie.contains("Path=/ui"),
         "{cookie}"
     );
-
-    let page = browser.post("/ui/login", &[("key", ADMIN_KEY)]).await;
-    assert_eq!((page.status, page.location.as_deref()), (303, Some("/ui/webhooks")));
+    assert!(browser.cookie("hookline_login").is_none(), "the sign-in cookie is spent");
     let page = browser.get("/ui/webhooks").await;
     assert_eq!(page.status, 200);
     assert!(page.html.contains("No webhooks yet") && page.html.contains("administrator"));
@@ -118,8 +175,55 @@ async fn sessions_and_csrf() {
     let token = csrf(&browser.get("/ui/webhooks").await.html);
     let page = browser.post("/ui/logout", &[("csrf", &token)]).await;
     assert_eq!(page.location.as_deref(), Some("/ui/login"));
-    assert!(browser.cookie.is_none());
+    assert!(browser.cookie("hookline_session").is_none());
     assert_eq!(browser.get("/ui/webhooks").await.status, 303);
+    app.stop().await;
+}
+
+/// `/`, `/ui` and `/ui/` all lead to the webhook list, or to the sign-in
+/// page without a session.
+#[tokio::test]
+async fn front_doors_lead_to_sign_in() {
+    let app = TestApp::spawn().await;
+    let mut browser = Browser::new(&app);
+    for door in ["/", "/ui", "/ui/"] {
+        let page = browser.get(door).await;
+        assert_eq!((page.status, page.location.as_deref()), (303, Some("/ui/webhooks")), "{door}");
+    }
+    assert_eq!(browser.get("/ui/webhooks").await.location.as_deref(), Some("/ui/login"));
+    browser.sign_in(ADMIN_KEY).await;
+    for door in ["/", "/ui/"] {
+        let next = browser.get(door).await.location.expect("a redirect");
+        assert_eq!(browser.get(&next).await.status, 200, "{door}");
+    }
+    app.stop().await;
+}
+
+/// Every portal answer, pages, redirects and refusals alike, is
+/// `Cache-Control: no-store` and `Referrer-Policy: no-referrer`.
+#[tokio::test]
+async fn portal_answers_are_not_stored_or_referred() {
+    let app = TestApp::spawn().await;
+    let id = app.create_webhook(&webhook("private", "https://example.com/a", &["*"])).await;
+    let mut browser = Browser::new(&app);
+    let mut pages = vec![
+        ("/", browser.get("/").await),
+        ("/ui/webhooks (no session)", browser.get("/ui/webhooks").await),
+        ("/ui/login", browser.get("/ui/login").await),
+        ("POST /ui/login (no token)", browser.post("/ui/login", &[("key", ADMIN_KEY)]).await),
+        ("POST /ui/login", browser.sign_in(ADMIN_KEY).await),
+    ];
+    for path in ["/ui/webhooks".to_owned(), format!("/ui/webhooks/{id}"), "/ui/webhooks/not-an-id".to_owned()] {
+        let page = browser.get(&path).await;
+        pages.push((if page.status == 404 { "a 404 page" } else { "a page" }, page));
+    }
+    pages.push(("a refused form", browser.post(&format!("/ui/webhooks/{id}/resume"), &[("csrf", "x")]).await));
+    let statuses: Vec<u16> = pages.iter().map(|(_, p)| p.status).collect();
+    assert_eq!(statuses, [303, 303, 200, 403, 303, 200, 200, 404, 403]);
+    for (what, page) in &pages {
+        assert_eq!(page.cache_control.as_deref(), Some("no-store"), "{what}");
+        assert_eq!(page.referrer_policy.as_deref(), Some("no-referrer"), "{what}");
+    }
     app.stop().await;
 }
 
@@ -131,7 +235,7 @@ async fn webhooks_through_the_portal() {
     let app = TestApp::spawn().await;
     let receiver = Receiver::start().await;
     let mut browser = Browser::new(&app);
-    browser.post("/ui/login", &[("key", ADMIN_KEY)]).await;
+    browser.sign_in(ADMIN_KEY).await;
     let token = csrf(&browser.get("/ui/webhooks/new").await.html);
 
     let page = browser
@@ -168,7 +272,7 @@ async fn webhooks_through_the_portal() {
     app.post_event(&json!({"event": "license.created", "data": {"seats": 3}})).await;
     receiver.wait_for(1, WAIT).await;
     let log = eventually(WAIT, || async {
-        let mut b = Browser { http: browser.http.clone(), base: browser.base.clone(), cookie: browser.cookie.clone() };
+        let mut b = browser.clone();
         let html = b.get(&format!("/ui/webhooks/{id}")).await.html;
         if html.contains("data-label=\"State\">delivered") { Ok(html) } else { Err(html) }
     })
@@ -194,9 +298,11 @@ async fn webhooks_through_the_portal() {
     app.stop().await;
 }
 
-/// A tenant token opens the portal on that tenant only.
+/// A tenant token opens the portal on that tenant only, for no longer than
+/// the token lives. An old `?token=` link signs nobody in and does not
+/// repeat the token; it asks for it to be pasted.
 #[tokio::test]
-async fn tenant_link_sees_its_own_webhooks() {
+async fn tenant_token_sees_its_own_webhooks() {
     let app = TestApp::spawn().await;
     let mut mine = webhook("mine", "https://example.com/a", &["*"]);
     mine["tenant"] = json!("acct-a");
@@ -207,16 +313,23 @@ async fn tenant_link_sees_its_own_webhooks() {
     let minted = app.post("/v1/tenants/acct-a/tokens", &json!({"ttlSeconds": 600})).await;
     let token = minted.body["token"].as_str().expect("a token").to_owned();
 
+    let mut old_link = Browser::new(&app);
+    let page = old_link.get(&format!("/ui/login?token={}", url_encode(&token))).await;
+    assert_eq!(page.status, 200);
+    assert!(page.html.contains("Paste the account token"), "{}", page.html);
+    let signature = token.rsplit('.').next().expect("a signature");
+    assert!(!page.html.contains(signature), "the token is not repeated");
+    assert!(set_cookie(&page, "hookline_session").is_none() && old_link.cookie("hookline_session").is_none());
+    assert_eq!(old_link.get("/ui/webhooks").await.status, 303, "not signed in");
+
     let mut browser = Browser::new(&app);
-    let page = browser.get(&format!("/ui/login?token={}", url_encode(&token))).await;
+    let page = browser.sign_in(&token).await;
     assert_eq!(page.location.as_deref(), Some("/ui/webhooks"));
     let list = browser.get("/ui/webhooks").await.html;
     assert!(list.contains("mine") && !list.contains("theirs") && list.contains("account acct-a"), "{list}");
     assert_eq!(browser.get(&format!("/ui/webhooks/{other}")).await.status, 404);
     // The session lasts no longer than the token.
-    let raw = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client");
-    let answer = raw.get(app.url(&format!("/ui/login?token={}", url_encode(&token)))).send().await.expect("login");
-    let cookie = answer.headers().get("set-cookie").and_then(|v| v.to_str().ok()).expect("a cookie").to_owned();
+    let cookie = set_cookie(&page, "hookline_session").expect("a cookie");
     let max_age: i64 = cookie
         .split(';')
         .find_map(|p| p.trim().strip_prefix("Max-Age="))
@@ -224,7 +337,41 @@ async fn tenant_link_sees_its_own_webhooks() {
         .expect("Max-Age");
     assert!((1..=600).contains(&max_age), "{cookie}");
     let mut forged = Browser::new(&app);
-    assert_eq!(forged.get(&format!("/ui/login?token={}x", url_encode(&token))).await.status, 401);
+    assert_eq!(forged.sign_in(&format!("{token}x")).await.status, 401);
+    app.stop().await;
+}
+
+/// An admin session opened with an API key ends when a producer runs
+/// without that key (the keys come from settings, so: a restart without
+/// it); one opened with a key still configured goes on.
+#[tokio::test]
+async fn admin_sessions_end_when_their_key_is_removed() {
+    const SECOND_KEY: &str = "second-admin-key-0123456789";
+    let app = TestApp::spawn_with(|producer, _| {
+        producer.api_keys.push(hookline_producer::settings::Secret::new(SECOND_KEY.to_owned()));
+    })
+    .await;
+    let mut removed = Browser::new(&app);
+    assert_eq!(removed.sign_in(SECOND_KEY).await.status, 303);
+    let mut kept = Browser::new(&app);
+    assert_eq!(kept.sign_in(ADMIN_KEY).await.status, 303);
+
+    // The same database, namespace and token secret; only ADMIN_KEY.
+    let (settings, _) = hookline_e2e::settings(&app.db, &app.broker);
+    let restarted = hookline_producer::build(&settings).await.expect("producer starts");
+    let base = format!("http://{}", restarted.local_addr());
+    let stop = app.shutdown.child_token();
+    let task = tokio::spawn(restarted.run_until_stopped(stop.clone()));
+
+    let mut removed_there = Browser { base: base.clone(), ..removed.clone() };
+    let mut kept_there = Browser { base, ..kept.clone() };
+    let page = removed_there.get("/ui/webhooks").await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some("/ui/login")), "the key's session ended");
+    assert_eq!(kept_there.get("/ui/webhooks").await.status, 200, "another key's session goes on");
+    assert_eq!(removed.get("/ui/webhooks").await.status, 200, "where the key is still configured");
+    assert_eq!(removed_there.sign_in(SECOND_KEY).await.status, 401, "nor can it sign in again");
+    stop.cancel();
+    task.await.expect("no panic").expect("clean exit");
     app.stop().await;
 }
 
@@ -236,7 +383,7 @@ async fn webhook_actions() {
     let receiver = Receiver::start().await;
     let id = app.create_webhook(&webhook("acts", &receiver.url(), &["license.*"])).await;
     let mut browser = Browser::new(&app);
-    browser.post("/ui/login", &[("key", ADMIN_KEY)]).await;
+    browser.sign_in(ADMIN_KEY).await;
     let page = browser.get(&format!("/ui/webhooks/{id}")).await;
     let token = csrf(&page.html);
 
@@ -296,10 +443,44 @@ fn screenshot_dir() -> std::path::PathBuf {
     dir
 }
 
+/// Headers, badges and times that wrap onto a second line, at each width
+/// (a word broken in two wraps, so none may), and whether the page is
+/// wider than the window (a wide table must scroll in its own box).
+async fn broken_words(b: &hookline_e2e::WebBrowser) -> Vec<String> {
+    const CHECK: &str = r#"
+        const broken = [];
+        for (const el of document.querySelectorAll("th, .badge, time")) {
+            if (el.getClientRects().length === 0) { continue; }
+            const range = document.createRange();
+            range.selectNodeContents(el);
+            const lines = new Set();
+            for (const r of range.getClientRects()) { if (r.width > 0) { lines.add(Math.round(r.top)); } }
+            if (lines.size > 1) { broken.push(el.textContent.trim()); }
+        }
+        const page = document.documentElement;
+        if (page.scrollWidth > page.clientWidth) { broken.push("the page is " + page.scrollWidth + " px wide"); }
+        return broken;
+    "#;
+    let mut found = Vec::new();
+    for width in [1280, 1024, 800, 660, 500, 390, 320] {
+        b.resize(width, 900).await;
+        let broken = b.execute(CHECK).await;
+        for what in broken.as_array().into_iter().flatten() {
+            found.push(format!("at {width} px: {what}"));
+        }
+    }
+    b.resize(1280, 900).await;
+    found
+}
+
 /// In headless Chromium: sign in, create a webhook through the form (after
 /// a validation error), send a test event and see it delivered with 204,
 /// fail until the webhook is suspended, retry and see it healthy again; on
-/// a phone-sized screen too. Screenshots of each page are saved.
+/// a phone-sized screen too. Times read `… UTC · … ago`; no header, badge
+/// or time breaks inside a word at any width. An account signs in from a
+/// `#token=` link (the token leaves the address bar; the button signs in);
+/// an old `?token=` link does not sign in. Screenshots of each page are
+/// saved.
 #[tokio::test]
 async fn in_a_real_browser() {
     let app = TestApp::spawn_with(|_, worker| worker.suspend_after_failures = 2).await;
@@ -307,12 +488,15 @@ async fn in_a_real_browser() {
     receiver.set_status(204);
     let shots = screenshot_dir();
     let b = hookline_e2e::WebBrowser::start().await;
+    let time = regex::Regex::new(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC · (just now|\d+ (s|min|h|d) ago)")
+        .expect("a regex");
+    let rfc3339 = regex::Regex::new(r"\d{4}-\d{2}-\d{2}T\d{2}:").expect("a regex");
 
-    b.goto(&app.url("/ui/webhooks")).await;
+    b.goto(&app.url("/")).await;
     assert!(b.url().await.ends_with("/ui/login"), "redirected to sign in");
     b.screenshot(&shots.join("sign-in.png")).await;
     b.fill("#key", ADMIN_KEY).await;
-    b.click("form button").await;
+    b.click("#sign-in").await;
     assert!(b.text().await.contains("No webhooks yet"));
 
     b.click("a[href='/ui/webhooks/new']").await;
@@ -332,7 +516,10 @@ async fn in_a_real_browser() {
     b.click("form[action$='/test'] button").await;
     let text = b.wait_for_text("HTTP 204").await;
     assert!(text.contains("hookline.test"), "{text}");
+    assert!(time.is_match(&text), "times read `… UTC · … ago`: {text}");
     b.screenshot(&shots.join("delivery.png")).await;
+    let broken = broken_words(&b).await;
+    assert!(broken.is_empty(), "the delivery page: {broken:?}");
 
     // Failures until suspended (the threshold is 2 here).
     receiver.set_status(500);
@@ -342,8 +529,11 @@ async fn in_a_real_browser() {
         b.wait_for_text("HTTP 500").await;
     }
     b.goto(&webhook_page).await;
-    b.wait_for_text("suspended (2 failed in a row)").await;
+    let text = b.wait_for_text("suspended (2 failed in a row)").await;
+    assert!(time.is_match(&text) && !rfc3339.is_match(&text), "times read `… UTC · … ago`: {text}");
     b.screenshot(&shots.join("webhook-suspended.png")).await;
+    let broken = broken_words(&b).await;
+    assert!(broken.is_empty(), "the webhook page: {broken:?}");
 
     // Retry the last failed delivery against a healthy receiver.
     receiver.set_status(204);
@@ -357,11 +547,36 @@ async fn in_a_real_browser() {
     b.screenshot(&shots.join("webhook-healthy.png")).await;
 
     b.goto(&app.url("/ui/webhooks")).await;
+    let text = b.text().await;
+    assert!(time.is_match(&text) && !rfc3339.is_match(&text), "times read `… UTC · … ago`: {text}");
     b.screenshot(&shots.join("webhooks.png")).await;
+    let broken = broken_words(&b).await;
+    assert!(broken.is_empty(), "the webhook list: {broken:?}");
     b.resize(390, 844).await;
     let text = b.text().await;
     assert!(text.contains("CRM sync") && text.contains("healthy"), "{text}");
     b.screenshot(&shots.join("webhooks-phone.png")).await;
+    b.resize(1280, 900).await;
+
+    // An account's link: the token only in the fragment.
+    let minted = app.post("/v1/tenants/default/tokens", &json!({"ttlSeconds": 600})).await;
+    let token = minted.body["token"].as_str().expect("a token").to_owned();
+    b.click("header form button").await;
+    assert!(b.url().await.ends_with("/ui/login"), "signed out");
+    b.goto(&app.url(&format!("/ui/login?token={}", url_encode(&token)))).await;
+    assert!(b.text().await.contains("Paste the account token"), "an old link asks for the token");
+    assert!(b.url().await.ends_with("/ui/login"), "and takes it out of the address bar");
+    assert_eq!(b.value("#key").await, "", "an old link fills nothing in");
+    b.goto("about:blank").await;
+    b.goto(&app.url(&format!("/ui/login#token={}", url_encode(&token)))).await;
+    assert!(b.url().await.ends_with("/ui/login"), "the token leaves the address bar: {}", b.url().await);
+    assert_eq!(b.value("#key").await, token);
+    let text = b.text().await;
+    assert!(text.contains("signs you in to the account “default”"), "{text}");
+    b.screenshot(&shots.join("sign-in-link.png")).await;
+    b.click("#sign-in").await;
+    let text = b.text().await;
+    assert!(text.contains("account default") && text.contains("CRM sync"), "{text}");
     b.quit().await;
     app.stop().await;
 }

@@ -1,6 +1,6 @@
 //! A minimal W3C WebDriver client over `chromedriver` and headless Debian
 //! Chromium, for the portal's browser tests: open a page, find, click,
-//! type, read text, take a screenshot. No browser download: `.ci/run`
+//! type, read text and field values, run a script, take a screenshot. No browser download: `.ci/run`
 //! installs Debian's `chromium` and `chromium-driver`.
 
 use std::{path::Path, process::Stdio, time::Duration};
@@ -153,6 +153,21 @@ impl Browser {
     /// The current URL.
     pub async fn url(&self) -> String {
         self.call(reqwest::Method::GET, "/url", None).await.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Runs `script` (a function body; `return` gives the result) in the page.
+    pub async fn execute(&self, script: &str) -> Value {
+        self.call(reqwest::Method::POST, "/execute/sync", Some(json!({"script": script, "args": []}))).await
+    }
+
+    /// The current value of the form field `css` selects.
+    pub async fn value(&self, css: &str) -> String {
+        let el = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{el}/property/value"), None)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
     }
 
     /// Resizes the window.

@@ -15,7 +15,26 @@ use crate::settings::Secret;
 
 /// The admin API keys, as digests.
 #[derive(Clone)]
-pub(crate) struct ApiKeys(Vec<[u8; 32]>);
+pub(crate) struct ApiKeys(Vec<KeyDigest>);
+
+/// The SHA-256 digest of one API key: names the key without holding it (an
+/// admin portal session records which key opened it, so it ends when that
+/// key is removed).
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) struct KeyDigest([u8; 32]);
+
+impl std::fmt::Debug for KeyDigest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyDigest(****)")
+    }
+}
+
+impl KeyDigest {
+    /// Lower-case hex, to be MACed into a payload (never shown as it is).
+    pub(crate) fn to_hex(self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
 
 impl std::fmt::Debug for ApiKeys {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -23,8 +42,8 @@ impl std::fmt::Debug for ApiKeys {
     }
 }
 
-fn digest(text: &str) -> [u8; 32] {
-    Sha256::digest(text.as_bytes()).into()
+fn digest(text: &str) -> KeyDigest {
+    KeyDigest(Sha256::digest(text.as_bytes()).into())
 }
 
 impl ApiKeys {
@@ -32,14 +51,25 @@ impl ApiKeys {
         Self(keys.iter().map(|k| digest(k.expose())).collect())
     }
 
-    /// Constant-time in the candidate's content: every key is compared,
-    /// byte by byte, without early exit.
-    fn matches(&self, candidate: &str) -> bool {
+    /// The digest of `candidate` when it is one of the keys. Constant-time
+    /// in the candidate's content: every key is compared, byte by byte,
+    /// without early exit.
+    pub(crate) fn find(&self, candidate: &str) -> Option<KeyDigest> {
         let candidate = digest(candidate);
-        self.0.iter().fold(false, |found, key| {
-            let diff = key.iter().zip(candidate.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        let found = self.0.iter().fold(false, |found, key| {
+            let diff = key.0.iter().zip(candidate.0.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
             found | (diff == 0)
-        })
+        });
+        found.then_some(candidate)
+    }
+
+    fn matches(&self, candidate: &str) -> bool {
+        self.find(candidate).is_some()
+    }
+
+    /// The digests of the keys accepted now.
+    pub(crate) fn digests(&self) -> &[KeyDigest] {
+        &self.0
     }
 }
 
@@ -163,6 +193,10 @@ mod tests {
         assert!(!keys.matches("first-key-012345678"));
         assert!(!keys.matches(""));
         assert!(!ApiKeys::new(&[]).matches("anything"));
+        let found = keys.find("second-key-0123456789").expect("a key");
+        assert_eq!(keys.digests()[1], found, "names the key that matched");
+        assert_eq!(found.to_hex().len(), 64);
+        assert!(keys.find("third-key-0123456789").is_none());
     }
 
     /// Tenant callers are confined to their tenant; admins choose.
