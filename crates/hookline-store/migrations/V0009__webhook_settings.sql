@@ -20,12 +20,12 @@ ALTER TABLE webhooks
 CREATE INDEX webhooks_recovery_due_idx ON webhooks (recovery_next_at)
     WHERE recovery_probe AND status = 'suspended';
 
--- The shared rate limiter: one row per rate-limited webhook, the current
--- one-second window (Unix seconds) and the requests taken in it. A worker
--- takes permits with one conditional upsert before each request; the row is
--- small and updated in place (HOT: no indexed column changes).
-CREATE TABLE webhook_rate_windows (
-    webhook_id uuid    PRIMARY KEY REFERENCES webhooks (id) ON DELETE CASCADE,
-    window_s   bigint  NOT NULL,
-    used       integer NOT NULL
+-- The shared rate limiter (GCRA): one row per rate-limited webhook holding
+-- its theoretical arrival time, the earliest moment the next request may go.
+-- Taking a slot moves it on by 1/limit seconds in one upsert, on the
+-- database's clock (one clock for every worker). No indexed column changes,
+-- so the update stays HOT in its half-empty page.
+CREATE TABLE webhook_rate (
+    webhook_id uuid        PRIMARY KEY REFERENCES webhooks (id) ON DELETE CASCADE,
+    tat        timestamptz NOT NULL
 ) WITH (fillfactor = 50);
