@@ -28,6 +28,8 @@
 //! - [`early`]: a fresh event's fast path: who it goes to, read before
 //!   anything is written, then the event, deliveries and successful first
 //!   attempts in one commit.
+//! - [`health_change`]: webhooks' health changes as a trigger records them,
+//!   claimed and marked by the workers' relays (operational events).
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
 //! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
@@ -38,6 +40,7 @@ pub mod early;
 pub mod error;
 pub mod event;
 pub mod fanout;
+pub mod health_change;
 mod headers;
 pub mod migrate;
 pub mod overdue;
@@ -54,6 +57,7 @@ pub use early::{Delivered, Looked, goes_early};
 pub use error::{Error, Result};
 pub use event::{Dispatch, EventKey, NewEvent, RecordedEvent};
 pub use fanout::FreshDelivery;
+pub use health_change::{Announced, ChangeKind, ClaimedChange, HealthChange};
 pub use overdue::Replay;
 pub use probe::{Parked, Probe};
 pub use schedule::{Claim, Due};

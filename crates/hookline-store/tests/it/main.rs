@@ -11,6 +11,7 @@ use hookline_store::{
 };
 
 mod early;
+mod health_change;
 mod schedule;
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
