@@ -107,6 +107,9 @@ pub enum WireTrigger {
     Manual,
     /// A `recover` replay.
     Recover,
+    /// A recovery probe. Never sent: a probe has no delivery message (it
+    /// is listed so the mapping from `Trigger` is total).
+    Probe,
 }
 
 impl From<WireTrigger> for hookline_core::Trigger {
@@ -115,6 +118,7 @@ impl From<WireTrigger> for hookline_core::Trigger {
             WireTrigger::Scheduled => Self::Scheduled,
             WireTrigger::Manual => Self::Manual,
             WireTrigger::Recover => Self::Recover,
+            WireTrigger::Probe => Self::Probe,
         }
     }
 }
@@ -125,6 +129,7 @@ impl From<hookline_core::Trigger> for WireTrigger {
             hookline_core::Trigger::Scheduled => Self::Scheduled,
             hookline_core::Trigger::Manual => Self::Manual,
             hookline_core::Trigger::Recover => Self::Recover,
+            hookline_core::Trigger::Probe => Self::Probe,
         }
     }
 }

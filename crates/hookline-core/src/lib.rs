@@ -45,6 +45,7 @@ pub use event::{
 };
 pub use fence::{Fence, Waiting};
 pub use filter::{EventFilter, EventFilters, InvalidEventFilter, InvalidEventFilters};
+pub use health::recovery::{InvalidProbeBackoff, ProbeBackoff, Probed};
 pub use health::{Attempted, Health, Next, Trigger, decide, describe_failure, needs_probe};
 pub use id::{AttemptId, DeliveryId, InvalidId, WebhookId};
 pub use outcome::{AttemptOutcome, TransportErrorKind, classify_status};

@@ -4,6 +4,7 @@
 //! Health: every failed attempt counts one consecutive failure and makes the
 //! webhook `unhealthy`; reaching the threshold (default 50) or a `410 Gone`
 //! makes it `suspended`; any success resets the count and makes it `healthy`.
+//! A suspended webhook that opted in is probed on a backoff ([`recovery`]).
 
 use std::time::Duration;
 
@@ -11,6 +12,8 @@ use crate::{
     AttemptOutcome, DeliveryState, HealthStatus, TransportErrorKind,
     retry::{RetrySchedule, clamp_retry_after, format_delay},
 };
+
+pub mod recovery;
 
 #[cfg(test)]
 mod tests;
@@ -69,6 +72,9 @@ pub enum Trigger {
     Manual,
     /// `POST /v1/webhooks/{id}/recover`.
     Recover,
+    /// A recovery probe of a suspended webhook ([`recovery`]): a
+    /// `hookline.probe` event of its own, never a queued delivery.
+    Probe,
 }
 
 impl Trigger {
@@ -78,6 +84,7 @@ impl Trigger {
             Self::Scheduled => "scheduled",
             Self::Manual => "manual",
             Self::Recover => "recover",
+            Self::Probe => "probe",
         }
     }
 
@@ -87,11 +94,13 @@ impl Trigger {
             "scheduled" => Some(Self::Scheduled),
             "manual" => Some(Self::Manual),
             "recover" => Some(Self::Recover),
+            "probe" => Some(Self::Probe),
             _ => None,
         }
     }
 
-    /// Manual and recover attempts go ahead even while the webhook is suspended.
+    /// Manual, recover and probe attempts go ahead even while the webhook is
+    /// suspended.
     pub fn overrides_suspension(self) -> bool {
         !matches!(self, Self::Scheduled)
     }
@@ -211,6 +220,11 @@ pub fn decide(a: &Attempted<'_>, schedule: &RetrySchedule) -> Next {
         Trigger::Recover => {
             // The replay was the step: it failed, and nothing more is tried.
             return Next::Stop { state: DeliveryState::Failed, reason: format!("{failure} (recover attempt)") };
+        }
+        Trigger::Probe => {
+            // A probe's delivery is tried once; the next probe is a new one
+            // (`recovery::after_probe`).
+            return Next::Stop { state: DeliveryState::Failed, reason: format!("{failure} (probe)") };
         }
     }
     let Some(scheduled) = schedule.delay(a.attempt_no, a.jitter) else {

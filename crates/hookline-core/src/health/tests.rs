@@ -161,3 +161,14 @@ fn probes() {
     assert!(!needs_probe(HealthStatus::Healthy, Trigger::Scheduled));
     assert!(!needs_probe(HealthStatus::Suspended, Trigger::Scheduled));
 }
+
+/// Every trigger's recorded name parses back to it; unknown names do not.
+#[test]
+fn trigger_names_round_trip() {
+    for trigger in [Trigger::Scheduled, Trigger::Manual, Trigger::Recover, Trigger::Probe] {
+        assert_eq!(Trigger::parse(trigger.as_str()), Some(trigger));
+    }
+    assert_eq!(Trigger::Probe.as_str(), "probe");
+    assert!(Trigger::Probe.overrides_suspension());
+    assert_eq!(Trigger::parse("Probe"), None);
+}

@@ -182,8 +182,8 @@ string_schema!(
 string_schema!(
     /// `Trigger::as_str`.
     TriggerName => names(
-        "What made an attempt: its schedule, a manual retry or a recovery",
-        [Trigger::Scheduled, Trigger::Manual, Trigger::Recover].map(Trigger::as_str),
+        "What made an attempt: its schedule, a manual retry, a recovery or a recovery probe",
+        [Trigger::Scheduled, Trigger::Manual, Trigger::Recover, Trigger::Probe].map(Trigger::as_str),
     )
 );
 string_schema!(

@@ -122,10 +122,10 @@ fn enumerations() {
     assert_eq!(listed::<SignatureSchemeName>().len(), 2);
     for name in listed::<TriggerName>() {
         match Trigger::parse(&name).expect("a trigger core knows") {
-            Trigger::Scheduled | Trigger::Manual | Trigger::Recover => {}
+            Trigger::Scheduled | Trigger::Manual | Trigger::Recover | Trigger::Probe => {}
         }
     }
-    assert_eq!(listed::<TriggerName>().len(), 3);
+    assert_eq!(listed::<TriggerName>().len(), 4);
     let kinds = listed::<TransportErrorName>();
     let all = [TransportErrorKind::Connect, TransportErrorKind::Dns, TransportErrorKind::Tls, TransportErrorKind::Io];
     for kind in all.into_iter().chain([TransportErrorKind::Blocked]) {

@@ -53,7 +53,7 @@ pub(crate) async fn recover(state: &AppState, caller: &Caller, id: WebhookId, re
         return Ok(Recovering { count, queued: 0, dry_run: true, finishes_at: None });
     }
     let batch = &ids[..count.min(MAX_RECOVER)];
-    let spacing = time::Duration::milliseconds(1000 / i64::from(state.recover_rate_per_sec.max(1)));
+    let spacing = hookline_core::health::recovery::replay_spacing(state.recover_rate_per_sec);
     // Marked first (each only if still failed or suspended), then
     // published: a replay whose message is lost is reconciled like any
     // other step, and what could not be published is unmarked.
