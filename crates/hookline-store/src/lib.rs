@@ -25,6 +25,9 @@
 //!   deliveries parked until its outcome.
 //! - [`overdue`]: what reconciliation publishes again, and `recover`'s
 //!   replays.
+//! - [`recovery`]: recovery probes of suspended webhooks: due ones claimed
+//!   under a lease, a probe recorded with the resume (and replay) or the
+//!   next due time it brings.
 //! - [`early`]: a fresh event's fast path: who it goes to, read before
 //!   anything is written, then the event, deliveries and successful first
 //!   attempts in one commit.
@@ -45,6 +48,7 @@ mod headers;
 pub mod migrate;
 pub mod overdue;
 pub mod probe;
+pub mod recovery;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
@@ -60,6 +64,7 @@ pub use fanout::FreshDelivery;
 pub use health_change::{Announced, ChangeKind, ClaimedChange, HealthChange};
 pub use overdue::Replay;
 pub use probe::{Parked, Probe};
+pub use recovery::{ProbeMade, ProbeRecorded, ProbeTarget, ReplayPace};
 pub use schedule::{Claim, Due};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;

@@ -145,45 +145,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> Result<Vec<Replay>> {
         let client = self.pool.get().await?;
-        let first = truncate_ms(first);
-        let uuids: Vec<uuid::Uuid> = ids.iter().map(DeliveryId::as_uuid).collect();
-        let dues: Vec<OffsetDateTime> =
-            (0..ids.len()).map(|i| truncate_ms(first + spacing * i32::try_from(i).unwrap_or(i32::MAX))).collect();
-        let rows = client
-            .query(
-                &client
-                    .prepare_cached(
-                        "WITH m AS (
-                    SELECT d.id, d.state AS previous, m.due FROM deliveries d
-                    JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS m (id, due) ON m.id = d.id
-                    WHERE d.state IN ('failed', 'suspended')
-                    FOR UPDATE OF d
-                 )
-                 UPDATE deliveries d SET state = 'pending', next_attempt_at = m.due, next_trigger = 'recover',
-                                         claimed_until = NULL, updated_at = $3
-                 FROM m WHERE d.id = m.id
-                 RETURNING d.id, d.webhook_id, m.due, m.previous",
-                    )
-                    .await?,
-                &[&uuids, &dues, &now],
-            )
-            .await?;
-        let mut replays = rows
-            .iter()
-            .map(|r| {
-                Ok(Replay {
-                    due: Due {
-                        id: DeliveryId::from_uuid(r.try_get("id")?),
-                        webhook_id: WebhookId::from_uuid(r.try_get("webhook_id")?),
-                        at: r.try_get("due")?,
-                        trigger: Trigger::Recover,
-                    },
-                    previous: DeliveryState::parse(r.try_get("previous")?).map_err(|e| corrupt(&e))?,
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        replays.sort_by_key(|r| r.due.at);
-        Ok(replays)
+        mark_replays(&client, ids, first, spacing, now).await
     }
 
     /// Undoes [`Store::mark_replays`] for replays that were not published:
@@ -203,4 +165,54 @@ impl Store {
             )
             .await?)
     }
+}
+
+/// [`Store::mark_replays`] on `client`, a connection or a transaction (a
+/// probe's replay is marked in the transaction that resumes its webhook).
+pub(crate) async fn mark_replays(
+    client: &impl deadpool_postgres::GenericClient,
+    ids: &[DeliveryId],
+    first: OffsetDateTime,
+    spacing: time::Duration,
+    now: OffsetDateTime,
+) -> Result<Vec<Replay>> {
+    let first = truncate_ms(first);
+    let uuids: Vec<uuid::Uuid> = ids.iter().map(DeliveryId::as_uuid).collect();
+    let dues: Vec<OffsetDateTime> =
+        (0..ids.len()).map(|i| truncate_ms(first + spacing * i32::try_from(i).unwrap_or(i32::MAX))).collect();
+    let rows = client
+        .query(
+            &client
+                .prepare_cached(
+                    "WITH m AS (
+                SELECT d.id, d.state AS previous, m.due FROM deliveries d
+                JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS m (id, due) ON m.id = d.id
+                WHERE d.state IN ('failed', 'suspended')
+                FOR UPDATE OF d
+             )
+             UPDATE deliveries d SET state = 'pending', next_attempt_at = m.due, next_trigger = 'recover',
+                                     claimed_until = NULL, updated_at = $3
+             FROM m WHERE d.id = m.id
+             RETURNING d.id, d.webhook_id, m.due, m.previous",
+                )
+                .await?,
+            &[&uuids, &dues, &now],
+        )
+        .await?;
+    let mut replays = rows
+        .iter()
+        .map(|r| {
+            Ok(Replay {
+                due: Due {
+                    id: DeliveryId::from_uuid(r.try_get("id")?),
+                    webhook_id: WebhookId::from_uuid(r.try_get("webhook_id")?),
+                    at: r.try_get("due")?,
+                    trigger: Trigger::Recover,
+                },
+                previous: DeliveryState::parse(r.try_get("previous")?).map_err(|e| corrupt(&e))?,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    replays.sort_by_key(|r| r.due.at);
+    Ok(replays)
 }

@@ -12,6 +12,7 @@ use hookline_store::{
 
 mod early;
 mod health_change;
+mod recovery;
 mod schedule;
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
