@@ -9,6 +9,7 @@ mod faults;
 mod isolation;
 mod pipeline;
 mod portal;
+mod recovery;
 mod retries;
 mod security;
 mod settings;

@@ -28,6 +28,7 @@
 //! - [`metrics`]: what a worker counts, served at `/metrics`.
 //! - [`batch`]: group commit of the hot path's writes.
 //! - [`reconcile`]: publishes again whatever step Postgres says is overdue.
+//! - [`recovery`]: recovery probes of suspended webhooks that opted in.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 pub mod attempt;
@@ -41,6 +42,7 @@ pub mod known;
 pub mod metrics;
 pub mod outbound;
 pub mod reconcile;
+pub mod recovery;
 pub mod settings;
 pub mod startup;
 

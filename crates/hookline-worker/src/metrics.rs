@@ -94,6 +94,9 @@ pub struct WorkerMetrics {
     /// Publishes that failed after their step was committed; reconciliation
     /// publishes those steps again.
     pub publish_failures: Counter,
+    /// Recovery probes, by `outcome`: `resumed`, `failed`, `superseded`
+    /// (recorded, the webhook resumed or probed meanwhile by other means).
+    pub recovery_probes: Counter<OutcomeLabels>,
 }
 
 impl WorkerMetrics {
@@ -155,6 +158,11 @@ impl WorkerMetrics {
                 r,
                 "hookline_publish_failures_total",
                 "Publishes that failed after their step was committed (reconciliation publishes those again).",
+            ),
+            recovery_probes: Counter::register(
+                r,
+                "hookline_recovery_probes_total",
+                "Recovery probes of suspended webhooks, by outcome (resumed, failed, superseded).",
             ),
             in_flight: Gauge::register(r, "hookline_deliveries_in_flight", "Delivery messages being handled."),
             attempt_duration: Histogram::register(

@@ -4,7 +4,7 @@ use std::{net::SocketAddr, time::Duration};
 
 use hookline_broker::AmqpSettings;
 use hookline_core::{
-    AllowList, RetrySchedule,
+    AllowList, InvalidProbeBackoff, ProbeBackoff, RetrySchedule,
     config::{ConfigError, Vars},
 };
 use hookline_store::PgSettings;
@@ -63,6 +63,16 @@ pub struct Settings {
     /// (`HOOKLINE_RECONCILE_GRACE_MS`): longer than a message normally
     /// waits in a queue.
     pub reconcile_grace: Duration,
+    /// Recovery probes of suspended webhooks that opted in: the wait from
+    /// the suspension to the first (`HOOKLINE_RECOVERY_PROBE_FIRST_MS`),
+    /// doubled after each failed one up to `HOOKLINE_RECOVERY_PROBE_MAX_MS`.
+    pub recovery_probe: ProbeBackoff,
+    /// How often a worker looks for suspended webhooks due a probe
+    /// (`HOOKLINE_RECOVERY_POLL_MS`): one indexed query when none is.
+    pub recovery_poll: Duration,
+    /// Replays per second when a probe resumes a webhook with replay on
+    /// (`HOOKLINE_RECOVER_RATE_PER_SEC`, the rate of `recover`).
+    pub recover_rate_per_sec: u32,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -87,6 +97,9 @@ impl Default for Settings {
             allowed_networks: AllowList::default(),
             reconcile_interval: Duration::from_secs(10),
             reconcile_grace: Duration::from_secs(30),
+            recovery_probe: ProbeBackoff::default(),
+            recovery_poll: Duration::from_secs(5),
+            recover_rate_per_sec: 10,
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -122,6 +135,9 @@ impl Settings {
             allowed_networks: AllowList::from_vars(vars)?,
             reconcile_interval: vars.millis("HOOKLINE_RECONCILE_INTERVAL_MS", ms(d.reconcile_interval))?,
             reconcile_grace: vars.millis("HOOKLINE_RECONCILE_GRACE_MS", ms(d.reconcile_grace))?,
+            recovery_probe: probe_backoff(vars, d.recovery_probe)?,
+            recovery_poll: vars.millis("HOOKLINE_RECOVERY_POLL_MS", ms(d.recovery_poll))?,
+            recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", d.recover_rate_per_sec)?,
             telemetry: telemetry_from_vars(vars)?,
         };
         if settings.concurrency > usize::from(u16::MAX) {
@@ -132,6 +148,9 @@ impl Settings {
         }
         if settings.reconcile_interval.is_zero() {
             return Err(ConfigError::new("HOOKLINE_RECONCILE_INTERVAL_MS", "must be greater than zero"));
+        }
+        if settings.recovery_poll.is_zero() {
+            return Err(ConfigError::new("HOOKLINE_RECOVERY_POLL_MS", "must be greater than zero"));
         }
         if settings.connect_timeout.is_zero() {
             return Err(ConfigError::new("HOOKLINE_CONNECT_TIMEOUT_MS", "must be greater than zero"));
@@ -148,6 +167,17 @@ impl Settings {
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_vars(&std::env::vars().collect())
     }
+}
+
+/// The probe backoff; an invalid one names the variable at fault.
+fn probe_backoff(vars: &Vars, d: ProbeBackoff) -> Result<ProbeBackoff, ConfigError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let first = vars.millis("HOOKLINE_RECOVERY_PROBE_FIRST_MS", ms(d.first()))?;
+    let max = vars.millis("HOOKLINE_RECOVERY_PROBE_MAX_MS", ms(d.max()))?;
+    ProbeBackoff::try_new(first, max).map_err(|e| match e {
+        InvalidProbeBackoff::ZeroFirst => ConfigError::new("HOOKLINE_RECOVERY_PROBE_FIRST_MS", e),
+        InvalidProbeBackoff::MaxBelowFirst => ConfigError::new("HOOKLINE_RECOVERY_PROBE_MAX_MS", e),
+    })
 }
 
 fn telemetry_from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
@@ -168,6 +198,8 @@ mod tests {
         assert_eq!(s.concurrency, 128);
         assert_eq!(s.retry_schedule.to_string(), "5s,1m,5m,30m,2h,5h,10h,10h");
         assert_eq!(s.suspend_after_failures, 50);
+        assert_eq!(s.recovery_probe, ProbeBackoff::default());
+        assert_eq!((s.recovery_poll, s.recover_rate_per_sec), (Duration::from_secs(5), 10));
     }
 
     /// Zero or nonsense values stop start-up, naming the variable.
@@ -182,6 +214,10 @@ mod tests {
             ("HOOKLINE_RETRY_SCHEDULE", "5s,soon"),
             ("HOOKLINE_SUSPEND_AFTER_FAILURES", "0"),
             ("HOOKLINE_RECONCILE_INTERVAL_MS", "0"),
+            ("HOOKLINE_RECOVERY_PROBE_FIRST_MS", "0"),
+            ("HOOKLINE_RECOVERY_PROBE_MAX_MS", "1000"),
+            ("HOOKLINE_RECOVERY_POLL_MS", "0"),
+            ("HOOKLINE_RECOVER_RATE_PER_SEC", "0"),
         ] {
             let vars: Vars = [(var, value)].into_iter().collect();
             assert_eq!(Settings::from_vars(&vars).expect_err(value).var, var, "{var}={value}");

@@ -299,6 +299,8 @@ impl Worker {
             crate::reconcile::Every { interval: settings.reconcile_interval, grace: settings.reconcile_grace },
             shutdown.clone(),
         ));
+        let prober =
+            tokio::spawn(crate::recovery::run(ctx.clone(), crate::recovery::Probing::of(&settings), shutdown.clone()));
 
         // In-flight work outlives a lost connection (its acks then fail and
         // the broker redelivers); the tracker spans every session.
@@ -322,6 +324,7 @@ impl Worker {
         }
 
         let _ = reconciler.await;
+        let _ = prober.await;
         tracker.close();
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");
