@@ -61,6 +61,9 @@ pub(crate) fn check_segments(text: &str) -> Result<(), InvalidEventType> {
 /// `hookline.webhook.suspended`.
 pub const RESERVED_NAMESPACE: &str = "hookline";
 
+/// How the ids of Hookline's own events start (`hookline-change-42`).
+pub const RESERVED_ID_PREFIX: &str = "hookline-";
+
 /// Whether `text` is in Hookline's own namespace: its first dot-separated
 /// segment is [`RESERVED_NAMESPACE`], in any case (`hookline.webhook.x`,
 /// `Hookline.x`, `hookline`). Tenants may not send such events, and `*`
@@ -132,6 +135,13 @@ impl EventId {
             return Err(InvalidEventId::BadCharacter(bad));
         }
         Ok(Self(text.to_owned()))
+    }
+
+    /// Whether it is in the form of Hookline's own event ids
+    /// ([`RESERVED_ID_PREFIX`], in any case): tenants may not use it, so
+    /// they cannot take the id of an operational event before it is sent.
+    pub fn is_reserved(&self) -> bool {
+        self.0.get(..RESERVED_ID_PREFIX.len()).is_some_and(|start| start.eq_ignore_ascii_case(RESERVED_ID_PREFIX))
     }
 
     /// An id made from a caller-supplied UUID: `evt_<32 hex digits>`.

@@ -43,6 +43,15 @@ fn reserved_namespace() {
     for open in ["license.created", "hooklines.x", "my.hookline.x", "hook.line", "hookline-x.y", "hookline_x"] {
         assert!(!EventType::parse(open).expect("valid").is_reserved(), "{open}");
     }
+    for (id, reserved) in [
+        ("hookline-change-42", true),
+        ("HookLine-x", true),
+        ("hookline", false),
+        ("hooklinex-1", false),
+        ("evt-hookline-1", false),
+    ] {
+        assert_eq!(EventId::parse(id).expect("valid").is_reserved(), reserved, "{id}");
+    }
 }
 
 /// Event ids: 1–128 of a safe character set; generated ids are prefixed.

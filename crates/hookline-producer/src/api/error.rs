@@ -56,6 +56,9 @@ pub enum Code {
     BlockedDestination,
     /// 422: the tenant has as many webhooks as it may.
     TenantWebhookLimit,
+    /// 422: an event type in Hookline's own namespace (`hookline.…`): only
+    /// Hookline sends those.
+    ReservedEventType,
     /// 500: an unexpected failure (logged).
     Internal,
     /// 503: the broker did not take the event; nothing was accepted.
@@ -83,6 +86,7 @@ impl Code {
             Self::InvalidField => "invalid_field",
             Self::BlockedDestination => "blocked_destination",
             Self::TenantWebhookLimit => "tenant_webhook_limit",
+            Self::ReservedEventType => "reserved_event_type",
             Self::Internal => "internal",
             Self::BrokerUnavailable => "broker_unavailable",
             Self::DatabaseUnavailable => "database_unavailable",

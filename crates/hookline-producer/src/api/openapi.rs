@@ -93,7 +93,7 @@ problems! {
     Conflict = "`webhook_inactive`: the webhook is inactive";
     TooLarge = "`payload_too_large`: the body is over the limit";
     UnsupportedMediaType = "`unsupported_media_type`: the body is not `application/json`";
-    Unprocessable = "`invalid_body` (JSON of the wrong shape), `invalid_field` (`field` names it), `blocked_destination`, `tenant_webhook_limit`";
+    Unprocessable = "`invalid_body` (JSON of the wrong shape), `invalid_field` (`field` names it), `blocked_destination`, `tenant_webhook_limit`, `reserved_event_type` (an event type in Hookline's own `hookline.` namespace)";
     Internal = "`internal`: an unexpected failure, logged";
     Unavailable = "`database_unavailable` or `broker_unavailable`: nothing was done; try again";
     Problem = "An error (RFC 9457), with a stable `code`";

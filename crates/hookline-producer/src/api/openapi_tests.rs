@@ -77,7 +77,7 @@ fn problem_codes_are_listed() {
         let code: Code = serde_json::from_value::<CodeName>(value.clone()).expect("a code").0;
         assert_eq!(Some(code.as_str()), value.as_str());
     }
-    assert_eq!(listed.len(), 18);
+    assert_eq!(listed.len(), 19);
 }
 
 /// Reads a code back from its wire name (the API only writes them).
@@ -102,6 +102,7 @@ impl<'de> serde::Deserialize<'de> for CodeName {
             Code::InvalidField,
             Code::BlockedDestination,
             Code::TenantWebhookLimit,
+            Code::ReservedEventType,
             Code::Internal,
             Code::BrokerUnavailable,
             Code::DatabaseUnavailable,
