@@ -29,6 +29,8 @@
 //! - [`batch`]: group commit of the hot path's writes.
 //! - [`reconcile`]: publishes again whatever step Postgres says is overdue.
 //! - [`recovery`]: recovery probes of suspended webhooks that opted in.
+//! - [`operational`]: announces webhooks' health changes as `hookline.webhook.*`
+//!   events (the relay).
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 pub mod attempt;
@@ -40,6 +42,7 @@ mod early;
 pub mod fairness;
 pub mod known;
 pub mod metrics;
+pub mod operational;
 pub mod outbound;
 pub mod reconcile;
 pub mod recovery;

@@ -57,6 +57,24 @@ pub struct StatusClassLabels {
 
 impl LabelSet for StatusClassLabels {}
 
+/// An operational event's `kind` (`unhealthy`, `suspended`, `recovered`,
+/// `disabled`) and `outcome` (`published`, or `unsubscribed`: no webhook
+/// of the tenant takes it, so none was published). Callers name it
+/// `&["suspended", "published"]`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub struct OperationalLabels {
+    kind: &'static str,
+    outcome: &'static str,
+}
+
+impl LabelSet for OperationalLabels {}
+
+impl From<&[&'static str; 2]> for OperationalLabels {
+    fn from(&[kind, outcome]: &[&'static str; 2]) -> Self {
+        Self { kind, outcome }
+    }
+}
+
 /// The worker's metric families.
 #[derive(Debug, Clone)]
 pub struct WorkerMetrics {
@@ -97,6 +115,8 @@ pub struct WorkerMetrics {
     /// Recovery probes, by `outcome`: `resumed`, `failed`, `superseded`
     /// (recorded, the webhook resumed or probed meanwhile by other means).
     pub recovery_probes: Counter<OutcomeLabels>,
+    /// Webhook health changes announced, by `kind` and `outcome`.
+    pub operational_events: Counter<OperationalLabels>,
 }
 
 impl WorkerMetrics {
@@ -163,6 +183,12 @@ impl WorkerMetrics {
                 r,
                 "hookline_recovery_probes_total",
                 "Recovery probes of suspended webhooks, by outcome (resumed, failed, superseded).",
+            ),
+            operational_events: Counter::register(
+                r,
+                "hookline_operational_events_total",
+                "Webhook health changes announced as hookline.webhook.* events, by kind and outcome \
+                 (unsubscribed: no webhook takes them, none published).",
             ),
             in_flight: Gauge::register(r, "hookline_deliveries_in_flight", "Delivery messages being handled."),
             attempt_duration: Histogram::register(

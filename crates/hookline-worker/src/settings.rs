@@ -73,6 +73,13 @@ pub struct Settings {
     /// Replays per second when a probe resumes a webhook with replay on
     /// (`HOOKLINE_RECOVER_RATE_PER_SEC`, the rate of `recover`).
     pub recover_rate_per_sec: u32,
+    /// How often a worker looks for webhook health changes to announce as
+    /// operational events (`HOOKLINE_OPERATIONAL_POLL_MS`).
+    pub operational_poll: Duration,
+    /// How long a change between `healthy` and `unhealthy` must hold before
+    /// it is announced (`HOOKLINE_OPERATIONAL_SETTLE_MS`); one undone sooner
+    /// is never announced, so a flapping webhook is not an event storm.
+    pub operational_settle: Duration,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -100,6 +107,8 @@ impl Default for Settings {
             recovery_probe: ProbeBackoff::default(),
             recovery_poll: Duration::from_secs(5),
             recover_rate_per_sec: 10,
+            operational_poll: Duration::from_millis(500),
+            operational_settle: Duration::from_secs(1),
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -138,6 +147,8 @@ impl Settings {
             recovery_probe: probe_backoff(vars, d.recovery_probe)?,
             recovery_poll: vars.millis("HOOKLINE_RECOVERY_POLL_MS", ms(d.recovery_poll))?,
             recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", d.recover_rate_per_sec)?,
+            operational_poll: vars.millis("HOOKLINE_OPERATIONAL_POLL_MS", ms(d.operational_poll))?,
+            operational_settle: vars.millis("HOOKLINE_OPERATIONAL_SETTLE_MS", ms(d.operational_settle))?,
             telemetry: telemetry_from_vars(vars)?,
         };
         if settings.concurrency > usize::from(u16::MAX) {
@@ -151,6 +162,9 @@ impl Settings {
         }
         if settings.recovery_poll.is_zero() {
             return Err(ConfigError::new("HOOKLINE_RECOVERY_POLL_MS", "must be greater than zero"));
+        }
+        if settings.operational_poll.is_zero() {
+            return Err(ConfigError::new("HOOKLINE_OPERATIONAL_POLL_MS", "must be greater than zero"));
         }
         if settings.connect_timeout.is_zero() {
             return Err(ConfigError::new("HOOKLINE_CONNECT_TIMEOUT_MS", "must be greater than zero"));
@@ -218,6 +232,8 @@ mod tests {
             ("HOOKLINE_RECOVERY_PROBE_MAX_MS", "1000"),
             ("HOOKLINE_RECOVERY_POLL_MS", "0"),
             ("HOOKLINE_RECOVER_RATE_PER_SEC", "0"),
+            ("HOOKLINE_OPERATIONAL_POLL_MS", "0"),
+            ("HOOKLINE_OPERATIONAL_SETTLE_MS", "soon"),
         ] {
             let vars: Vars = [(var, value)].into_iter().collect();
             assert_eq!(Settings::from_vars(&vars).expect_err(value).var, var, "{var}={value}");

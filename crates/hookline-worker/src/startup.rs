@@ -301,6 +301,11 @@ impl Worker {
         ));
         let prober =
             tokio::spawn(crate::recovery::run(ctx.clone(), crate::recovery::Probing::of(&settings), shutdown.clone()));
+        let relay = tokio::spawn(crate::operational::run(
+            ctx.clone(),
+            crate::operational::Pace { poll: settings.operational_poll, settle: settings.operational_settle },
+            shutdown.clone(),
+        ));
 
         // In-flight work outlives a lost connection (its acks then fail and
         // the broker redelivers); the tracker spans every session.
@@ -325,6 +330,7 @@ impl Worker {
 
         let _ = reconciler.await;
         let _ = prober.await;
+        let _ = relay.await;
         tracker.close();
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");
