@@ -7,6 +7,7 @@ mod cluster;
 mod durability;
 mod faults;
 mod isolation;
+mod operational;
 mod pipeline;
 mod portal;
 mod recovery;
