@@ -101,3 +101,87 @@ async fn header_overrides_and_bad_headers_are_refused() {
     assert_eq!(app.webhook(&id).await["headers"], json!([]));
     app.stop().await;
 }
+
+/// A number from the environment (for a bigger run by hand), else `default`.
+fn scale(name: &str, default: usize) -> usize {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+/// A rate limit holds across two workers: a burst to a limited webhook
+/// arrives evenly, no calendar second seeing more than the limit, every
+/// delivery once; the tenant's unlimited webhook gets the same burst at full
+/// speed beside it. `HOOKLINE_RATE_TEST_LIMIT` / `HOOKLINE_RATE_TEST_EVENTS`
+/// (default 20 and 200) scale it: `50` and `5000` is the issue's measurement.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limit_holds_across_two_workers() {
+    let limit = scale("HOOKLINE_RATE_TEST_LIMIT", 20);
+    let events = scale("HOOKLINE_RATE_TEST_EVENTS", 200);
+    let mut app = TestApp::spawn().await;
+    app.add_worker().await;
+    let limited = Receiver::start().await;
+    let free = Receiver::start().await;
+    let mut body = webhook("limited", &limited.url(), &["license.*"]);
+    body["rateLimit"] = json!(limit);
+    let limited_id = app.create_webhook(&body).await;
+    assert_eq!(app.webhook(&limited_id).await["rateLimit"], json!(limit));
+    app.create_webhook(&webhook("free", &free.url(), &["license.*"])).await;
+
+    let started = std::time::Instant::now();
+    let http = reqwest::Client::new();
+    let posts = (0..events).map(|n| {
+        let request = http
+            .post(app.url("/v1/events"))
+            .bearer_auth(hookline_e2e::ADMIN_KEY)
+            .json(&json!({"event": "license.created", "data": {"n": n}}));
+        async move { request.send().await.map(|r| r.status().as_u16()) }
+    });
+    let statuses: Vec<_> = futures_util::StreamExt::collect(futures_util::StreamExt::buffer_unordered(
+        futures_util::stream::iter(posts),
+        32,
+    ))
+    .await;
+    assert!(statuses.iter().all(|s| matches!(s, Ok(202))), "every event accepted");
+    let posted = started.elapsed();
+
+    let deadline = std::time::Instant::now() + WAIT * 3;
+    while free.count() < events && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let at_full_speed = free.requests();
+    let free_took = started.elapsed();
+    let expected = std::time::Duration::from_secs_f64(events as f64 / limit as f64);
+    let deadline = std::time::Instant::now() + expected * 2 + WAIT;
+    while limited.count() < events && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let got = limited.requests();
+    let limited_took = started.elapsed();
+    let ids: std::collections::HashSet<_> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
+
+    let mut per_second: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
+    for request in &got {
+        *per_second.entry(request.at.unix_timestamp()).or_default() += 1;
+    }
+    let counts: Vec<usize> = per_second.values().copied().collect();
+    let busiest = counts.iter().copied().max().unwrap_or(0);
+    let mut sorted = counts.clone();
+    sorted.sort_unstable();
+    eprintln!(
+        "rate limit {limit}/s, {events} events posted in {posted:?}: unlimited webhook {} in {free_took:?}; \
+         limited webhook {} in {limited_took:?}, per second min {} / median {} / max {busiest} over {} seconds",
+        at_full_speed.len(),
+        got.len(),
+        sorted.first().unwrap_or(&0),
+        sorted[sorted.len() / 2],
+        sorted.len(),
+    );
+    assert_eq!(at_full_speed.len(), events, "the unlimited webhook gets every delivery");
+    assert_eq!(got.len(), events, "every delivery arrives; per second: {per_second:?}");
+    assert_eq!(ids.len(), events, "each delivery once");
+    assert!(busiest <= limit, "at most {limit} in any second, got {busiest}: {per_second:?}");
+    // The limit is a pace, not a cap reached then idled: it took about as
+    // long as the limit says.
+    assert!(limited_took >= expected.mul_f64(0.9), "{limited_took:?} for {events} at {limit}/s");
+    assert!(free_took < limited_took, "the unlimited webhook does not wait for the limited one");
+    app.stop().await;
+}

@@ -176,6 +176,11 @@ pub enum DeliveryMessage {
         /// of releases before fences.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         fence: Option<WireFence>,
+        /// A slot of its webhook's rate limit this message holds (Unix
+        /// milliseconds): it arrives a little before, and is sent at that
+        /// moment without taking another.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slot_ms: Option<i64>,
     },
 }
 
@@ -195,6 +200,7 @@ impl DeliveryMessage {
             not_before_ms: Some(due_ms),
             deferrals: 0,
             fence: Some(WireFence::Due(due_ms)),
+            slot_ms: None,
         }
     }
 
@@ -208,6 +214,7 @@ impl DeliveryMessage {
             not_before_ms: None,
             deferrals: 0,
             fence: Some(WireFence::Manual(attempts)),
+            slot_ms: None,
         }
     }
 
@@ -238,9 +245,15 @@ impl DeliveryMessage {
     /// without counting a deferral.
     pub fn later(self, not_before_ms: i64) -> Self {
         match self {
-            Self::V1 { delivery_id, webhook_id, trigger, deferrals, fence, .. } => {
-                Self::V1 { delivery_id, webhook_id, trigger, not_before_ms: Some(not_before_ms), deferrals, fence }
-            }
+            Self::V1 { delivery_id, webhook_id, trigger, deferrals, fence, slot_ms, .. } => Self::V1 {
+                delivery_id,
+                webhook_id,
+                trigger,
+                not_before_ms: Some(not_before_ms),
+                deferrals,
+                fence,
+                slot_ms,
+            },
         }
     }
 
@@ -248,18 +261,20 @@ impl DeliveryMessage {
     /// due time was moved there).
     pub fn with_due(self, due_ms: i64) -> Self {
         match self {
-            Self::V1 { delivery_id, webhook_id, trigger, deferrals, .. } => Self::V1 {
+            Self::V1 { delivery_id, webhook_id, trigger, deferrals, slot_ms, .. } => Self::V1 {
                 delivery_id,
                 webhook_id,
                 trigger,
                 not_before_ms: Some(due_ms),
                 deferrals,
                 fence: Some(WireFence::Due(due_ms)),
+                slot_ms,
             },
         }
     }
 
-    /// The same message deferred once more, due no earlier than `not_before_ms`.
+    /// The same message deferred once more, due no earlier than
+    /// `not_before_ms`; a rate-limit slot it held is given up.
     pub fn deferred(self, not_before_ms: i64) -> Self {
         match self {
             Self::V1 { delivery_id, webhook_id, trigger, deferrals, fence, .. } => Self::V1 {
@@ -269,7 +284,26 @@ impl DeliveryMessage {
                 not_before_ms: Some(not_before_ms),
                 deferrals: deferrals.saturating_add(1),
                 fence,
+                slot_ms: None,
             },
+        }
+    }
+
+    /// The same message holding the slot of its webhook's rate limit at
+    /// `slot_ms`.
+    pub fn holding_slot(self, slot_ms: i64) -> Self {
+        match self {
+            Self::V1 { delivery_id, webhook_id, trigger, not_before_ms, deferrals, fence, .. } => {
+                Self::V1 { delivery_id, webhook_id, trigger, not_before_ms, deferrals, fence, slot_ms: Some(slot_ms) }
+            }
+        }
+    }
+
+    /// The rate-limit slot it holds (taken when it was deferred), in Unix
+    /// milliseconds.
+    pub fn slot_ms(&self) -> Option<i64> {
+        match self {
+            Self::V1 { slot_ms, .. } => *slot_ms,
         }
     }
 
@@ -347,8 +381,14 @@ mod tests {
             not_before_ms: Some(5),
             deferrals: 2,
             fence: Some(WireFence::Manual(1)),
+            slot_ms: Some(7),
         };
         assert_eq!(DeliveryMessage::decode(&later.encode()).expect("round trip"), later);
+        // Deferring gives the slot up; a due time moved keeps it.
+        assert_eq!(later.deferred(9).slot_ms(), None);
+        assert_eq!(later.with_due(9).slot_ms(), Some(7));
+        assert_eq!(later.deferred(9).holding_slot(8).slot_ms(), Some(8));
+        assert_eq!(decoded.slot_ms(), None);
         assert!(DeliveryMessage::decode(br#"{"type":"delivery.v9","deliveryId":"x"}"#).is_err());
     }
 

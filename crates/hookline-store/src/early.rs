@@ -184,10 +184,13 @@ pub const RECENT_FAILURE: time::Duration = time::Duration::minutes(1);
 /// need the record first) and has not failed within [`RECENT_FAILURE`] of
 /// `now` (a failing endpoint's first attempts would each be recorded the
 /// careful way after a request already made, its webhook row locked by
-/// every one of them at once).
+/// every one of them at once), and none is rate-limited (a delivery that
+/// must wait for its slot waits in the broker, which needs the record).
 pub fn goes_early(deliveries: &[FreshDelivery], now: OffsetDateTime) -> bool {
     !deliveries.is_empty()
-        && deliveries
-            .iter()
-            .all(|d| d.status == HealthStatus::Healthy && d.last_failure_at.is_none_or(|at| now - at > RECENT_FAILURE))
+        && deliveries.iter().all(|d| {
+            d.status == HealthStatus::Healthy
+                && d.rate_limit.is_none()
+                && d.last_failure_at.is_none_or(|at| now - at > RECENT_FAILURE)
+        })
 }

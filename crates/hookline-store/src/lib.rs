@@ -23,6 +23,7 @@
 //!   attempt (fenced), holding, postponing, handing it off.
 //! - [`probe`]: an unhealthy webhook's one request in flight, and the
 //!   deliveries parked until its outcome.
+//! - [`rate`]: the per-webhook rate limit shared by every worker (GCRA).
 //! - [`overdue`]: what reconciliation publishes again, and `recover`'s
 //!   replays.
 //! - [`recovery`]: recovery probes of suspended webhooks: due ones claimed
@@ -43,11 +44,12 @@ pub mod early;
 pub mod error;
 pub mod event;
 pub mod fanout;
-pub mod health_change;
 mod headers;
+pub mod health_change;
 pub mod migrate;
 pub mod overdue;
 pub mod probe;
+pub mod rate;
 pub mod recovery;
 pub mod schedule;
 pub mod secret;

@@ -36,6 +36,29 @@ async fn publish_later(ctx: &Context, what: &str, message: &DeliveryMessage, now
     Settle::Ack
 }
 
+/// How far ahead a delivery may take a slot of its webhook's rate limit
+/// (beyond it, it is deferred and tries again).
+const RATE_HORIZON: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+/// A slot this close is sent at once.
+pub(crate) const RATE_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
+/// A delivery waiting for a rate-limit slot comes back this long before it
+/// and waits out the rest here (claimed, a worker slot held), so that the
+/// broker's own lateness does not make it miss the slot.
+const RATE_LEAD: std::time::Duration = std::time::Duration::from_millis(250);
+
+fn duration_ms(d: std::time::Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Sleeps until the rate-limit slot at `slot_ms` (Unix ms).
+async fn wait_for_slot(slot_ms: i64, now_ms: i64) {
+    if let Ok(ahead) = u64::try_from(slot_ms - now_ms)
+        && ahead > 0
+    {
+        tokio::time::sleep(std::time::Duration::from_millis(ahead)).await;
+    }
+}
+
 /// Sends a delivery whose webhook is at its in-flight cap through a delay
 /// tier, freeing this worker slot for other webhooks. A scheduled step's due
 /// time moves with it (so reconciliation does not count it as lost); a
@@ -50,11 +73,27 @@ async fn defer(ctx: &Context, msg: DeliveryMessage, why: &str, claimed: bool) ->
 
 /// [`defer`] by a given delay.
 async fn defer_by(ctx: &Context, msg: DeliveryMessage, why: &str, claimed: bool, delay: std::time::Duration) -> Settle {
+    defer_to(ctx, msg, why, claimed, delay, None).await
+}
+
+/// [`defer_by`]; with `slot` (Unix ms), the message holds that rate-limit
+/// slot.
+async fn defer_to(
+    ctx: &Context,
+    msg: DeliveryMessage,
+    why: &str,
+    claimed: bool,
+    delay: std::time::Duration,
+    slot: Option<i64>,
+) -> Settle {
     let now_ms = unix_ms(OffsetDateTime::now_utc());
     ctx.metrics.deferrals.inc(&[]);
     let later_ms = now_ms.saturating_add(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX));
     tracing::debug!(delay_ms = delay.as_millis(), "{why}; deferring");
     let mut later = msg.deferred(later_ms);
+    if let Some(slot) = slot {
+        later = later.holding_slot(slot);
+    }
     let id = DeliveryId::from_uuid(msg.delivery_id());
     if let Fence::Due(due) = msg.fence() {
         let to = hookline_core::fence::from_unix_ms(later_ms);
@@ -189,6 +228,28 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         match take_share(ctx, job.webhook_id, &job.tenant).await {
             Some(taken) => share = Some(taken),
             None => return defer(ctx, msg, "account at its share of the attempts", true).await,
+        }
+    }
+    // A rate-limited webhook's request waits for its slot in the broker; a
+    // message that comes too late for the slot it holds takes a new one.
+    if let Some(limit) = job.rate_limit {
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let late_ms = i64::try_from(hookline_store::rate::LATE.as_millis()).unwrap_or(0);
+        match msg.slot_ms() {
+            Some(slot) if now_ms <= slot + late_ms => wait_for_slot(slot, now_ms).await,
+            _ => {
+                let taking = || ctx.store.take_rate_slot(job.webhook_id, limit, RATE_HORIZON);
+                match ctx.stored("taking a rate-limit slot", taking).await {
+                    Ok(Some(wait)) if wait <= RATE_LEAD => wait_for_slot(now_ms + duration_ms(wait), now_ms).await,
+                    Ok(Some(wait)) => {
+                        let slot = now_ms + duration_ms(wait);
+                        let why = "webhook at its rate limit";
+                        return defer_to(ctx, msg, why, true, wait - RATE_LEAD, Some(slot)).await;
+                    }
+                    Ok(None) => return defer(ctx, msg, "webhook at its rate limit, every slot taken", true).await,
+                    Err(settle) => return settle,
+                }
+            }
         }
     }
     // An unhealthy webhook gets one request at a time across all workers.

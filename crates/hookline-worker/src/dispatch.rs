@@ -280,6 +280,21 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Some(slot) = crate::deliver::take_slot(ctx, d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
+            // A rate-limited webhook's delivery is sent here only if its
+            // slot is now; else it waits for one in the queue.
+            if let Some(limit) = d.rate_limit {
+                let taken = !ctx.known.rate_busy(d.webhook_id) && {
+                    let taking = || ctx.store.take_rate_slot(d.webhook_id, limit, crate::deliver::RATE_SLACK);
+                    matches!(ctx.stored("taking a rate-limit slot", taking).await, Ok(Some(_)))
+                };
+                if !taken {
+                    // Its slots are taken ahead: the next fresh deliveries
+                    // go to the queue without asking, for a second.
+                    ctx.known.rate_busy_for(d.webhook_id, std::time::Duration::from_secs(1));
+                    drop((slot, share));
+                    return (hand_off(ctx, d.id).await, false);
+                }
+            }
             let mut probe = false;
             if d.status != HealthStatus::Healthy {
                 let taking = || ctx.store.take_probe(d.webhook_id, now, ctx.lease);

@@ -125,6 +125,7 @@ async fn scheduled_message_waits_in_tiers() {
         not_before_ms: Some(due),
         deferrals: 0,
         fence: None,
+        slot_ms: None,
     };
     publisher.schedule(&message, start).await.expect("confirmed");
     let mut subscription = Subscription::open(&connection, &topology.retries_queue(), "t", 10).await.expect("consume");
