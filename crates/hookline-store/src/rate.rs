@@ -21,7 +21,7 @@ use hookline_core::{RateLimit, WebhookId};
 use crate::{Result, Store};
 
 /// How late after its slot a request may still be sent on it.
-pub const LATE: Duration = Duration::from_millis(5);
+pub const LATE: Duration = Duration::from_millis(25);
 /// The part of a second slots leave free for lateness and jitter (a busy
 /// 2-core machine showed 20 ms of jitter between worker and receiver).
 pub const MARGIN: Duration = Duration::from_millis(50);

@@ -38,13 +38,13 @@ async fn publish_later(ctx: &Context, what: &str, message: &DeliveryMessage, now
 
 /// How far ahead a delivery may take a slot of its webhook's rate limit
 /// (beyond it, it is deferred and tries again).
-const RATE_HORIZON: std::time::Duration = std::time::Duration::from_secs(15 * 60);
+pub(crate) const RATE_HORIZON: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 /// A slot this close is sent at once.
 pub(crate) const RATE_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
 /// A delivery waiting for a rate-limit slot comes back this long before it
 /// and waits out the rest here (claimed, a worker slot held), so that the
 /// broker's own lateness does not make it miss the slot.
-const RATE_LEAD: std::time::Duration = std::time::Duration::from_millis(250);
+pub(crate) const RATE_LEAD: std::time::Duration = std::time::Duration::from_millis(250);
 
 fn duration_ms(d: std::time::Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX)

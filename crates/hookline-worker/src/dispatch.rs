@@ -254,6 +254,27 @@ pub(crate) async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId)
     Settle::Ack
 }
 
+/// [`hand_off`] of a delivery of a rate-limited webhook holding the slot
+/// `wait` from now: its message comes a little before the slot and is sent
+/// on it. Without a slot (every one within reach taken), a plain hand-off.
+async fn hand_off_for_slot(ctx: &Context, delivery: hookline_core::DeliveryId, wait: Option<std::time::Duration>) -> Settle {
+    let Some(wait) = wait else { return hand_off(ctx, delivery).await };
+    let now = OffsetDateTime::now_utc();
+    let slot = now + wait;
+    let at = slot - wait.min(crate::deliver::RATE_LEAD);
+    let handing = || ctx.store.hand_off(std::slice::from_ref(&delivery), at);
+    let steps = match ctx.stored("handing a delivery to the queue", handing).await {
+        Ok(steps) => steps,
+        Err(settle) => return settle,
+    };
+    let slot_ms = hookline_core::fence::unix_ms(slot);
+    let messages: Vec<_> = steps.iter().map(|s| crate::startup::step_message(s).holding_slot(slot_ms)).collect();
+    if let Err(e) = ctx.publish_messages(&messages).await {
+        ctx.publish_failed("handing a delivery to the queue", &e);
+    }
+    Settle::Ack
+}
+
 /// A fresh event's deliveries, attempted straight from the event message
 /// (no second trip through the broker), all at once. A webhook at its
 /// in-flight cap gets its delivery through the deliveries queue instead.
@@ -280,19 +301,18 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Some(slot) = crate::deliver::take_slot(ctx, d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
-            // A rate-limited webhook's delivery is sent here only if its
-            // slot is now; else it waits for one in the queue.
+            // A rate-limited webhook's delivery takes its slot here: now,
+            // it is sent; ahead, it waits for it in the queue.
             if let Some(limit) = d.rate_limit {
-                let taken = !ctx.known.rate_busy(d.webhook_id) && {
-                    let taking = || ctx.store.take_rate_slot(d.webhook_id, limit, crate::deliver::RATE_SLACK);
-                    matches!(ctx.stored("taking a rate-limit slot", taking).await, Ok(Some(_)))
+                let taking = || ctx.store.take_rate_slot(d.webhook_id, limit, crate::deliver::RATE_HORIZON);
+                let wait = match ctx.stored("taking a rate-limit slot", taking).await {
+                    Ok(Some(wait)) if wait <= crate::deliver::RATE_SLACK => None,
+                    Ok(Some(wait)) => Some(Some(wait)),
+                    Ok(None) | Err(_) => Some(None),
                 };
-                if !taken {
-                    // Its slots are taken ahead: the next fresh deliveries
-                    // go to the queue without asking, for a second.
-                    ctx.known.rate_busy_for(d.webhook_id, std::time::Duration::from_secs(1));
+                if let Some(wait) = wait {
                     drop((slot, share));
-                    return (hand_off(ctx, d.id).await, false);
+                    return (hand_off_for_slot(ctx, d.id, wait).await, false);
                 }
             }
             let mut probe = false;

@@ -1,6 +1,6 @@
-//! What this worker last saw of each webhook (its account, its health, and
-//! whether its rate limit was just found taken), so a delivery is checked
-//! just before its request without a round trip while what it saw is fresh.
+//! What this worker last saw of each webhook (its account and health), so
+//! a delivery is checked just before its request without a round trip
+//! while what it saw is fresh.
 
 use std::{
     collections::HashMap,
@@ -24,8 +24,6 @@ struct Seen {
     tenant: TenantId,
     status: HealthStatus,
     at: Instant,
-    /// Until when its rate limit's slots were found taken.
-    rate_busy_until: Option<Instant>,
 }
 
 impl Known {
@@ -39,7 +37,7 @@ impl Known {
                 seen.at = at;
             }
             None => {
-                webhooks.insert(webhook, Seen { tenant: tenant.clone(), status, at, rate_busy_until: None });
+                webhooks.insert(webhook, Seen { tenant: tenant.clone(), status, at });
             }
         }
     }
@@ -51,25 +49,6 @@ impl Known {
             seen.status = status;
             seen.at = Instant::now();
         }
-    }
-
-    /// Notes that `webhook`'s rate limit had no slot free now: fresh
-    /// deliveries go straight to the queue (where they take slots ahead)
-    /// for `busy`, without asking Postgres each time.
-    pub fn rate_busy_for(&self, webhook: WebhookId, busy: Duration) {
-        if let Some(seen) = self.webhooks.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&webhook) {
-            seen.rate_busy_until = Some(Instant::now() + busy);
-        }
-    }
-
-    /// Whether `webhook`'s rate limit was found taken within its busy time.
-    pub fn rate_busy(&self, webhook: WebhookId) -> bool {
-        self.webhooks
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(&webhook)
-            .and_then(|seen| seen.rate_busy_until)
-            .is_some_and(|until| Instant::now() < until)
     }
 
     /// A webhook's account and last seen health.
@@ -113,18 +92,5 @@ mod tests {
         known.set_status(a, HealthStatus::Unhealthy);
         assert_eq!(known.healthy_within(a, Duration::from_secs(1)), Some(false));
         assert_eq!(known.get(a), Some((t.clone(), HealthStatus::Unhealthy)));
-    }
-
-    /// A rate limit found taken is remembered for its busy time only.
-    #[test]
-    fn rate_busy_runs_out() {
-        let known = Known::default();
-        let a = WebhookId::from_uuid(uuid::Uuid::from_u128(1));
-        known.note(a, &TenantId::parse("t").expect("valid"), HealthStatus::Healthy);
-        assert!(!known.rate_busy(a));
-        known.rate_busy_for(a, Duration::from_secs(60));
-        assert!(known.rate_busy(a));
-        known.rate_busy_for(a, Duration::ZERO);
-        assert!(!known.rate_busy(a));
     }
 }

@@ -149,7 +149,18 @@ impl Context {
             return Ok(());
         }
         let messages: Vec<hookline_broker::DeliveryMessage> = steps.iter().map(step_message).collect();
-        self.publisher().publish_deliveries(&messages).await
+        self.publish_messages(&messages).await
+    }
+
+    /// Publishes delivery messages whose steps are committed.
+    pub(crate) async fn publish_messages(
+        &self,
+        messages: &[hookline_broker::DeliveryMessage],
+    ) -> Result<(), hookline_broker::Error> {
+        if messages.is_empty() {
+            return Ok(());
+        }
+        self.publisher().publish_deliveries(messages).await
     }
 
     /// A publish whose step is already committed failed: the step's due
