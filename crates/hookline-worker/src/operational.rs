@@ -48,6 +48,9 @@ pub const RETENTION: time::Duration = time::Duration::days(30);
 /// it looks at each time.
 const PRUNE: (Duration, i64) = (Duration::from_secs(60), 1000);
 
+/// The longest wait between looks while rounds fail.
+const FAULT_WAIT_MAX: Duration = Duration::from_secs(5);
+
 /// How often and how patiently.
 #[derive(Clone, Copy, Debug)]
 pub struct Pace {
@@ -71,6 +74,7 @@ pub enum RelayError {
 /// Announces health changes until `shutdown` is cancelled.
 pub(crate) async fn run(ctx: Arc<Context>, pace: Pace, shutdown: CancellationToken) {
     let mut pruned = tokio::time::Instant::now();
+    let mut wait = pace.poll;
     loop {
         loop {
             // A round cut short by a stop leaves its claims to expire; the
@@ -80,10 +84,16 @@ pub(crate) async fn run(ctx: Arc<Context>, pace: Pace, shutdown: CancellationTok
                 result = round(&ctx, pace.settle) => result,
             };
             match result {
-                Ok(n) if n == usize::try_from(BATCH).unwrap_or(usize::MAX) => continue,
-                Ok(_) => break,
+                Ok(n) if n == usize::try_from(BATCH).unwrap_or(usize::MAX) => wait = pace.poll,
+                Ok(_) => {
+                    wait = pace.poll;
+                    break;
+                }
                 Err(e) => {
-                    tracing::warn!(error.message = %e, "announcing health changes failed; trying again");
+                    // The database or the broker is away: look again later
+                    // and later (up to 5 s), not every poll.
+                    wait = (wait * 2).min(FAULT_WAIT_MAX).max(pace.poll);
+                    tracing::warn!(error.message = %e, retry_in = ?wait, "announcing health changes failed");
                     break;
                 }
             }
@@ -97,7 +107,7 @@ pub(crate) async fn run(ctx: Arc<Context>, pace: Pace, shutdown: CancellationTok
         }
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(pace.poll) => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
 }
