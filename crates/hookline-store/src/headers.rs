@@ -40,3 +40,12 @@ pub(crate) fn open(keys: &EncryptionKeys, owner: WebhookId, stored: &Value) -> R
     }
     CustomHeaders::new(headers).map_err(|e| bad(e.to_string()))
 }
+
+/// Whether a stored secret value is sealed under another key than the
+/// current one (or not sealed at all).
+pub(crate) fn stale(keys: &EncryptionKeys, stored: &Value) -> bool {
+    stored.as_array().into_iter().flatten().any(|item| {
+        item.get("secret").and_then(Value::as_bool) == Some(true)
+            && item.get("value").and_then(Value::as_str).is_some_and(|v| !keys.is_current(v))
+    })
+}

@@ -170,7 +170,8 @@ fn aad(owner: WebhookId) -> OwnerAad {
 
 impl Store {
     /// Re-seals, under the current key, every token (and previous token)
-    /// sealed under another key or stored in plaintext. Rows are updated one
+    /// and secret header value sealed under another key or stored in
+    /// plaintext. Rows are updated one
     /// by one and only if unchanged meanwhile, so services starting together
     /// do not fight. Returns how many rows were re-sealed.
     pub async fn reencrypt_tokens(&self) -> Result<u64> {
@@ -207,11 +208,35 @@ impl Store {
                 )
                 .await?;
         }
+        // Secret header values, the same way.
+        let rows =
+            client.query("SELECT id, headers FROM webhooks WHERE headers @> '[{\"secret\": true}]'", &[]).await?;
+        for row in rows {
+            let id = WebhookId::from_uuid(row.try_get("id")?);
+            let stored: serde_json::Value = row.try_get("headers")?;
+            if !crate::headers::stale(keys, &stored) {
+                continue;
+            }
+            let resealed = crate::headers::open(keys, id, &stored).and_then(|h| crate::headers::seal(keys, id, &h));
+            match resealed {
+                Ok(new) => {
+                    done += client
+                        .execute(
+                            "UPDATE webhooks SET headers = $2 WHERE id = $1 AND headers = $3",
+                            &[&id.as_uuid(), &new, &stored],
+                        )
+                        .await?;
+                }
+                Err(e) => {
+                    tracing::error!(webhook_id = %id, error.message = %e, "cannot re-encrypt a webhook's secret headers")
+                }
+            }
+        }
         if done > 0 {
             tracing::info!(
                 rows = done,
                 key_id = keys.current_id(),
-                "re-encrypted webhook tokens under the current key"
+                "re-encrypted webhook tokens and secret headers under the current key"
             );
         }
         Ok(done)

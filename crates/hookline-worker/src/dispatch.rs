@@ -257,7 +257,11 @@ pub(crate) async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId)
 /// [`hand_off`] of a delivery of a rate-limited webhook holding the slot
 /// `wait` from now: its message comes a little before the slot and is sent
 /// on it. Without a slot (every one within reach taken), a plain hand-off.
-async fn hand_off_for_slot(ctx: &Context, delivery: hookline_core::DeliveryId, wait: Option<std::time::Duration>) -> Settle {
+async fn hand_off_for_slot(
+    ctx: &Context,
+    delivery: hookline_core::DeliveryId,
+    wait: Option<std::time::Duration>,
+) -> Settle {
     let Some(wait) = wait else { return hand_off(ctx, delivery).await };
     let now = OffsetDateTime::now_utc();
     let slot = now + wait;

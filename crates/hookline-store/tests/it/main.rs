@@ -11,6 +11,7 @@ use hookline_store::{
 };
 
 mod early;
+mod headers;
 mod health_change;
 mod recovery;
 mod schedule;
