@@ -185,15 +185,15 @@ pub(crate) fn step_message(step: &hookline_store::Due) -> hookline_broker::Deliv
 /// Start-up failed; the message says which step.
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
-    /// The database could not be reached or migrated.
+    /// Postgres could not be reached or migrated.
     #[error(transparent)]
     Store(#[from] hookline_store::Error),
-    /// The broker could not be reached or the topology declared.
-    #[error(transparent)]
-    Broker(#[from] hookline_broker::Error),
-    /// The HTTP client could not be built.
+    /// The outbound HTTP client could not be built.
     #[error("http client: {0}")]
     Client(#[from] reqwest::Error),
+    /// RabbitMQ could not be reached, or the topology not declared.
+    #[error(transparent)]
+    Broker(#[from] hookline_broker::Error),
     /// The health address could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
