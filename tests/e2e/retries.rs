@@ -101,8 +101,8 @@ async fn retry_after_and_gone() {
 /// makes it healthy; `recover` replays the held deliveries oldest first.
 #[tokio::test]
 async fn suspension_manual_retry_and_recover() {
-    // 100 ms between replays: far more than the scheduling jitter of a
-    // loaded test machine, so the order at the receiver is the order sent.
+    // 100 ms between replays: more than the scheduling jitter of a test
+    // machine, nearly always (see the order check below).
     let app = TestApp::spawn_with(|producer, _| producer.recover_rate_per_sec = 10).await;
     let receiver = Receiver::start().await;
     receiver.set_status(500);
@@ -159,7 +159,16 @@ async fn suspension_manual_retry_and_recover() {
         .iter()
         .map(|r| serde_json::from_slice::<Value>(&r.body).expect("JSON")["data"]["i"].as_i64().expect("i"))
         .collect();
-    assert_eq!(replayed, (0..50).collect::<Vec<_>>(), "replayed oldest first");
+    let mut sorted = replayed.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (0..50).collect::<Vec<_>>(), "each held delivery replayed once");
+    // Oldest first: replays are sent 100 ms apart in creation order; a
+    // worker stalled for longer on a loaded machine can let the next one
+    // overtake, so a neighbour may swap, nothing more.
+    for (at, i) in replayed.iter().enumerate() {
+        let at = i64::try_from(at).expect("small");
+        assert!((i - at).abs() <= 1, "replayed oldest first (a neighbour may swap): {replayed:?}");
+    }
     eventually(WAIT, || async {
         let left = app.get("/v1/deliveries?state=failed").await.body["data"].as_array().expect("data").len()
             + app.get("/v1/deliveries?state=suspended").await.body["data"].as_array().expect("data").len();
