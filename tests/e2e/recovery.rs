@@ -114,6 +114,10 @@ async fn probes_back_off_then_a_success_resumes_and_replays() {
         assert_eq!(body(probe)["data"], json!({"webhookId": id}));
     }
     assert_eq!(receiver.requests().iter().filter(|r| !is_probe(r)).count(), 1, "nothing but probes while suspended");
+    // The failed probe delivery is not something `recover` replays.
+    let since = hookline_core::format_timestamp(time::OffsetDateTime::now_utc() - time::Duration::minutes(10));
+    let dry = app.post(&format!("/v1/webhooks/{id}/recover"), &json!({"since": since, "dryRun": true})).await;
+    assert_eq!(dry.body["count"], 4, "the four held deliveries, not the probe: {:?}", dry.body);
 
     receiver.set_status(200);
     eventually(WAIT, || async {

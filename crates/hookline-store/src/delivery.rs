@@ -276,6 +276,8 @@ impl Store {
     /// clock skew between workers), and `created_at` decides exactly. Oldest
     /// is by the event's time (then creation, then id): batches commit in
     /// parallel lanes, and derived ids order by time only to the millisecond.
+    /// A recovery probe's delivery is never replayed (it was a question to
+    /// the receiver, not an event of the account's).
     pub async fn recoverable(&self, window: &RecoverWindow) -> Result<Vec<DeliveryId>> {
         let client = self.pool.get().await?;
         let margin = time::Duration::MINUTE;
@@ -288,6 +290,7 @@ impl Store {
                  WHERE d.webhook_id = $1 AND d.id >= $4 AND d.id < $5
                    AND d.state IN ('failed', 'suspended')
                    AND d.created_at >= $2 AND d.created_at < $3
+                   AND d.event_type <> 'hookline.probe'
                  ORDER BY e.triggered_at, d.created_at, d.id",
                     )
                     .await?,
