@@ -120,6 +120,8 @@ async fn probe(ctx: &Context, probing: Probing, target: &ProbeTarget) {
             allow: &ctx.allowed_networks,
         };
         let exchange = outbound::attempt(&ctx.client, request, ctx.excerpt_limit).await;
+        // A probe is an attempt like any other in the attempt metrics.
+        ctx.metrics.attempt(&exchange.outcome, exchange.duration_ms);
         let span = tracing::Span::current();
         if let Some(status) = exchange.outcome.status() {
             span.record("http.response.status_code", status);
