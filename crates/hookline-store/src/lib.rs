@@ -34,6 +34,8 @@
 //!   attempts in one commit.
 //! - [`health_change`]: webhooks' health changes as a trigger records them,
 //!   claimed and marked by the workers' relays (operational events).
+//! - [`retention`]: events past the retention window removed in paced
+//!   batches, with their deliveries and attempts; one run at a time.
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
 //! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
@@ -51,6 +53,7 @@ pub mod overdue;
 pub mod probe;
 pub mod rate;
 pub mod recovery;
+pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
@@ -67,6 +70,7 @@ pub use health_change::{Announced, ChangeKind, ClaimedChange, HealthChange};
 pub use overdue::Replay;
 pub use probe::{Parked, Probe};
 pub use recovery::{ProbeMade, ProbeRecorded, ProbeTarget, ReplayPace};
+pub use retention::{Removed, RetentionRun};
 pub use schedule::{Claim, Due};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;

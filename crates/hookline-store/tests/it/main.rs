@@ -14,6 +14,7 @@ mod early;
 mod headers;
 mod health_change;
 mod recovery;
+mod retention;
 mod schedule;
 use hookline_testkit::TestDb;
 use time::OffsetDateTime;
