@@ -104,7 +104,7 @@ pub enum InvalidDuration {
     #[error("expected a whole number with an optional unit (d, h, m, s, ms), e.g. `30d`, `12h`, `90m` or `3600`")]
     Malformed,
     /// A unit other than `d`, `h`, `m`, `s`, `ms`.
-    #[error("unknown unit `{0}`; use d, h, m, s or ms")]
+    #[error("unknown unit `{0}`: use d, h, m, s or ms (e.g. `30d`, `12h`, `90m`), or plain seconds")]
     UnknownUnit(String),
     /// More than [`MAX_DURATION`].
     #[error("longer than 36500 days")]
