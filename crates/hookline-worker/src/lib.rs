@@ -31,6 +31,8 @@
 //! - [`recovery`]: recovery probes of suspended webhooks that opted in.
 //! - [`operational`]: announces webhooks' health changes as `hookline.webhook.*`
 //!   events (the relay).
+//! - [`retention`]: removes events past `HOOKLINE_RETENTION` with their
+//!   deliveries and attempts, one worker at a time, in paced batches.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 pub mod attempt;
@@ -46,6 +48,7 @@ pub mod operational;
 pub mod outbound;
 pub mod reconcile;
 pub mod recovery;
+pub mod retention;
 pub mod settings;
 pub mod startup;
 

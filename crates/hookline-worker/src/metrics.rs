@@ -117,6 +117,9 @@ pub struct WorkerMetrics {
     pub recovery_probes: Counter<OutcomeLabels>,
     /// Webhook health changes announced, by `kind` and `outcome`.
     pub operational_events: Counter<OperationalLabels>,
+    /// Events removed past the retention window (their deliveries and
+    /// attempts went with them).
+    pub retention_removed: Counter,
 }
 
 impl WorkerMetrics {
@@ -189,6 +192,11 @@ impl WorkerMetrics {
                 "hookline_operational_events_total",
                 "Webhook health changes announced as hookline.webhook.* events, by kind and outcome \
                  (unsubscribed: no webhook takes them, none published).",
+            ),
+            retention_removed: Counter::register(
+                r,
+                "hookline_retention_events_removed_total",
+                "Events removed past HOOKLINE_RETENTION, with their deliveries and attempts.",
             ),
             in_flight: Gauge::register(r, "hookline_deliveries_in_flight", "Delivery messages being handled."),
             attempt_duration: Histogram::register(

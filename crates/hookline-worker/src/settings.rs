@@ -10,6 +10,8 @@ use hookline_core::{
 use hookline_store::PgSettings;
 use hookline_telemetry::TelemetrySettings;
 
+use crate::retention::Retention;
+
 /// Everything a worker is configured with.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -80,6 +82,11 @@ pub struct Settings {
     /// it is announced (`HOOKLINE_OPERATIONAL_SETTLE_MS`); one undone sooner
     /// is never announced, so a flapping webhook is not an event storm.
     pub operational_settle: Duration,
+    /// Retention: how long events, deliveries and attempts are kept
+    /// (`HOOKLINE_RETENTION`, default `30d`, `0` keeps everything) and how
+    /// their removal is paced (`HOOKLINE_RETENTION_INTERVAL_MS`, `_BATCH`,
+    /// `_PAUSE_MS`, `_BUSY_PERCENT`).
+    pub retention: Retention,
     /// Logging.
     pub telemetry: TelemetrySettings,
 }
@@ -109,6 +116,7 @@ impl Default for Settings {
             recover_rate_per_sec: 10,
             operational_poll: Duration::from_millis(500),
             operational_settle: Duration::from_secs(1),
+            retention: Retention::default(),
             telemetry: TelemetrySettings::default(),
         }
     }
@@ -149,6 +157,7 @@ impl Settings {
             recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", d.recover_rate_per_sec)?,
             operational_poll: vars.millis("HOOKLINE_OPERATIONAL_POLL_MS", ms(d.operational_poll))?,
             operational_settle: vars.millis("HOOKLINE_OPERATIONAL_SETTLE_MS", ms(d.operational_settle))?,
+            retention: retention(vars, d.retention)?,
             telemetry: telemetry_from_vars(vars)?,
         };
         if settings.concurrency > usize::from(u16::MAX) {
@@ -194,6 +203,28 @@ fn probe_backoff(vars: &Vars, d: ProbeBackoff) -> Result<ProbeBackoff, ConfigErr
     })
 }
 
+/// Retention and its pacing; a bad value names its variable.
+fn retention(vars: &Vars, d: Retention) -> Result<Retention, ConfigError> {
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let retention = Retention {
+        window: vars.duration("HOOKLINE_RETENTION", d.window)?,
+        interval: vars.millis("HOOKLINE_RETENTION_INTERVAL_MS", ms(d.interval))?,
+        batch: vars.positive("HOOKLINE_RETENTION_BATCH", d.batch)?,
+        pause: vars.millis("HOOKLINE_RETENTION_PAUSE_MS", ms(d.pause))?,
+        busy_percent: vars.positive("HOOKLINE_RETENTION_BUSY_PERCENT", d.busy_percent)?,
+    };
+    if retention.interval.is_zero() {
+        return Err(ConfigError::new("HOOKLINE_RETENTION_INTERVAL_MS", "must be greater than zero"));
+    }
+    if retention.batch > 100_000 {
+        return Err(ConfigError::new("HOOKLINE_RETENTION_BATCH", "must be at most 100000 (one short transaction)"));
+    }
+    if retention.busy_percent > 100 {
+        return Err(ConfigError::new("HOOKLINE_RETENTION_BUSY_PERCENT", "must be between 1 and 100"));
+    }
+    Ok(retention)
+}
+
 fn telemetry_from_vars(vars: &Vars) -> Result<TelemetrySettings, ConfigError> {
     TelemetrySettings::from_lookup(|name| vars.get(name), "hookline-worker")
         .map_err(|e| ConfigError::new("HOOKLINE_LOG_FORMAT", e))
@@ -214,6 +245,24 @@ mod tests {
         assert_eq!(s.suspend_after_failures, 50);
         assert_eq!(s.recovery_probe, ProbeBackoff::default());
         assert_eq!((s.recovery_poll, s.recover_rate_per_sec), (Duration::from_secs(5), 10));
+        assert_eq!(s.retention.window, Duration::from_secs(30 * 86_400), "on by default, 30 days");
+    }
+
+    /// The retention window takes a unit or plain seconds; 0 keeps everything.
+    #[test]
+    fn retention_window() {
+        let window = |value: &str| {
+            let vars: Vars = [("HOOKLINE_RETENTION", value)].into_iter().collect();
+            Settings::from_vars(&vars).map(|s| s.retention.window)
+        };
+        assert_eq!(window("12h"), Ok(Duration::from_secs(12 * 3600)));
+        assert_eq!(window("90m"), Ok(Duration::from_secs(5400)));
+        assert_eq!(window("7d"), Ok(Duration::from_secs(7 * 86_400)));
+        assert_eq!(window("3600"), Ok(Duration::from_secs(3600)));
+        assert_eq!(window("0"), Ok(Duration::ZERO));
+        let e = window("30 days").expect_err("not a duration");
+        assert_eq!(e.var, "HOOKLINE_RETENTION");
+        assert!(e.to_string().contains("e.g. `30d`"), "{e}");
     }
 
     /// Zero or nonsense values stop start-up, naming the variable.
@@ -234,6 +283,14 @@ mod tests {
             ("HOOKLINE_RECOVER_RATE_PER_SEC", "0"),
             ("HOOKLINE_OPERATIONAL_POLL_MS", "0"),
             ("HOOKLINE_OPERATIONAL_SETTLE_MS", "soon"),
+            ("HOOKLINE_RETENTION", "a month"),
+            ("HOOKLINE_RETENTION", "-1d"),
+            ("HOOKLINE_RETENTION_INTERVAL_MS", "0"),
+            ("HOOKLINE_RETENTION_BATCH", "0"),
+            ("HOOKLINE_RETENTION_BATCH", "1000000"),
+            ("HOOKLINE_RETENTION_PAUSE_MS", "soon"),
+            ("HOOKLINE_RETENTION_BUSY_PERCENT", "0"),
+            ("HOOKLINE_RETENTION_BUSY_PERCENT", "101"),
         ] {
             let vars: Vars = [(var, value)].into_iter().collect();
             assert_eq!(Settings::from_vars(&vars).expect_err(value).var, var, "{var}={value}");

@@ -317,6 +317,7 @@ impl Worker {
             crate::operational::Pace { poll: settings.operational_poll, settle: settings.operational_settle },
             shutdown.clone(),
         ));
+        let retention = tokio::spawn(crate::retention::run(ctx.clone(), settings.retention, shutdown.clone()));
 
         // In-flight work outlives a lost connection (its acks then fail and
         // the broker redelivers); the tracker spans every session.
@@ -342,6 +343,7 @@ impl Worker {
         let _ = reconciler.await;
         let _ = prober.await;
         let _ = relay.await;
+        let _ = retention.await;
         tracker.close();
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");

@@ -1,0 +1,200 @@
+//! Retention: events older than `HOOKLINE_RETENTION` (default 30 days) are
+//! removed with their deliveries and attempts, by one worker at a time.
+//!
+//! Every `HOOKLINE_RETENTION_INTERVAL_MS` each worker tries to start a run
+//! (`Store::retention_run`: an advisory lock; a worker that does not get it
+//! waits for the next interval). A run records its cutoff (now minus the
+//! window), then removes the oldest events before it in batches of
+//! `HOOKLINE_RETENTION_BATCH`, each its own short transaction, until a batch
+//! comes back short. Between batches it pauses, so deliveries never wait
+//! behind it and autovacuum can make the freed space reusable as fast as it
+//! is freed: at least `HOOKLINE_RETENTION_PAUSE_MS`, and long enough that
+//! the run spends at most `HOOKLINE_RETENTION_BUSY_PERCENT` of its time
+//! deleting (a batch that took 40 ms is followed by 360 ms at 10 %). The
+//! pause scales with what a batch costs on this database at this moment,
+//! so a busy database is given more room and a fast one clears a backlog
+//! sooner. Each run logs one line and counts the events it removed
+//! (`hookline_retention_events_removed_total`).
+//!
+//! What goes: every event received before the cutoff, whatever its
+//! deliveries' state. A delivery still `pending` or `retrying` (suspended
+//! for longer than the window) goes with it; a message that later arrives
+//! for it finds no row and is acked without a request, as for a deleted
+//! webhook. A redelivered event message is a duplicate only while its
+//! event is within the window.
+
+use std::{sync::Arc, time::Duration};
+
+use hookline_store::{Removed, Store};
+use time::OffsetDateTime;
+use tokio_util::sync::CancellationToken;
+
+use crate::startup::Context;
+
+/// How a worker applies retention.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retention {
+    /// Events received longer ago than this are removed
+    /// (`HOOKLINE_RETENTION`); zero keeps everything.
+    pub window: Duration,
+    /// How often a worker tries to start a run
+    /// (`HOOKLINE_RETENTION_INTERVAL_MS`).
+    pub interval: Duration,
+    /// Events removed per batch, each batch one transaction
+    /// (`HOOKLINE_RETENTION_BATCH`).
+    pub batch: u32,
+    /// The least pause between two batches (`HOOKLINE_RETENTION_PAUSE_MS`).
+    pub pause: Duration,
+    /// The most of its time a run spends in batches, in percent
+    /// (`HOOKLINE_RETENTION_BUSY_PERCENT`, 1 to 100).
+    pub busy_percent: u32,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(30 * 86_400),
+            interval: Duration::from_secs(60),
+            batch: 1000,
+            pause: Duration::from_millis(20),
+            busy_percent: 10,
+        }
+    }
+}
+
+impl Retention {
+    /// Whether anything is ever removed.
+    pub fn is_on(&self) -> bool {
+        !self.window.is_zero()
+    }
+
+    /// The pause after a batch that took `took`: long enough that batches
+    /// take at most `busy_percent` of the run's time, and at least `pause`.
+    pub fn pause_after(&self, took: Duration) -> Duration {
+        let busy = self.busy_percent.clamp(1, 100);
+        let idle = took.saturating_mul(100 - busy) / busy;
+        idle.max(self.pause)
+    }
+
+    /// The cutoff at `now`: events received before it are removed.
+    pub fn cutoff(&self, now: OffsetDateTime) -> Option<OffsetDateTime> {
+        let window = time::Duration::try_from(self.window).ok()?;
+        now.checked_sub(window)
+    }
+}
+
+/// What one run did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Swept {
+    /// Events removed (with their deliveries and attempts).
+    pub events: u64,
+    /// Batches run.
+    pub batches: u32,
+    /// The run's cutoff.
+    pub cutoff: OffsetDateTime,
+    /// Whether it stopped before removing everything before the cutoff
+    /// (the worker is stopping).
+    pub interrupted: bool,
+}
+
+/// Applies retention until `shutdown` is cancelled: a first run at start,
+/// then one every interval. Does nothing when retention is off.
+pub(crate) async fn run(ctx: Arc<Context>, retention: Retention, shutdown: CancellationToken) {
+    if !retention.is_on() {
+        tracing::info!("retention is off (HOOKLINE_RETENTION=0): events, deliveries and attempts are kept");
+        return;
+    }
+    loop {
+        let started = tokio::time::Instant::now();
+        match sweep(&ctx.store, &retention, OffsetDateTime::now_utc(), &shutdown, |n| {
+            ctx.metrics.retention_removed.add(&[], n);
+        })
+        .await
+        {
+            Ok(Some(swept)) => tracing::info!(
+                events_removed = swept.events,
+                batches = swept.batches,
+                cutoff = %hookline_core::format_timestamp(swept.cutoff),
+                took_ms = started.elapsed().as_millis(),
+                interrupted = swept.interrupted,
+                "retention run"
+            ),
+            Ok(None) => tracing::debug!("retention: another worker's run is under way"),
+            // The database is away, or a batch lost a lock race: the rows
+            // are still there for the next run.
+            Err(e) => tracing::warn!(error.message = %e, "retention run failed; trying again next interval"),
+        }
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            () = tokio::time::sleep(retention.interval) => {}
+        }
+    }
+}
+
+/// One run at `now`, if no other worker's is under way (`None`): removes
+/// everything received before the cutoff, batch by batch, calling
+/// `removed` after each batch with the events it removed. A stop ends it
+/// between batches.
+pub async fn sweep(
+    store: &Store,
+    retention: &Retention,
+    now: OffsetDateTime,
+    shutdown: &CancellationToken,
+    mut removed: impl FnMut(u64),
+) -> Result<Option<Swept>, hookline_store::Error> {
+    let Some(cutoff) = retention.cutoff(now) else { return Ok(None) };
+    let Some(run) = store.retention_run().await? else { return Ok(None) };
+    let limit = i64::from(retention.batch.max(1));
+    let result = async {
+        run.begin(cutoff, now).await?;
+        let mut swept = Swept { events: 0, batches: 0, cutoff, interrupted: false };
+        let mut from = None;
+        loop {
+            let began = tokio::time::Instant::now();
+            let Removed { events, through } = run.remove(from, cutoff, limit).await?;
+            let took = began.elapsed();
+            swept.batches += 1;
+            swept.events += events;
+            removed(events);
+            if events < u64::try_from(limit).unwrap_or(u64::MAX) {
+                return Ok(swept);
+            }
+            from = through;
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(Swept { interrupted: true, ..swept }),
+                () = tokio::time::sleep(retention.pause_after(took)) => {}
+            }
+        }
+    }
+    .await;
+    run.finish().await;
+    result.map(Some)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The pause keeps batches to their share of the run's time, and is
+    /// never below the least pause.
+    #[test]
+    fn pauses_keep_the_share() {
+        let r = Retention { pause: Duration::from_millis(20), busy_percent: 10, ..Retention::default() };
+        assert_eq!(r.pause_after(Duration::from_millis(40)), Duration::from_millis(360));
+        assert_eq!(r.pause_after(Duration::from_millis(1)), Duration::from_millis(20));
+        let all = Retention { busy_percent: 100, pause: Duration::ZERO, ..r };
+        assert_eq!(all.pause_after(Duration::from_millis(40)), Duration::ZERO);
+        let zero = Retention { busy_percent: 0, ..r };
+        assert_eq!(zero.pause_after(Duration::from_millis(40)), Duration::from_millis(3960), "taken as 1 %");
+    }
+
+    /// The cutoff is the window before now; a zero window is off.
+    #[test]
+    fn cutoff() {
+        let now = time::macros::datetime!(2026-12-31 00:00 UTC);
+        let r = Retention::default();
+        assert_eq!(r.cutoff(now), Some(time::macros::datetime!(2026-12-01 00:00 UTC)));
+        assert!(r.is_on());
+        assert!(!Retention { window: Duration::ZERO, ..r }.is_on());
+    }
+}
