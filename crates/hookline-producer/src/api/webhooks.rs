@@ -155,6 +155,33 @@ pub(super) struct RecoveringDto {
     /// When the last queued delivery will be attempted, at the recover rate.
     #[schema(format = DateTime)]
     finishes_at: Option<String>,
+    /// Set when the window reaches back past retention
+    /// (`HOOKLINE_RETENTION`): deliveries created before this instant have
+    /// been removed and cannot be replayed; `count` covers the rest.
+    #[schema(format = DateTime)]
+    expired_before: Option<String>,
+    /// Says so in a sentence when `expiredBefore` is set.
+    message: Option<String>,
+}
+
+impl From<Recovering> for RecoveringDto {
+    fn from(r: Recovering) -> Self {
+        let message = r.expired_before.map(|cutoff| {
+            format!(
+                "Deliveries created before {} are past retention and have been removed: they cannot be replayed. \
+                 The count covers the rest of the window.",
+                format_timestamp(cutoff)
+            )
+        });
+        Self {
+            count: r.count,
+            queued: r.queued,
+            dry_run: r.dry_run,
+            finishes_at: r.finishes_at.map(format_timestamp),
+            expired_before: r.expired_before.map(format_timestamp),
+            message,
+        }
+    }
 }
 
 /// `POST /v1/webhooks/{id}/recover`: replays the failed and suspended
@@ -177,9 +204,9 @@ async fn recover(
     let until =
         body.until.as_deref().map(parse_timestamp).transpose().map_err(|e| ApiError::invalid_field("until", e))?;
     let replay = Replay { since, until, dry_run: body.dry_run };
-    let Recovering { count, queued, dry_run, finishes_at } = ops::recover::recover(&state, &caller, id, replay).await?;
-    let status = if dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
-    Ok((status, AppJson(RecoveringDto { count, queued, dry_run, finishes_at: finishes_at.map(format_timestamp) })))
+    let recovering = ops::recover::recover(&state, &caller, id, replay).await?;
+    let status = if recovering.dry_run { StatusCode::OK } else { StatusCode::ACCEPTED };
+    Ok((status, AppJson(recovering.into())))
 }
 
 /// `POST /v1/webhooks/{id}/rotate-token` body (may be empty).

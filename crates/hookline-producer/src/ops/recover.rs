@@ -1,6 +1,11 @@
 //! Recover: replay a webhook's failed and suspended deliveries created in a
 //! window, oldest first, at a bounded rate (`HOOKLINE_RECOVER_RATE_PER_SEC`),
 //! or only count them (a dry run).
+//!
+//! Retention removes deliveries with their events once the events are older
+//! than `HOOKLINE_RETENTION` (the workers'); the cutoff the last removal
+//! applied is read from Postgres, so the answer says which part of the
+//! window is gone whatever this producer's own settings are.
 
 use hookline_broker::DeliveryMessage;
 use hookline_core::{WebhookId, fence::unix_ms};
@@ -34,6 +39,10 @@ pub(crate) struct Recovering {
     pub(crate) dry_run: bool,
     /// When the last queued delivery will be attempted, at the recover rate.
     pub(crate) finishes_at: Option<OffsetDateTime>,
+    /// When the window reaches back past retention: deliveries created
+    /// before this instant have been removed and cannot be replayed (the
+    /// count covers the rest of the window).
+    pub(crate) expired_before: Option<OffsetDateTime>,
 }
 
 /// Counts (`dry_run`) or queues the replay of a webhook's failed and
@@ -43,14 +52,18 @@ pub(crate) async fn recover(state: &AppState, caller: &Caller, id: WebhookId, re
     let now = OffsetDateTime::now_utc();
     let until = until.unwrap_or(now);
     let webhook = super::webhooks::get(state, caller, id).await?;
+    // What retention removed (or is removing) is out of reach: the window
+    // starts at the cutoff at the earliest.
+    let expired_before = state.store.expired_before().await?.filter(|cutoff| since < *cutoff);
+    let since = expired_before.map_or(since, |cutoff| since.max(cutoff));
     if until <= since {
         // An empty window: nothing to replay.
-        return Ok(Recovering { count: 0, queued: 0, dry_run, finishes_at: None });
+        return Ok(Recovering { count: 0, queued: 0, dry_run, finishes_at: None, expired_before });
     }
     let ids = state.store.recoverable(&RecoverWindow { webhook: webhook.id, since, until }).await?;
     let count = ids.len();
     if dry_run {
-        return Ok(Recovering { count, queued: 0, dry_run: true, finishes_at: None });
+        return Ok(Recovering { count, queued: 0, dry_run: true, finishes_at: None, expired_before });
     }
     let batch = &ids[..count.min(MAX_RECOVER)];
     let spacing = hookline_core::health::recovery::replay_spacing(state.recover_rate_per_sec);
@@ -74,5 +87,11 @@ pub(crate) async fn recover(state: &AppState, caller: &Caller, id: WebhookId, re
         }
     }
     tracing::info!(webhook_id = %webhook.id, count, queued = replays.len(), "recover queued");
-    Ok(Recovering { count, queued: replays.len(), dry_run: false, finishes_at: replays.last().map(|r| r.due.at) })
+    Ok(Recovering {
+        count,
+        queued: replays.len(),
+        dry_run: false,
+        finishes_at: replays.last().map(|r| r.due.at),
+        expired_before,
+    })
 }
