@@ -11,6 +11,7 @@ mod operational;
 mod pipeline;
 mod portal;
 mod recovery;
+mod retention;
 mod retries;
 mod security;
 mod settings;
