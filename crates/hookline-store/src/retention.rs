@@ -57,8 +57,7 @@ impl Store {
         // Out of the pool: the connection, and with it the session lock,
         // ends with the run whichever way the run ends.
         let client = deadpool_postgres::Object::take(self.pool.get().await?);
-        let locked: bool =
-            client.query_one("SELECT pg_try_advisory_lock($1)", &[&RETENTION_LOCK]).await?.try_get(0)?;
+        let locked: bool = client.query_one("SELECT pg_try_advisory_lock($1)", &[&RETENTION_LOCK]).await?.try_get(0)?;
         Ok(locked.then_some(RetentionRun { client }))
     }
 

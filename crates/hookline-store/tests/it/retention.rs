@@ -52,7 +52,10 @@ async fn removes_what_is_older_than_the_cutoff_with_its_deliveries_and_attempts(
         backdate(&db, i..i + 1, Duration::days(2) + Duration::minutes(minutes)).await;
     }
     backdate(&db, 6..7, Duration::hours(23)).await;
-    assert_eq!((count(&db, "events").await, count(&db, "deliveries").await, count(&db, "attempts").await), (10, 10, 11));
+    assert_eq!(
+        (count(&db, "events").await, count(&db, "deliveries").await, count(&db, "attempts").await),
+        (10, 10, 11)
+    );
 
     let cutoff = now - Duration::days(1);
     let run = store.retention_run().await.expect("lock").expect("no other run");
