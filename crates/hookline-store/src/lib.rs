@@ -36,6 +36,8 @@
 //!   claimed and marked by the workers' relays (operational events).
 //! - [`retention`]: events past the retention window removed in paced
 //!   batches, with their deliveries and attempts; one run at a time.
+//! - [`stats`]: counts for the portal's charts (a webhook's attempts per
+//!   hour over the last day), read through the indexes above.
 //! - [`tenant`]: per-tenant summaries and deleting a tenant's data.
 //! - [`secret`]: signing tokens sealed at rest (AES-256-GCM), key rotation.
 //! - [`error`]: the crate's [`Error`], with [`Error::is_transient`].
@@ -57,6 +59,7 @@ pub mod retention;
 pub mod schedule;
 pub mod secret;
 pub mod settings;
+pub mod stats;
 pub mod tenant;
 pub mod webhook;
 
@@ -74,6 +77,7 @@ pub use retention::{Removed, RetentionRun};
 pub use schedule::{Claim, Due};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;
+pub use stats::{HourCount, HourlyAttempts};
 pub use tenant::{TenantDeletion, TenantSummary};
 pub use webhook::{Created, NewWebhook, Webhook, WebhookPatch};
 
