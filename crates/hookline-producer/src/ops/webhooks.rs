@@ -1,5 +1,6 @@
 //! Webhooks: create, list, read, update, delete, resume, rotate the token,
-//! and send a test event.
+//! and send a test event; a webhook's health changes and attempts per hour
+//! (its portal page).
 //!
 //! A token Hookline generates (none given at creation, or a rotation
 //! without one) is returned once, flagged, for the caller to show in full;
@@ -10,7 +11,7 @@ use hookline_core::{
     CustomHeaders, DeliveryId, Event, EventFilters, EventId, EventType, RateLimit, Recovery, SignatureScheme,
     SigningToken, TenantId, WebhookId, WebhookName, WebhookUrl,
 };
-use hookline_store::{Created, NewWebhook, Webhook, WebhookPatch};
+use hookline_store::{Created, HealthChange, HourlyAttempts, NewWebhook, Webhook, WebhookPatch};
 use time::OffsetDateTime;
 
 use super::{Error, Resource, Result, destination};
@@ -229,4 +230,24 @@ pub(crate) async fn send_test(state: &AppState, caller: &Caller, id: WebhookId) 
 /// Event types seen lately (for suggestions).
 pub(crate) async fn recent_event_types(state: &AppState, caller: &Caller) -> Result<Vec<String>> {
     Ok(state.store.recent_event_types(caller.scope()).await?)
+}
+
+/// A webhook's latest `limit` health changes, newest first (none when
+/// `caller` does not see it).
+pub(crate) async fn health_changes(
+    state: &AppState,
+    caller: &Caller,
+    id: WebhookId,
+    limit: i64,
+) -> Result<Vec<HealthChange>> {
+    Ok(state.store.health_changes(caller.scope(), id, limit).await?)
+}
+
+/// `webhook`'s attempts per hour over the last 24 hours, delivered and
+/// failed; `webhook` as [`get`] read it for `caller`.
+pub(crate) async fn hourly_attempts(state: &AppState, caller: &Caller, webhook: &Webhook) -> Result<HourlyAttempts> {
+    if caller.scope().is_some_and(|tenant| *tenant != webhook.tenant) {
+        return Err(Error::NotFound(Resource::Webhook));
+    }
+    Ok(state.store.hourly_attempts(webhook, OffsetDateTime::now_utc()).await?)
 }

@@ -23,12 +23,16 @@
 //! - `extract`: `CsrfForm` (session + CSRF + form) and `Id` (a path id).
 //! - `error`: `PortalError`, and the page for an operation's error.
 //! - `layout`: the page frame and shared pieces.
-//! - `webhooks`: the list, and a webhook's page with its event log.
-//! - `form`: adding and editing a webhook.
+//! - `webhooks`: the list, and a webhook's page with its settings, health
+//!   changes and event log.
+//! - `chart`: a webhook's attempts per hour as an inline SVG bar chart.
+//! - `form`: adding and editing a webhook, its extra headers, rate limit
+//!   and recovery included.
 //! - `actions`: resume, delete, test event, rotate, recover.
 //! - `deliveries`: a delivery with its attempts, and retry.
 
 mod actions;
+mod chart;
 mod deliveries;
 mod error;
 mod extract;

@@ -1,14 +1,15 @@
 //! The webhook list, and one webhook's page: its settings, its actions
-//! (forms posting to `actions`) and its event log.
+//! (forms posting to `actions`), its attempts per hour over the last day
+//! (`chart`), its recent health changes and its event log.
 
 use axum::extract::Query;
-use hookline_core::{DeliveryId, DeliveryState, WebhookId};
-use hookline_store::DeliveryFilter;
+use hookline_core::{CustomHeaders, DeliveryId, DeliveryState, Recovery, WebhookId};
+use hookline_store::{DeliveryFilter, HealthChange};
 use maud::{Markup, html};
 use serde::Deserialize;
 
 use super::{
-    St,
+    St, chart,
     error::{OrPage, PortalError},
     extract::Id,
     layout::{badge, page, table, when},
@@ -53,6 +54,9 @@ pub(super) struct LogQuery {
 /// Deliveries per page of the event log.
 const LOG_PAGE: i64 = 50;
 
+/// Health changes a webhook's page shows, the latest.
+const CHANGES: i64 = 10;
+
 /// `GET /ui/webhooks/{id}`: the webhook, its actions and its event log.
 pub(super) async fn show(
     state: St,
@@ -68,8 +72,15 @@ pub(super) async fn show(
         ..DeliveryFilter::default()
     };
     let cursor = q.cursor.as_deref().and_then(|c| c.parse::<DeliveryId>().ok());
-    let deliveries =
-        ops::deliveries::list(&state, &session.caller, filter, cursor, LOG_PAGE).await.or_page(&session)?;
+    let caller = &session.caller;
+    let (deliveries, changes, hourly) = tokio::join!(
+        ops::deliveries::list(&state, caller, filter, cursor, LOG_PAGE),
+        ops::webhooks::health_changes(&state, caller, id, CHANGES),
+        ops::webhooks::hourly_attempts(&state, caller, &webhook),
+    );
+    let deliveries = deliveries.or_page(&session)?;
+    let changes = changes.or_page(&session)?;
+    let hourly = hourly.or_page(&session)?;
     let full = i64::try_from(deliveries.len()).is_ok_and(|n| n == LOG_PAGE);
     let state_filter = q.state.as_deref().unwrap_or("");
     let event_filter = q.event.as_deref().unwrap_or("");
@@ -77,8 +88,17 @@ pub(super) async fn show(
     let body = html! {
         p { (badge(webhook.status.as_str(), webhook.consecutive_failures)) " · " @if webhook.active { "active" } @else { "inactive" } " · " code { (webhook.url.as_str()) } }
         p { "Events: " (webhook.events.as_strings().join(", ")) " · Token " code { (webhook.token.masked()) } " · Scheme " (webhook.scheme.as_str()) }
+        p {
+            "Rate limit: " @match webhook.rate_limit { Some(r) => { (r.per_second()) " requests/s" }, None => { "none" } }
+            " · While suspended: " (recovery(webhook.recovery))
+        }
+        (headers(&webhook.headers))
         p { a href={ (base) "/edit" } { "Edit" } }
         (actions(&session, &base))
+        h2 { "Last 24 hours" }
+        (chart::hourly(&hourly))
+        h2 { "Health changes" }
+        (health_changes(&changes))
         h2 { "Event log" }
         form method="get" {
             select name="state" aria-label="State" {
@@ -109,6 +129,54 @@ pub(super) async fn show(
         }
     };
     Ok(page(webhook.name.as_str(), Some(&session), body))
+}
+
+/// What a webhook does on its own while suspended.
+fn recovery(r: Recovery) -> &'static str {
+    match (r.probe(), r.replay()) {
+        (true, true) => "probes, and replays what was held on resuming",
+        (true, false) => "probes, resumes on a 2xx",
+        (false, true) => "no probes (replay needs them)",
+        (false, false) => "no probes",
+    }
+}
+
+/// The extra request headers, secret values as `****`.
+fn headers(headers: &CustomHeaders) -> Markup {
+    html! {
+        @if headers.is_empty() {
+            p { "Extra headers: none" }
+        } @else {
+            (table(&["Extra header", "Value"], html! {
+                @for h in headers.iter() {
+                    tr {
+                        td data-label="Extra header" { code { (h.name.as_str()) } }
+                        td.long data-label="Value" { code { (h.shown()) } @if h.secret { " (secret)" } }
+                    }
+                }
+            }))
+        }
+    }
+}
+
+/// The latest health changes, newest first.
+fn health_changes(changes: &[HealthChange]) -> Markup {
+    html! {
+        @if changes.is_empty() {
+            p { "None yet. A change is recorded when the webhook becomes unhealthy, is suspended, recovers or is disabled." }
+        } @else {
+            (table(&["When", "Change", "Status", "Reason"], html! {
+                @for c in changes {
+                    tr {
+                        td data-label="When" { (when(Some(c.at))) }
+                        td data-label="Change" { (c.kind.as_str()) }
+                        td data-label="Status" { (badge(c.from.as_str(), 0)) " → " (badge(c.to.as_str(), 0)) }
+                        td data-label="Reason" { (c.reason.as_deref().unwrap_or("—")) }
+                    }
+                }
+            }))
+        }
+    }
 }
 
 /// The forms of a webhook's page that act on it (see `actions`).
