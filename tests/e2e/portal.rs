@@ -1,8 +1,10 @@
 //! The admin portal over HTTP: sign-in (a CSRF-checked POST only) and
 //! sessions, CSRF, the front doors, the headers every answer carries, the
-//! webhook form with its validation, the event log, a delivery and its
-//! retry, tenant scoping, admin sessions bound to their key; and in
-//! headless Chromium: the whole walk, sign-in links, times and line breaks.
+//! webhook form with its validation (extra headers with a kept secret, rate
+//! limit, recovery), a webhook's health changes and hourly chart, the event
+//! log, a delivery and its retry, tenant scoping, admin sessions bound to
+//! their key; and in headless Chromium: the whole walk, sign-in links,
+//! times and line breaks.
 
 use std::collections::BTreeMap;
 
@@ -429,6 +431,228 @@ async fn webhook_actions() {
     app.stop().await;
 }
 
+/// The form fields of a webhook pointing at `url`, with the CSRF token,
+/// and `more`.
+fn webhook_form<'a>(csrf: &'a str, url: &'a str, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut fields = vec![
+        ("csrf", csrf),
+        ("name", "Billing"),
+        ("url", url),
+        ("token", "whsec-billing-0123456789abcdef"),
+        ("events", "license.*"),
+        ("active", "on"),
+    ];
+    fields.extend_from_slice(more);
+    fields
+}
+
+/// The text of the error shown beside `field`, if one is.
+fn field_error(html: &str, field: &str) -> Option<String> {
+    let start = html.find(&format!("id=\"{field}-error\""))?;
+    let text = html[start..].split_once('>')?.1.split('<').next()?;
+    Some(text.to_owned())
+}
+
+/// The form sets extra headers (a secret among them, never shown again),
+/// a rate limit and recovery; an edit that leaves the secret empty keeps
+/// it (the worker sends it); a reserved header name, a secret without a
+/// value and a bad rate limit are errors beside their field, with nothing
+/// saved.
+#[tokio::test]
+async fn webhook_settings_through_the_form() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let url = receiver.url();
+    let mut browser = Browser::new(&app);
+    browser.sign_in(ADMIN_KEY).await;
+    let form = browser.get("/ui/webhooks/new").await.html;
+    assert!(form.contains("name=\"header_name_2\"") && !form.contains("name=\"header_name_3\""), "three rows");
+    assert!(form.contains("name=\"rate_limit\"") && form.contains("name=\"recovery_probe\""), "{form}");
+    let token = csrf(&form);
+
+    let refused = [
+        (vec![("header_name_0", "Content-Type"), ("header_value_0", "text/plain")], "headers", "set by Hookline"),
+        (
+            vec![("header_name_0", "X-Key"), ("header_value_0", ""), ("header_secret_0", "on")],
+            "headers",
+            "needs a value",
+        ),
+        (vec![("header_name_0", "X-Team"), ("header_value_0", "caf\u{e9}")], "headers", "printable ASCII"),
+        (vec![("rate_limit", "0")], "rate_limit", "1 to 10000"),
+        (vec![("rate_limit", "fast")], "rate_limit", "1 to 10000"),
+    ];
+    for (more, field, expected) in &refused {
+        let page = browser.post("/ui/webhooks", &webhook_form(&token, &url, more)).await;
+        assert_eq!(page.status, 422, "{more:?}");
+        let error = field_error(&page.html, field).unwrap_or_else(|| panic!("no {field} error: {}", page.html));
+        assert!(error.contains(expected), "{more:?}: {error}");
+        assert!(page.html.contains("value=\"Billing\""), "what was typed is kept");
+    }
+    let page = browser
+        .post(
+            "/ui/webhooks",
+            &webhook_form(&token, &url, &[("header_name_0", "Content-Type"), ("header_value_0", "x")]),
+        )
+        .await;
+    assert!(page.html.contains("value=\"Content-Type\""), "the rows as typed");
+    assert_eq!(app.get("/v1/webhooks").await.body["data"], json!([]), "nothing was created");
+
+    let page = browser
+        .post(
+            "/ui/webhooks",
+            &webhook_form(
+                &token,
+                &url,
+                &[
+                    ("header_name_0", "X-Team"),
+                    ("header_value_0", "core"),
+                    ("header_name_1", "Authorization"),
+                    ("header_value_1", "Bearer s3cret-value"),
+                    ("header_secret_1", "on"),
+                    ("header_name_2", ""),
+                    ("header_value_2", "no name: left out"),
+                    ("rate_limit", "50"),
+                    ("recovery_probe", "on"),
+                    ("recovery_replay", "on"),
+                ],
+            ),
+        )
+        .await;
+    assert_eq!(page.status, 303, "{}", page.html);
+    let location = page.location.expect("to the webhook");
+    let id = location.trim_start_matches("/ui/webhooks/").to_owned();
+    let stored = app.webhook(&id).await;
+    assert_eq!(
+        stored["headers"],
+        json!([
+            {"name": "X-Team", "value": "core", "secret": false},
+            {"name": "Authorization", "value": "****", "secret": true},
+        ])
+    );
+    assert_eq!((&stored["rateLimit"], &stored["recovery"]), (&json!(50), &json!({"probe": true, "replay": true})));
+
+    let page = browser.get(&location).await.html;
+    assert!(page.contains("50 requests/s") && page.contains("probes, and replays"), "{page}");
+    assert!(page.contains("X-Team") && page.contains("core") && page.contains("****"), "{page}");
+    let edit = browser.get(&format!("{location}/edit")).await.html;
+    assert!(edit.contains("value=\"Authorization\"") && edit.contains("leave empty to keep"), "{edit}");
+    assert!(edit.contains("value=\"50\"") && edit.contains("name=\"header_name_4\""), "two rows and three spare");
+    for html in [&page, &edit] {
+        assert!(!html.contains("s3cret"), "a secret value is never shown");
+    }
+
+    // An edit: the secret's value left empty (kept), the limit removed,
+    // replay off.
+    let edited = |more: &[(&'static str, &'static str)]| {
+        let mut fields = webhook_form(&token, &url, more);
+        fields.extend_from_slice(&[
+            ("header_name_1", "Authorization"),
+            ("header_value_1", ""),
+            ("header_secret_1", "on"),
+        ]);
+        fields
+    };
+    let page = browser
+        .post(
+            &location,
+            &edited(&[
+                ("header_name_0", "X-Team"),
+                ("header_value_0", "platform"),
+                ("rate_limit", ""),
+                ("recovery_probe", "on"),
+            ]),
+        )
+        .await;
+    assert_eq!((page.status, page.location.as_deref()), (303, Some(location.as_str())), "{}", page.html);
+    let stored = app.webhook(&id).await;
+    assert_eq!(stored["headers"][0], json!({"name": "X-Team", "value": "platform", "secret": false}));
+    assert_eq!(stored["headers"][1], json!({"name": "Authorization", "value": "****", "secret": true}));
+    assert_eq!((&stored["rateLimit"], &stored["recovery"]), (&json!(0), &json!({"probe": true, "replay": false})));
+
+    // Refused edits change nothing.
+    for (more, field) in [
+        (vec![("header_name_0", "Webhook-Id"), ("header_value_0", "x")], "headers"),
+        (vec![("rate_limit", "20000")], "rate_limit"),
+    ] {
+        let page = browser.post(&location, &edited(&more)).await;
+        assert_eq!(page.status, 422, "{more:?}");
+        assert!(field_error(&page.html, field).is_some(), "{}", page.html);
+        assert!(!page.html.contains("s3cret"));
+    }
+    assert_eq!(app.webhook(&id).await, stored, "unchanged");
+
+    // The worker sends the headers, the kept secret's value included.
+    let page = browser.post(&format!("{location}/test"), &[("csrf", &token)]).await;
+    assert_eq!(page.status, 303);
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("authorization"), Some("Bearer s3cret-value"));
+    assert_eq!(got[0].header("x-team"), Some("platform"));
+    app.stop().await;
+}
+
+/// The sum of a `data-<what>` attribute over the chart's hours, and how
+/// many hours there are.
+fn chart_counts(html: &str, what: &str) -> (i64, usize) {
+    let needle = format!("data-{what}=\"");
+    let hours = html.matches("<g class=\"hour\"").count();
+    let sum = html
+        .match_indices(&needle)
+        .map(|(i, _)| html[i + needle.len()..].split('"').next().and_then(|n| n.parse::<i64>().ok()).unwrap_or(0))
+        .sum();
+    (sum, hours)
+}
+
+/// A webhook's page lists its health changes, newest first (unhealthy
+/// after a failure, with its reason once the relay has it; recovered after
+/// a resume), and charts the last 24 hours' attempts: one bar per hour,
+/// the delivered and failed ones counted.
+#[tokio::test]
+async fn webhook_page_shows_health_and_attempts() {
+    let app = TestApp::spawn().await;
+    let receiver = Receiver::start().await;
+    let id = app.create_webhook(&webhook("charted", &receiver.url(), &["license.*"])).await;
+    let mut browser = Browser::new(&app);
+    browser.sign_in(ADMIN_KEY).await;
+    let page = browser.get(&format!("/ui/webhooks/{id}")).await.html;
+    assert!(page.contains("None yet") && page.contains("role=\"img\""), "{page}");
+    assert_eq!(chart_counts(&page, "delivered"), (0, 24));
+
+    for i in 0..3 {
+        app.post_event(&json!({"event": "license.created", "id": format!("ok-{i}"), "data": {}})).await;
+    }
+    app.settled_deliveries(&id, 3).await;
+    receiver.set_status(500);
+    for i in 0..2 {
+        app.post_event(&json!({"event": "license.created", "id": format!("bad-{i}"), "data": {}})).await;
+    }
+    app.settled_deliveries(&id, 5).await;
+
+    let page = eventually(WAIT, || async {
+        let html = browser.clone().get(&format!("/ui/webhooks/{id}")).await.html;
+        if html.contains("data-label=\"Reason\">HTTP 500") { Ok(html) } else { Err(html) }
+    })
+    .await;
+    assert!(page.contains("data-label=\"Change\">unhealthy"), "{page}");
+    assert!(
+        page.contains(
+            "<span class=\"badge healthy\">healthy</span> → <span class=\"badge unhealthy\">unhealthy</span>"
+        ),
+        "{page}"
+    );
+    assert_eq!(chart_counts(&page, "delivered"), (3, 24));
+    assert_eq!(chart_counts(&page, "failed"), (2, 24));
+    assert!(page.contains("3 delivered, 2 failed"), "the chart's title: {page}");
+    assert!(page.contains("Delivered <strong>3</strong>") && page.contains("Failed <strong>2</strong>"), "{page}");
+
+    let token = csrf(&page);
+    browser.post(&format!("/ui/webhooks/{id}/resume"), &[("csrf", &token)]).await;
+    let page = browser.get(&format!("/ui/webhooks/{id}")).await.html;
+    let recovered = page.find("data-label=\"Change\">recovered").expect("a recovered change");
+    let unhealthy = page.find("data-label=\"Change\">unhealthy").expect("the unhealthy change");
+    assert!(recovered < unhealthy, "newest first");
+    app.stop().await;
+}
+
 /// Where screenshots go: `docs/screenshots` with
 /// `HOOKLINE_UPDATE_SCREENSHOTS=1` (to refresh the README's), else a
 /// temporary directory named in the test output.
@@ -473,10 +697,14 @@ async fn broken_words(b: &hookline_e2e::WebBrowser) -> Vec<String> {
     found
 }
 
-/// In headless Chromium: sign in, create a webhook through the form (after
-/// a validation error), send a test event and see it delivered with 204,
-/// fail until the webhook is suspended, retry and see it healthy again; on
-/// a phone-sized screen too. Times read `… UTC · … ago`; no header, badge
+/// In headless Chromium: sign in, create a webhook through the form with
+/// extra headers (one secret, typed again after a validation error: it is
+/// not shown back), a rate limit and probing; see them on its page (the
+/// secret as `****`) and in the edit form (the secret's value empty, kept
+/// on saving); send a test event and see it delivered with 204 and the
+/// headers; fail until the webhook is suspended and see the health changes
+/// and the day's chart; retry and see it healthy again; on a phone-sized
+/// screen too. Times read `… UTC · … ago`; no header, badge
 /// or time breaks inside a word at any width. An account signs in from a
 /// `#token=` link (the token leaves the address bar; the button signs in);
 /// an old `?token=` link does not sign in. Screenshots of each page are
@@ -503,15 +731,48 @@ async fn in_a_real_browser() {
     b.fill("#name", "CRM sync").await;
     b.fill("#url", "ftp://not-http").await;
     b.fill("#events", "license.*, hookline.test").await;
+    b.fill("input[name=header_name_0]", "X-Team").await;
+    b.fill("input[name=header_value_0]", "core").await;
+    b.fill("input[name=header_name_1]", "Authorization").await;
+    b.fill("input[name=header_value_1]", "Bearer s3cret-value").await;
+    b.tick("input[name=header_secret_1]").await;
+    b.fill("#rate_limit", "100").await;
+    b.tick("input[name=recovery_probe]").await;
     b.click("main form button:not([type=button])").await;
     let text = b.text().await;
     assert!(text.contains("http or https"), "the error shows beside the field: {text}");
     b.screenshot(&shots.join("form-error.png")).await;
+    // What was typed is kept, except the secret value: typed again.
+    assert_eq!(b.value("input[name=header_value_0]").await, "core");
+    assert_eq!(b.value("input[name=header_value_1]").await, "");
+    assert!(b.checked("input[name=header_secret_1]").await && b.checked("input[name=recovery_probe]").await);
+    assert!(text.contains("Not shown back: type it again") && !text.contains("s3cret"), "{text}");
+    let broken = broken_words(&b).await;
+    assert!(broken.is_empty(), "the form: {broken:?}");
     b.fill("#url", &receiver.url()).await;
+    b.fill("input[name=header_value_1]", "Bearer s3cret-value").await;
     b.click("main form button:not([type=button])").await;
     assert!(b.text().await.contains("shown this once"));
     b.click("main a[href^='/ui/webhooks/0']").await;
     let webhook_page = b.url().await;
+    let text = b.text().await;
+    assert!(text.contains("Rate limit: 100 requests/s · While suspended: probes, resumes on a 2xx"), "{text}");
+    assert!(text.contains("X-Team") && text.contains("**** (secret)") && !text.contains("s3cret"), "{text}");
+    assert!(text.contains("Delivered 0 · Failed 0"), "an empty chart: {text}");
+
+    // Editing keeps the secret, which is not in the form.
+    b.click("main a[href$='/edit']").await;
+    assert_eq!(b.value("input[name=header_name_1]").await, "Authorization");
+    assert_eq!(b.value("input[name=header_value_1]").await, "");
+    assert_eq!(b.value("#rate_limit").await, "100");
+    assert!(b.text().await.contains("Secret: leave empty to keep."));
+    b.execute("document.querySelector('input[name=header_name_1]').scrollIntoView()").await;
+    b.screenshot(&shots.join("form-settings.png")).await;
+    let broken = broken_words(&b).await;
+    assert!(broken.is_empty(), "the edit form: {broken:?}");
+    b.fill("input[name=header_value_0]", "platform").await;
+    b.click("main form button:not([type=button])").await;
+    assert_eq!(b.url().await, webhook_page);
 
     b.click("form[action$='/test'] button").await;
     let text = b.wait_for_text("HTTP 204").await;
@@ -520,6 +781,9 @@ async fn in_a_real_browser() {
     b.screenshot(&shots.join("delivery.png")).await;
     let broken = broken_words(&b).await;
     assert!(broken.is_empty(), "the delivery page: {broken:?}");
+    let sent = receiver.wait_for(1, WAIT).await;
+    assert_eq!(sent[0].header("authorization"), Some("Bearer s3cret-value"));
+    assert_eq!(sent[0].header("x-team"), Some("platform"));
 
     // Failures until suspended (the threshold is 2 here).
     receiver.set_status(500);
@@ -534,16 +798,39 @@ async fn in_a_real_browser() {
     b.screenshot(&shots.join("webhook-suspended.png")).await;
     let broken = broken_words(&b).await;
     assert!(broken.is_empty(), "the webhook page: {broken:?}");
+    // Its health changes, newest first, and the day's attempts charted.
+    let changes =
+        b.execute("return [...document.querySelectorAll('td[data-label=Change]')].map(td => td.textContent)").await;
+    assert_eq!(changes, json!(["suspended", "unhealthy"]));
+    assert!(text.contains("Delivered 1 · Failed 2"), "{text}");
+    let bars = b
+        .execute(
+            "const g = [...document.querySelectorAll('svg[role=img] g.hour')];
+             return [g.length, g.reduce((n, h) => n + Number(h.dataset.delivered), 0),
+                     g.reduce((n, h) => n + Number(h.dataset.failed), 0),
+                     document.querySelectorAll('svg[role=img] rect[fill=\"#ea580c\"]').length > 0]",
+        )
+        .await;
+    assert_eq!(bars, json!([24, 1, 2, true]));
+    let label = b.execute("return document.getElementById('chart-title').textContent").await;
+    assert_eq!(label, json!("Attempts per hour over the last 24 hours: 1 delivered, 2 failed"));
+    b.execute("document.querySelector('figure.chart').scrollIntoView()").await;
+    b.screenshot(&shots.join("webhook-health.png")).await;
 
     // Retry the last failed delivery against a healthy receiver.
     receiver.set_status(204);
+    b.goto(&webhook_page).await;
     b.click("main table a[href^='/ui/deliveries/']").await;
     b.click("form[action$='/retry'] button").await;
     b.wait_for_text("HTTP 204").await;
     b.goto(&webhook_page).await;
     let text = b.text().await;
-    assert!(!text.contains("unhealthy") && !text.contains("failed in a row"), "healthy again: {text}");
+    let status = b.execute("return document.querySelector('main .badge').textContent").await;
+    assert_eq!(status, json!("healthy"), "healthy again: {text}");
     assert!(text.contains("healthy · active"), "{text}");
+    let changes =
+        b.execute("return [...document.querySelectorAll('td[data-label=Change]')].map(td => td.textContent)").await;
+    assert_eq!(changes, json!(["recovered", "suspended", "unhealthy"]));
     b.screenshot(&shots.join("webhook-healthy.png")).await;
 
     b.goto(&app.url("/ui/webhooks")).await;

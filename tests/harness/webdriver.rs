@@ -1,6 +1,7 @@
 //! A minimal W3C WebDriver client over `chromedriver` and headless Debian
-//! Chromium, for the portal's browser tests: open a page, find, click,
-//! type, read text and field values, run a script, take a screenshot. No browser download: `.ci/run`
+//! Chromium, for the portal's browser tests: open a page, find, click
+//! (a link or button, or a checkbox), type, read text and field values, run
+//! a script, take a screenshot. No browser download: `.ci/run`
 //! installs Debian's `chromium` and `chromium-driver`.
 
 use std::{path::Path, process::Stdio, time::Duration};
@@ -131,6 +132,18 @@ impl Browser {
         let el = self.find(css).await;
         self.call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
         self.wait_for_navigation(&body).await;
+    }
+
+    /// Clicks what `css` selects where no page follows (a checkbox).
+    pub async fn tick(&self, css: &str) {
+        let el = self.find(css).await;
+        self.call(reqwest::Method::POST, &format!("/element/{el}/click"), Some(json!({}))).await;
+    }
+
+    /// Whether the checkbox `css` selects is checked.
+    pub async fn checked(&self, css: &str) -> bool {
+        let el = self.find(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{el}/property/checked"), None).await == json!(true)
     }
 
     /// Clears the field `css` selects and types `text` into it.
