@@ -814,6 +814,8 @@ async fn in_a_real_browser() {
     assert_eq!(bars, json!([24, 1, 2, true]));
     let label = b.execute("return document.getElementById('chart-title').textContent").await;
     assert_eq!(label, json!("Attempts per hour over the last 24 hours: 1 delivered, 2 failed"));
+    // The reasons, once the relay has announced the changes.
+    b.wait_for_text("HTTP 500").await;
     b.execute("document.querySelector('figure.chart').scrollIntoView()").await;
     b.screenshot(&shots.join("webhook-health.png")).await;
 
