@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use hookline_e2e::{Receiver, TestApp, WAIT, webhook};
-use tokio::time::Instant;
 use serde_json::json;
+use tokio::time::Instant;
 
 /// Extra headers reach the receiver beside Hookline's own; a secret value
 /// is never shown again nor stored in plaintext, and an update that leaves

@@ -18,6 +18,8 @@
 //! - [`fence`]: which delivery message may act on a delivery (due times,
 //!   manual attempts), and the millisecond due times messages carry.
 //! - [`health`]: webhook health transitions and the decision after an attempt.
+//! - [`rate`]: the per-webhook rate limit's rule (a hard count per second,
+//!   and an even queue for what must wait).
 //! - [`retry`]: the retry schedule, jitter and `Retry-After`.
 //! - [`signature`]: `Webhook-Signature` signing and verifying.
 //! - [`tenant_token`]: short-lived tokens that scope API access to one tenant.
@@ -33,6 +35,7 @@ pub mod filter;
 pub mod health;
 pub mod id;
 pub mod outcome;
+pub mod rate;
 pub mod retry;
 pub mod signature;
 pub mod tenant_token;

@@ -20,12 +20,15 @@ ALTER TABLE webhooks
 CREATE INDEX webhooks_recovery_due_idx ON webhooks (recovery_next_at)
     WHERE recovery_probe AND status = 'suspended';
 
--- The shared rate limiter (GCRA): one row per rate-limited webhook holding
--- its theoretical arrival time, the earliest moment the next request may go.
--- Taking a slot moves it on by 1/limit seconds in one upsert, on the
--- database's clock (one clock for every worker). No indexed column changes,
--- so the update stays HOT in its half-empty page.
+-- The shared rate limiter (`hookline_core::rate`): one row per
+-- rate-limited webhook with the requests sent in the current second (a hard
+-- count, never above the cap) and the end of its queue (when the next
+-- request that must wait is told to come back). Read and written under the
+-- row's lock on the database's clock, one clock for every worker. No
+-- indexed column changes, so updates stay HOT in the half-empty pages.
 CREATE TABLE webhook_rate (
     webhook_id uuid        PRIMARY KEY REFERENCES webhooks (id) ON DELETE CASCADE,
-    tat        timestamptz NOT NULL
+    second     bigint      NOT NULL DEFAULT 0,
+    used       integer     NOT NULL DEFAULT 0,
+    next_free  timestamptz NOT NULL DEFAULT 'epoch'
 ) WITH (fillfactor = 50);

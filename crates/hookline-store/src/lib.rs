@@ -23,7 +23,8 @@
 //!   attempt (fenced), holding, postponing, handing it off.
 //! - [`probe`]: an unhealthy webhook's one request in flight, and the
 //!   deliveries parked until its outcome.
-//! - [`rate`]: the per-webhook rate limit shared by every worker (GCRA).
+//! - [`rate`]: the per-webhook rate limit shared by every worker (core::rate's
+//!   rule as one statement).
 //! - [`overdue`]: what reconciliation publishes again, and `recover`'s
 //!   replays.
 //! - [`recovery`]: recovery probes of suspended webhooks: due ones claimed

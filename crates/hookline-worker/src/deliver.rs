@@ -15,7 +15,9 @@
 //! context the message carries; the attempt's span is its child.
 
 use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
-use hookline_core::{DeliveryId, DeliveryState, Fence, HealthStatus, Trigger, WebhookId, fence::unix_ms, needs_probe};
+use hookline_core::{
+    DeliveryId, DeliveryState, Fence, HealthStatus, Trigger, WebhookId, fence::unix_ms, needs_probe, rate::Admission,
+};
 use hookline_store::{Claim, DeliveryJob, Parked, Probe};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
@@ -36,29 +38,6 @@ async fn publish_later(ctx: &Context, what: &str, message: &DeliveryMessage, now
     Settle::Ack
 }
 
-/// How far ahead a delivery may take a slot of its webhook's rate limit
-/// (beyond it, it is deferred and tries again).
-pub(crate) const RATE_HORIZON: std::time::Duration = std::time::Duration::from_secs(15 * 60);
-/// A slot this close is sent at once.
-pub(crate) const RATE_SLACK: std::time::Duration = std::time::Duration::from_millis(2);
-/// A delivery waiting for a rate-limit slot comes back this long before it
-/// and waits out the rest here (claimed, a worker slot held), so that the
-/// broker's own lateness does not make it miss the slot.
-pub(crate) const RATE_LEAD: std::time::Duration = std::time::Duration::from_millis(250);
-
-fn duration_ms(d: std::time::Duration) -> i64 {
-    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
-}
-
-/// Sleeps until the rate-limit slot at `slot_ms` (Unix ms).
-async fn wait_for_slot(slot_ms: i64, now_ms: i64) {
-    if let Ok(ahead) = u64::try_from(slot_ms - now_ms)
-        && ahead > 0
-    {
-        tokio::time::sleep(std::time::Duration::from_millis(ahead)).await;
-    }
-}
-
 /// Sends a delivery whose webhook is at its in-flight cap through a delay
 /// tier, freeing this worker slot for other webhooks. A scheduled step's due
 /// time moves with it (so reconciliation does not count it as lost); a
@@ -76,8 +55,8 @@ async fn defer_by(ctx: &Context, msg: DeliveryMessage, why: &str, claimed: bool,
     defer_to(ctx, msg, why, claimed, delay, None).await
 }
 
-/// [`defer_by`]; with `slot` (Unix ms), the message holds that rate-limit
-/// slot.
+/// [`defer_by`]; with `slot` (Unix ms), the message comes back then holding
+/// its place in its webhook's rate-limit queue.
 async fn defer_to(
     ctx: &Context,
     msg: DeliveryMessage,
@@ -230,26 +209,17 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
             None => return defer(ctx, msg, "account at its share of the attempts", true).await,
         }
     }
-    // A rate-limited webhook's request waits for its slot in the broker; a
-    // message that comes too late for the slot it holds takes a new one.
+    // A rate-limited webhook's request waits for room in the broker, told
+    // when to come back; coming back it holds its place.
     if let Some(limit) = job.rate_limit {
-        let now_ms = unix_ms(OffsetDateTime::now_utc());
-        let late_ms = i64::try_from(hookline_store::rate::LATE.as_millis()).unwrap_or(0);
-        match msg.slot_ms() {
-            Some(slot) if now_ms <= slot + late_ms => wait_for_slot(slot, now_ms).await,
-            _ => {
-                let taking = || ctx.store.take_rate_slot(job.webhook_id, limit, RATE_HORIZON);
-                match ctx.stored("taking a rate-limit slot", taking).await {
-                    Ok(Some(wait)) if wait <= RATE_LEAD => wait_for_slot(now_ms + duration_ms(wait), now_ms).await,
-                    Ok(Some(wait)) => {
-                        let slot = now_ms + duration_ms(wait);
-                        let why = "webhook at its rate limit";
-                        return defer_to(ctx, msg, why, true, wait - RATE_LEAD, Some(slot)).await;
-                    }
-                    Ok(None) => return defer(ctx, msg, "webhook at its rate limit, every slot taken", true).await,
-                    Err(settle) => return settle,
-                }
+        let held = msg.slot_ms().is_some();
+        match ctx.stored("asking the rate limit", || ctx.store.rate_admit(job.webhook_id, limit, held)).await {
+            Ok(Admission::Send) => {}
+            Ok(Admission::ComeBack(at)) => {
+                let wait = (at - OffsetDateTime::now_utc()).try_into().unwrap_or_default();
+                return defer_to(ctx, msg, "webhook at its rate limit", true, wait, Some(unix_ms(at))).await;
             }
+            Err(settle) => return settle,
         }
     }
     // An unhealthy webhook gets one request at a time across all workers.

@@ -23,7 +23,7 @@
 //! the webhook, so a request made again carries the same `Webhook-Id`.
 
 use hookline_broker::{EventMessage, Message};
-use hookline_core::{DeliveryState, Event, EventId, HealthStatus, Trigger, fence::unix_ms};
+use hookline_core::{DeliveryState, Event, EventId, HealthStatus, Trigger, fence::unix_ms, rate::Admission};
 use hookline_store::{DeliveryJob, Dispatch, FreshDelivery, Looked, NewEvent, RecordedEvent, goes_early};
 use time::OffsetDateTime;
 use tracing::{Instrument, field::Empty};
@@ -254,25 +254,18 @@ pub(crate) async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId)
     Settle::Ack
 }
 
-/// [`hand_off`] of a delivery of a rate-limited webhook holding the slot
-/// `wait` from now: its message comes a little before the slot and is sent
-/// on it. Without a slot (every one within reach taken), a plain hand-off.
-async fn hand_off_for_slot(
-    ctx: &Context,
-    delivery: hookline_core::DeliveryId,
-    wait: Option<std::time::Duration>,
-) -> Settle {
-    let Some(wait) = wait else { return hand_off(ctx, delivery).await };
-    let now = OffsetDateTime::now_utc();
-    let slot = now + wait;
-    let at = slot - wait.min(crate::deliver::RATE_LEAD);
+/// [`hand_off`] of a delivery of a rate-limited webhook told to come back
+/// `at`: its message is due then and holds its place in the queue. Without
+/// a time (the limit could not be asked), a plain hand-off: the queue path
+/// asks again.
+async fn hand_off_until(ctx: &Context, delivery: hookline_core::DeliveryId, at: Option<OffsetDateTime>) -> Settle {
+    let Some(at) = at else { return hand_off(ctx, delivery).await };
     let handing = || ctx.store.hand_off(std::slice::from_ref(&delivery), at);
     let steps = match ctx.stored("handing a delivery to the queue", handing).await {
         Ok(steps) => steps,
         Err(settle) => return settle,
     };
-    let slot_ms = hookline_core::fence::unix_ms(slot);
-    let messages: Vec<_> = steps.iter().map(|s| crate::startup::step_message(s).holding_slot(slot_ms)).collect();
+    let messages: Vec<_> = steps.iter().map(|s| crate::startup::step_message(s).holding_slot(unix_ms(s.at))).collect();
     if let Err(e) = ctx.publish_messages(&messages).await {
         ctx.publish_failed("handing a delivery to the queue", &e);
     }
@@ -305,18 +298,23 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Some(slot) = crate::deliver::take_slot(ctx, d.webhook_id).await else {
                 return (hand_off(ctx, d.id).await, false);
             };
-            // A rate-limited webhook's delivery takes its slot here: now,
-            // it is sent; ahead, it waits for it in the queue.
+            // At most `concurrency` first attempts at once per worker; the
+            // attempt's (large) future exists only while it runs, so events
+            // waiting their turn cost little memory.
+            let Ok(permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
+            // A rate-limited webhook's delivery goes now if its limit has
+            // room (asked with the permit in hand, so the request follows at
+            // once); else it waits in the queue, told when to come back.
             if let Some(limit) = d.rate_limit {
-                let taking = || ctx.store.take_rate_slot(d.webhook_id, limit, crate::deliver::RATE_HORIZON);
-                let wait = match ctx.stored("taking a rate-limit slot", taking).await {
-                    Ok(Some(wait)) if wait <= crate::deliver::RATE_SLACK => None,
-                    Ok(Some(wait)) => Some(Some(wait)),
-                    Ok(None) | Err(_) => Some(None),
+                let asking = || ctx.store.rate_admit(d.webhook_id, limit, false);
+                let back = match ctx.stored("asking the rate limit", asking).await {
+                    Ok(Admission::Send) => None,
+                    Ok(Admission::ComeBack(at)) => Some(Some(at)),
+                    Err(_) => Some(None),
                 };
-                if let Some(wait) = wait {
-                    drop((slot, share));
-                    return (hand_off_for_slot(ctx, d.id, wait).await, false);
+                if let Some(at) = back {
+                    drop((permit, slot, share));
+                    return (hand_off_until(ctx, d.id, at).await, false);
                 }
             }
             let mut probe = false;
@@ -326,17 +324,14 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                     Ok(hookline_store::Probe::Taken) => probe = true,
                     Ok(hookline_store::Probe::Status(HealthStatus::Healthy)) => {}
                     Ok(_) | Err(_) => {
-                        drop((slot, share));
+                        drop((permit, slot, share));
                         return (hand_off(ctx, d.id).await, false);
                     }
                 }
             }
             let id = d.id;
             let job = job(event, d, now);
-            // At most `concurrency` first attempts at once per worker; the
-            // attempt's (large) future exists only while it runs, so events
-            // waiting their turn cost little memory.
-            let Ok(_permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
+            let _permit = permit;
             // Checked again just before the request: a failure recorded
             // meanwhile (a 410, the threshold) stops it here.
             if !probe && !crate::early::sendable(ctx, job.webhook_id).await {

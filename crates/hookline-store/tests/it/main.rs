@@ -13,6 +13,7 @@ use hookline_store::{
 mod early;
 mod headers;
 mod health_change;
+mod rate;
 mod recovery;
 mod retention;
 mod schedule;
