@@ -16,7 +16,7 @@ fn key(id: &str, byte: u8) -> String {
 }
 
 async fn connect(db: &TestDb, encryption_keys: EncryptionKeys) -> Store {
-    Store::connect(&PgSettings { url: db.url().to_owned(), pool_size: 2, encryption_keys, ..Default::default() })
+    Store::connect(&PgSettings { url: db.url().to_owned(), pool_size: 2, encryption_keys })
         .await
         .expect("store connects")
 }
