@@ -13,8 +13,11 @@
 //! same round; Markdown shows each figure as min / median / max over the
 //! runs. A run that loses or duplicates a delivery fails.
 //! `hookline-bench fairness` measures healthy webhooks' latency with and
-//! without a hanging one beside them. `hookline-bench receive` is the
-//! receiver's own process (started by the other two).
+//! without a hanging one beside them. `hookline-bench retention` measures
+//! the fan-out-1 load while retention removes a large backlog of old rows
+//! against the same load with the backlog kept, and the tables' sizes
+//! around the removal. `hookline-bench receive` is the receiver's own
+//! process (started by the others).
 //!
 //! A scenario's measured webhooks may have slow endpoints beside them
 //! ([`scenario::Beside`], possibly another account's), answering after
@@ -34,6 +37,8 @@
 //! - `measure`: one run of one scenario; `outcome`: what it measured;
 //!   `report`: min / median / max over runs, `results.md`.
 //! - `baseline`: raw RabbitMQ publish+consume.
+//! - `retention`: the backlog beside the load, and `hookline-bench
+//!   retention`.
 
 mod baseline;
 mod cpu;
@@ -42,6 +47,7 @@ mod measure;
 mod outcome;
 mod receiver;
 mod report;
+mod retention;
 mod scenario;
 mod stack;
 
@@ -102,6 +108,28 @@ enum Cli {
         #[arg(long, value_enum, default_value_t = Placement::Process)]
         receiver: Placement,
         /// Where the logs go.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    /// The fan-out-1 load while retention removes a large backlog of old
+    /// rows, against the same load beside the backlog kept; and the
+    /// tables' sizes before and after the removal and after as many rows
+    /// again.
+    Retention {
+        /// Old events written before the load (each with a delivery and an
+        /// attempt).
+        #[arg(long, default_value_t = 1_000_000)]
+        backlog: u64,
+        /// Events of the load.
+        #[arg(long, default_value_t = 30_000)]
+        events: usize,
+        /// Runs of each arm, interleaved.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Where the receiver runs.
+        #[arg(long, value_enum, default_value_t = Placement::Process)]
+        receiver: Placement,
+        /// Where the results and the logs go.
         #[arg(long, default_value = "target/bench")]
         out: PathBuf,
     },
@@ -205,6 +233,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
                 log_dir: out.join("logs").join(format!("{}-run{run}", scenario.slug())),
                 run,
                 raw_rate: rates.quorum,
+                backlog: None,
             };
             match run_scenario(scenario, &options).await {
                 Ok(outcome) => {
@@ -261,6 +290,7 @@ async fn fairness(args: FairnessArgs) -> anyhow::Result<()> {
         log_dir: out.join("logs").join(format!("fairness-{}", scenario.slug())),
         run: 1,
         raw_rate: 1.0,
+        backlog: None,
     };
     eprintln!("fairness: {healthy} healthy webhooks × {events} events at {rate}/s; alone…");
     let alone = run_scenario(&base, &options(&base)).await?;
@@ -306,6 +336,9 @@ async fn main() -> anyhow::Result<()> {
         }
         Cli::Fairness { healthy, events, slow_events, hang_ms, rate, receiver, out } => {
             fairness(FairnessArgs { healthy, events, slow_events, hang_ms, rate, placement: receiver, out }).await
+        }
+        Cli::Retention { backlog, events, runs, receiver, out } => {
+            retention::compare(retention::CompareArgs { backlog, events, runs, placement: receiver, out }).await
         }
         Cli::Receive { port, fail_every, hang_ms } => {
             receive(port, Behaviour { fail_every, hang: Duration::from_millis(hang_ms) }).await

@@ -14,6 +14,7 @@ use crate::{
     load::{EventSpec, drive},
     outcome::{CpuSeconds, Outcome, Rows, SlowCounts, Usage, percentiles},
     receiver::{Behaviour, Placement, Receiver, unix_nanos},
+    retention::{self, Backlog},
     scenario::Scenario,
     stack::{KEY, Stack, StackOptions},
 };
@@ -28,6 +29,8 @@ pub(crate) struct RunOptions {
     pub(crate) run: u32,
     /// The raw quorum-queue rate to compare deliveries/s with.
     pub(crate) raw_rate: f64,
+    /// Old rows written before the load (`hookline-bench retention`).
+    pub(crate) backlog: Option<Backlog>,
 }
 
 async fn create_webhook(
@@ -103,6 +106,7 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         workers: scenario.workers,
         retry_schedule: scenario.retry_schedule.map(str::to_owned),
         log_dir: options.log_dir.clone(),
+        env: options.backlog.map(|b| b.env()).unwrap_or_default(),
     })
     .await?;
     let http = reqwest::Client::new();
@@ -122,6 +126,16 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
             create_webhook(&http, &stack, &format!("beside{w}"), &url, beside.filter, beside.tenant).await?;
         }
     }
+
+    let prepared = match options.backlog {
+        Some(backlog) => {
+            // Its rows belong to a webhook of their own, subscribed to
+            // nothing the load sends (`beside…`: left out of the checks).
+            create_webhook(&http, &stack, "beside-backlog", &receiver.url(fanout + 999), "backlog.none", None).await?;
+            Some(retention::prepare(&stack, backlog).await?)
+        }
+        None => None,
+    };
 
     let healthy_events = scenario.events;
     let total = healthy_events + scenario.beside.as_ref().map_or(0, |b| b.events);
@@ -259,6 +273,10 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         .await?,
     };
     drop(db);
+    let retention = match prepared {
+        Some(prepared) => Some(retention::finish(&stack, prepared).await?),
+        None => None,
+    };
     stack.stop().await?;
     receiver.stop().await?;
 
@@ -287,6 +305,7 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         slow,
         rabbitmq_raw_per_sec: options.raw_rate,
         fraction_of_raw: deliveries_per_sec / options.raw_rate.max(1e-9),
+        retention,
     })
 }
 

@@ -105,6 +105,8 @@ pub(crate) struct Outcome {
     /// The raw quorum-queue rate measured before this run's round.
     pub(crate) rabbitmq_raw_per_sec: f64,
     pub(crate) fraction_of_raw: f64,
+    /// The backlog beside the load (`hookline-bench retention`).
+    pub(crate) retention: Option<crate::retention::Report>,
 }
 
 impl Outcome {

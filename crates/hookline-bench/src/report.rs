@@ -29,7 +29,7 @@ impl Spread {
     }
 
     /// `min / median / max` with `decimals` decimals.
-    fn show(&self, decimals: usize) -> String {
+    pub(crate) fn show(&self, decimals: usize) -> String {
         format!("{:.d$} / {:.d$} / {:.d$}", self.min, self.median, self.max, d = decimals)
     }
 

@@ -34,6 +34,9 @@ pub(crate) struct StackOptions {
     pub(crate) retry_schedule: Option<String>,
     /// Where `producer.log` and `worker-{n}.log` go (created if missing).
     pub(crate) log_dir: PathBuf,
+    /// More `HOOKLINE_*` settings for both services (`hookline-bench
+    /// retention`'s arms).
+    pub(crate) env: Vec<(String, String)>,
 }
 
 /// Running services.
@@ -113,6 +116,7 @@ impl Stack {
             if let Some(schedule) = &options.retry_schedule {
                 command.env("HOOKLINE_RETRY_SCHEDULE", schedule);
             }
+            command.envs(options.env.iter().map(|(k, v)| (k, v)));
             Ok(())
         };
         let api_port = free_port()?;
