@@ -150,7 +150,14 @@ async fn arrived(receiver: &Receiver, n: usize, since: Instant, within: Duration
 async fn rate_limit_holds_across_two_workers() {
     let limit = scale("HOOKLINE_RATE_TEST_LIMIT", 20);
     let events = scale("HOOKLINE_RATE_TEST_EVENTS", 200);
-    let mut app = TestApp::spawn().await;
+    // A big run outlasts the harness's queue expiry (120 s), which would
+    // delete delay tiers that hold messages but have no consumer.
+    let expiry = Duration::from_secs(120).max(Duration::from_secs_f64(3.0 * events as f64 / limit as f64));
+    let mut app = TestApp::spawn_with(|producer, worker| {
+        producer.amqp.queue_expires = Some(expiry);
+        worker.amqp.queue_expires = Some(expiry);
+    })
+    .await;
     app.add_worker().await;
     let limited = Receiver::start().await;
     let free = Receiver::start().await;

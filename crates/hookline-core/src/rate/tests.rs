@@ -20,8 +20,8 @@ fn limit(n: i64) -> RateLimit {
 #[test]
 fn a_burst_is_capped_and_queued() {
     let l = limit(50);
-    assert_eq!(cap(l), 49);
-    assert_eq!((cap(limit(20)), cap(limit(9)), cap(limit(1)), cap(limit(10_000))), (19, 9, 1, 9_800));
+    assert_eq!(cap(l), 48);
+    assert_eq!((cap(limit(20)), cap(limit(9)), cap(limit(1)), cap(limit(10_000))), (19, 9, 1, 9_500));
     let mut state = RateState::fresh();
     let mut sent = 0;
     let mut backs = Vec::new();
