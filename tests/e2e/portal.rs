@@ -475,7 +475,7 @@ async fn webhook_settings_through_the_form() {
         (
             vec![("header_name_0", "X-Key"), ("header_value_0", ""), ("header_secret_0", "on")],
             "headers",
-            "needs a value",
+            "has no value to keep",
         ),
         (vec![("header_name_0", "X-Team"), ("header_value_0", "caf\u{e9}")], "headers", "printable ASCII"),
         (vec![("rate_limit", "0")], "rate_limit", "1 to 10000"),

@@ -30,11 +30,11 @@ pub struct InvalidWebhookName;
 pub struct WebhookName(String);
 
 impl WebhookName {
-    /// Validates (and trims) a name.
+    /// Validates (and trims) a name: at most 200 characters as given
+    /// (white space around it included), something besides white space.
     pub fn parse(text: &str) -> Result<Self, InvalidWebhookName> {
         let trimmed = text.trim();
-        let count = trimmed.chars().count();
-        if count == 0 || count > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
+        if trimmed.is_empty() || text.chars().count() > MAX_NAME_CHARS || trimmed.chars().any(char::is_control) {
             return Err(InvalidWebhookName);
         }
         Ok(Self(trimmed.to_owned()))

@@ -48,14 +48,11 @@ pub enum InvalidHeader {
         "the value of header `{0}` must be at most {MAX_HEADER_VALUE_LEN} printable ASCII characters, not starting or ending with whitespace"
     )]
     Value(String),
-    /// The same name twice (names are case-insensitive).
-    #[error("header `{0}` is given twice")]
-    Duplicate(String),
     /// More than [`MAX_HEADERS`].
     #[error("at most {MAX_HEADERS} headers")]
     TooMany,
-    /// A secret header without a value, and none stored to keep.
-    #[error("header `{0}` needs a value")]
+    /// A header without a value, and none of that name stored to keep.
+    #[error("header `{0}` has no value to keep: give one")]
     Missing(String),
 }
 
@@ -141,8 +138,9 @@ impl CustomHeader {
     }
 }
 
-/// A webhook's extra request headers: at most [`MAX_HEADERS`], names
-/// distinct (case-insensitively), none reserved.
+/// A webhook's extra request headers: at most [`MAX_HEADERS`], none
+/// reserved. A name may come more than once: each is sent (HTTP allows a
+/// repeated field).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CustomHeaders(Vec<CustomHeader>);
 
@@ -152,17 +150,13 @@ impl CustomHeaders {
         if headers.len() > MAX_HEADERS {
             return Err(InvalidHeader::TooMany);
         }
-        for (i, header) in headers.iter().enumerate() {
-            if headers[..i].iter().any(|h| h.name.same(&header.name)) {
-                return Err(InvalidHeader::Duplicate(header.name.0.clone()));
-            }
-        }
         Ok(Self(headers))
     }
 
     /// Parses `(name, value, secret)` triples; a triple without a value
-    /// keeps the value `current` has under that name (a secret the caller
-    /// cannot read back), and is refused when there is none.
+    /// keeps the value `current` has under that name (its first, for a
+    /// repeated name: a secret the caller cannot read back), and is refused
+    /// when there is none.
     pub fn parse<'a>(
         items: impl IntoIterator<Item = (&'a str, Option<&'a str>, bool)>,
         current: &CustomHeaders,

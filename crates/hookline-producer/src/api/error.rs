@@ -44,6 +44,9 @@ pub enum Code {
     RequestTimeout,
     /// 409: the webhook is inactive.
     WebhookInactive,
+    /// 409: an update keeps the value of a header the webhook does not
+    /// have (`field: headers`).
+    HeaderNotSet,
     /// 413: the body is over the limit.
     PayloadTooLarge,
     /// 415: the body is not `application/json`.
@@ -80,6 +83,7 @@ impl Code {
             Self::NotFound => "not_found",
             Self::RequestTimeout => "request_timeout",
             Self::WebhookInactive => "webhook_inactive",
+            Self::HeaderNotSet => "header_not_set",
             Self::PayloadTooLarge => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::InvalidBody => "invalid_body",

@@ -46,7 +46,7 @@ use super::{
     components(
         schemas(ProblemDocument, Code),
         responses(
-            BadRequest, Unauthorized, Forbidden, NotFound, Timeout, Conflict, TooLarge, UnsupportedMediaType,
+            BadRequest, Unauthorized, Forbidden, NotFound, Timeout, Conflict, HeaderConflict, TooLarge, UnsupportedMediaType,
             Unprocessable, Internal, Unavailable, Problem,
         ),
     ),
@@ -91,6 +91,7 @@ problems! {
     NotFound = "`not_found`: no such resource, or not the caller's";
     Timeout = "`request_timeout`: abandoned after `HOOKLINE_API_TIMEOUT_MS`; part of it may have been done";
     Conflict = "`webhook_inactive`: the webhook is inactive";
+    HeaderConflict = "`header_not_set`: a header given without `value` (keep the current one) that the webhook does not have";
     TooLarge = "`payload_too_large`: the body is over the limit";
     UnsupportedMediaType = "`unsupported_media_type`: the body is not `application/json`";
     Unprocessable = "`invalid_body` (JSON of the wrong shape), `invalid_field` (`field` names it), `blocked_destination`, `tenant_webhook_limit`, `reserved_event_type` (an event type in Hookline's own `hookline.` namespace)";

@@ -77,7 +77,7 @@ fn problem_codes_are_listed() {
         let code: Code = serde_json::from_value::<CodeName>(value.clone()).expect("a code").0;
         assert_eq!(Some(code.as_str()), value.as_str());
     }
-    assert_eq!(listed.len(), 19);
+    assert_eq!(listed.len(), 20);
 }
 
 /// Reads a code back from its wire name (the API only writes them).
@@ -96,6 +96,7 @@ impl<'de> serde::Deserialize<'de> for CodeName {
             Code::NotFound,
             Code::RequestTimeout,
             Code::WebhookInactive,
+            Code::HeaderNotSet,
             Code::PayloadTooLarge,
             Code::UnsupportedMediaType,
             Code::InvalidBody,

@@ -35,6 +35,11 @@ fn webhook_name() {
     let mut samples =
         strings(&["crm", "  crm  ", "a b", "", "   ", "\t", "a\u{7}b", "a\nb", "é", "\u{85}x", "\tx\n", "x\u{feff}"]);
     samples.extend(["x".repeat(200), "x".repeat(201), "é".repeat(200), "é".repeat(201)]);
+    samples.extend([
+        format!(" {}", "x".repeat(199)),
+        format!(" {}", "x".repeat(200)),
+        format!("\u{200a}{}", "x".repeat(200)),
+    ]);
     agree::<WebhookName>("name", |s| core::WebhookName::parse(s).is_ok(), &samples);
 }
 

@@ -25,7 +25,7 @@ use super::{
     ApiError, State,
     json::{AppJson, AppQuery, OptionalJson},
     listing::{ListQuery, Listing},
-    openapi::{Forbidden, NotFound},
+    openapi::{Forbidden, HeaderConflict, NotFound},
     schema,
 };
 use crate::{
@@ -99,7 +99,11 @@ async fn read(state: State, caller: Caller, Path(id): Path<String>) -> Result<Ap
 
 #[utoipa::path(patch, path = "/v1/webhooks/{id}", operation_id = "updateWebhook", tag = "webhooks", params(("id" = uuid::Uuid, Path, description = "The webhook's id")),
     request_body = UpdateWebhook,
-    responses((status = 200, description = "The updated webhook", body = WebhookDto), (status = 404, response = NotFound)))]
+    responses(
+        (status = 200, description = "The updated webhook", body = WebhookDto),
+        (status = 404, response = NotFound),
+        (status = 409, response = HeaderConflict),
+    ))]
 async fn update(
     state: State,
     caller: Caller,

@@ -535,7 +535,7 @@ mod tests {
         // Nothing stored to keep: the secret needs a value.
         let (f, detail) = field(posted.headers(&CustomHeaders::default()).expect_err("no value"));
         assert_eq!(f, Some("headers"));
-        assert!(detail.contains("needs a value"), "{detail}");
+        assert!(detail.contains("has no value to keep"), "{detail}");
     }
 
     /// Reserved names and bad values are the headers field's error.

@@ -1,9 +1,10 @@
 //! The webhook's JSON shapes: the create and update bodies (with their
 //! conversion to domain values) and the webhook as the API shows it.
 
+use axum::http::StatusCode;
 use hookline_core::{
-    CustomHeaders, EventFilters, RateLimit, Recovery, SignatureScheme, SigningToken, WebhookName, WebhookUrl,
-    format_timestamp,
+    CustomHeaders, EventFilters, InvalidHeader, RateLimit, Recovery, SignatureScheme, SigningToken, WebhookName,
+    WebhookUrl, format_timestamp,
 };
 use hookline_store::{Webhook, WebhookPatch};
 use serde::{Deserialize, Serialize};
@@ -11,7 +12,7 @@ use utoipa::ToSchema;
 
 use super::tenant;
 use crate::{
-    api::{ApiError, schema},
+    api::{ApiError, error::Code, schema},
     ops::webhooks::{Draft, Issued},
 };
 
@@ -170,7 +171,15 @@ impl UpdateWebhook {
                 CustomHeaders::parse(items.iter().map(|h| (h.name.as_str(), h.value.as_deref(), h.secret)), current)
             })
             .transpose()
-            .map_err(|e| ApiError::invalid_field("headers", e))?;
+            .map_err(|e| match e {
+                // Valid as written, but the webhook has no such header to
+                // keep: the request conflicts with its state.
+                InvalidHeader::Missing(_) => {
+                    ApiError::new(StatusCode::CONFLICT, Code::HeaderNotSet, format!("headers: {e}"))
+                        .with_field("headers")
+                }
+                e => ApiError::invalid_field("headers", e),
+            })?;
         Ok(WebhookPatch {
             name: self.name.as_deref().map(name).transpose()?,
             url: self.url.as_deref().map(url).transpose()?,
