@@ -93,6 +93,15 @@ impl RetentionRun {
     /// skipped (the next run takes them). `from` is the previous batch's
     /// [`Removed::through`], so a batch never walks over index entries of
     /// rows already removed whose space vacuum has not reclaimed yet.
+    ///
+    /// The events are deleted by the row addresses the lock returned (each
+    /// locked by this statement, so none can move before the delete),
+    /// which spares a probe of the primary key per event. Their deliveries
+    /// and attempts go through the cascade, row by row: deleting them first
+    /// in the same statement (one set-based DELETE per table) was measured
+    /// slower, 45–50 ms a batch of 1,000 against 30–36 ms, because the
+    /// foreign keys' triggers still run once per deleted row to find
+    /// nothing, and that per-row call is what the cascade costs.
     pub async fn remove(&self, from: Option<OffsetDateTime>, cutoff: OffsetDateTime, limit: i64) -> Result<Removed> {
         let row = self
             .client
@@ -101,15 +110,14 @@ impl RetentionRun {
                     .client
                     .prepare_cached(
                         "WITH old AS (
-                            SELECT tenant, id FROM events
+                            SELECT ctid FROM events
                             WHERE received_at < $2 AND received_at >= COALESCE($1::timestamptz, '-infinity')
                             ORDER BY received_at
                             LIMIT $3
                             FOR UPDATE SKIP LOCKED
                          ), gone AS (
-                            DELETE FROM events e USING old
-                            WHERE e.tenant = old.tenant AND e.id = old.id
-                            RETURNING e.received_at
+                            DELETE FROM events WHERE ctid = ANY (ARRAY(SELECT ctid FROM old))
+                            RETURNING received_at
                          )
                          SELECT count(*), max(received_at) FROM gone",
                     )

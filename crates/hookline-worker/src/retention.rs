@@ -10,10 +10,13 @@
 //! behind it and autovacuum can make the freed space reusable as fast as it
 //! is freed: at least `HOOKLINE_RETENTION_PAUSE_MS`, and long enough that
 //! the run spends at most `HOOKLINE_RETENTION_BUSY_PERCENT` of its time
-//! deleting (a batch that took 40 ms is followed by 360 ms at 10 %). The
+//! deleting (a batch that took 40 ms is followed by 760 ms at 5 %). The
 //! pause scales with what a batch costs on this database at this moment,
-//! so a busy database is given more room and a fast one clears a backlog
-//! sooner. Each run logs one line and counts the events it removed
+//! and it backs off further when the database is busy ([`Pacer`]): a batch
+//! that took three times as long as this worker's quickest is followed by a
+//! pause three times as long again, so under full load the run takes about
+//! a third of its share, and a quiet database clears a backlog at the full
+//! share. Each run logs one line and counts the events it removed
 //! (`hookline_retention_events_removed_total`).
 //!
 //! What goes: every event received before the cutoff, whatever its
@@ -57,7 +60,10 @@ impl Default for Retention {
             interval: Duration::from_secs(60),
             batch: 1000,
             pause: Duration::from_millis(20),
-            busy_percent: 10,
+            // Measured (docs/BENCHMARKS.md, retention): at 10 % and no
+            // back-off, the fan-out-1 load beside a removal ran at 0.81 of
+            // its deliveries/s without; the share is halved and backs off.
+            busy_percent: 5,
         }
     }
 }
@@ -83,6 +89,43 @@ impl Retention {
     }
 }
 
+/// The most [`Pacer`] stretches a pause by: however busy the database, a
+/// run still takes at least this fraction of its share, so a database that
+/// is never quiet still sees its old rows go, only more slowly.
+const MOST_BACK_OFF: f64 = 8.0;
+
+/// A worker's pacing across its runs: the share of [`Retention::pause_after`],
+/// backed off further while batches run slower than this worker's quickest.
+///
+/// Why the batch's own time is the signal: deleting a thousand events costs
+/// the same work whenever it runs, so a batch that takes three times as long
+/// as the quickest one waited for the CPU, the disk or locks, which the
+/// deliveries want too. Multiplying the pause by that slowdown brings the
+/// run's share down with it (to a third of `busy_percent` at three times),
+/// where a pause proportional to the batch alone would keep the share the
+/// same however loaded the database is.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Pacer {
+    /// The quickest full batch this worker ran. It creeps up by 1/256 of
+    /// the gap after each slower batch, so tables grown for good (or a
+    /// slower database) are not taken as busy forever: a load that lasts
+    /// hours becomes the norm and the run goes back to its full share.
+    quickest: Option<Duration>,
+}
+
+impl Pacer {
+    /// The pause after a full batch that took `took`.
+    pub fn pause_after(&mut self, retention: &Retention, took: Duration) -> Duration {
+        let quickest = match self.quickest {
+            Some(q) if q <= took => q + (took - q) / 256,
+            _ => took,
+        };
+        self.quickest = Some(quickest);
+        let slowdown = (took.as_secs_f64() / quickest.as_secs_f64().max(1e-6)).clamp(1.0, MOST_BACK_OFF);
+        retention.pause_after(took).mul_f64(slowdown).max(retention.pause)
+    }
+}
+
 /// What one run did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Swept {
@@ -104,9 +147,10 @@ pub(crate) async fn run(ctx: Arc<Context>, retention: Retention, shutdown: Cance
         tracing::info!("retention is off (HOOKLINE_RETENTION=0): events, deliveries and attempts are kept");
         return;
     }
+    let mut pacer = Pacer::default();
     loop {
         let started = tokio::time::Instant::now();
-        match sweep(&ctx.store, &retention, OffsetDateTime::now_utc(), &shutdown, |n| {
+        match sweep(&ctx.store, &retention, &mut pacer, OffsetDateTime::now_utc(), &shutdown, |n| {
             ctx.metrics.retention_removed.add(&[], n);
         })
         .await
@@ -133,11 +177,12 @@ pub(crate) async fn run(ctx: Arc<Context>, retention: Retention, shutdown: Cance
 
 /// One run at `now`, if no other worker's is under way (`None`): removes
 /// everything received before the cutoff, batch by batch, calling
-/// `removed` after each batch with the events it removed. A stop ends it
-/// between batches.
+/// `removed` after each batch with the events it removed, pausing between
+/// batches as `pacer` says. A stop ends it between batches.
 pub async fn sweep(
     store: &Store,
     retention: &Retention,
+    pacer: &mut Pacer,
     now: OffsetDateTime,
     shutdown: &CancellationToken,
     mut removed: impl FnMut(u64),
@@ -162,7 +207,7 @@ pub async fn sweep(
             from = through;
             tokio::select! {
                 () = shutdown.cancelled() => return Ok(Swept { interrupted: true, ..swept }),
-                () = tokio::time::sleep(retention.pause_after(took)) => {}
+                () = tokio::time::sleep(pacer.pause_after(retention, took)) => {}
             }
         }
     }
@@ -186,6 +231,29 @@ mod tests {
         assert_eq!(all.pause_after(Duration::from_millis(40)), Duration::ZERO);
         let zero = Retention { busy_percent: 0, ..r };
         assert_eq!(zero.pause_after(Duration::from_millis(40)), Duration::from_millis(3960), "taken as 1 %");
+    }
+
+    /// A batch as quick as the quickest keeps the share; a slower one
+    /// stretches the pause by its slowdown, up to the most back-off; the
+    /// quickest creeps towards slower batches and follows quicker ones.
+    #[test]
+    fn backs_off_while_batches_are_slow() {
+        let r = Retention { pause: Duration::from_millis(20), busy_percent: 5, ..Retention::default() };
+        let ms = Duration::from_millis;
+        let mut pacer = Pacer::default();
+        assert_eq!(pacer.pause_after(&r, ms(40)), ms(760), "the first batch is the quickest");
+        assert_eq!(pacer.pause_after(&r, ms(40)), ms(760));
+        // Three times as long: 3 × 19 × 120 ms, i.e. a share of 1.7 %.
+        let slow = pacer.pause_after(&r, ms(120));
+        assert!(slow > ms(6700) && slow <= ms(6840), "{slow:?}");
+        assert_eq!(pacer.quickest, Some(ms(40) + ms(80) / 256), "crept up");
+        let stalled = pacer.pause_after(&r, ms(4000));
+        assert!(
+            stalled <= ms(4000 * 19 * 8) && stalled > ms(4000 * 19 * 7),
+            "at most {MOST_BACK_OFF} times: {stalled:?}"
+        );
+        assert_eq!(pacer.pause_after(&r, ms(20)), ms(380), "a quicker batch is the new quickest");
+        assert_eq!(pacer.pause_after(&r, ms(0)), ms(20), "never below the least pause");
     }
 
     /// The cutoff is the window before now; a zero window is off.
