@@ -378,7 +378,12 @@ pub(crate) async fn compare(args: CompareArgs) -> anyhow::Result<()> {
             match run_scenario(&scenario, &options).await {
                 Ok(outcome) => {
                     failures.extend(crate::check(&format!("{} (run {run})", scenario.title()), &outcome));
+                    eprintln!("  {:.0} deliveries/s", outcome.deliveries_per_sec);
                     outcomes.push(outcome);
+                    // Saved after every run: a comparison cut short keeps
+                    // what it measured.
+                    std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+                    std::fs::write(out.join("retention.json"), serde_json::to_string_pretty(&outcomes)?)?;
                 }
                 Err(e) => failures.push(format!("{} (run {run}): {e:#}", scenario.title())),
             }
