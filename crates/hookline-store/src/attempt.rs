@@ -177,7 +177,7 @@ impl Store {
                  ), d AS (
                     UPDATE deliveries
                     SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
-                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, updated_at = $10
+                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, rate_queued = false, updated_at = $10
                     FROM i WHERE deliveries.id = i.delivery_id
                     RETURNING deliveries.id, deliveries.webhook_id, deliveries.attempt_count
                  ), a AS (
@@ -245,7 +245,7 @@ impl Store {
             ),
             tx.prepare_cached(
                 "UPDATE deliveries SET attempt_count = $2, state = $3, next_attempt_at = $4, updated_at = $5,
-                                   claimed_until = NULL, awaits_probe = false,
+                                   claimed_until = NULL, awaits_probe = false, rate_queued = false,
                                    next_trigger = CASE WHEN $6 THEN next_trigger END
                  WHERE id = $1",
             ),

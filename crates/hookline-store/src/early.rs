@@ -114,7 +114,7 @@ impl Store {
                     FROM i
                     ON CONFLICT (tenant, event_id, webhook_id) DO UPDATE
                     SET attempt_count = deliveries.attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
-                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, updated_at = $1
+                        next_trigger = NULL, claimed_until = NULL, awaits_probe = false, rate_queued = false, updated_at = $1
                     RETURNING deliveries.id, deliveries.tenant, deliveries.event_id, deliveries.webhook_id,
                               deliveries.attempt_count
                  ), a AS (

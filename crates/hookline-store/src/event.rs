@@ -260,7 +260,7 @@ impl Store {
             .query(
                 &tx.prepare_cached(
                     "UPDATE deliveries SET next_attempt_at = $3
-                     WHERE tenant = $1 AND event_id = $2 AND state = 'pending' AND next_attempt_at IS NULL
+                     WHERE tenant = $1 AND event_id = $2 AND state = 'pending' AND next_attempt_at IS NULL AND NOT rate_queued
                      RETURNING id, webhook_id",
                 )
                 .await?,

@@ -49,7 +49,7 @@ impl Store {
                     LIMIT $3
                     FOR UPDATE SKIP LOCKED
                  )
-                 UPDATE deliveries d SET next_attempt_at = $1, claimed_until = NULL, awaits_probe = false
+                 UPDATE deliveries d SET next_attempt_at = $1, claimed_until = NULL, awaits_probe = false, rate_queued = false
                  FROM o WHERE d.id = o.id
                  RETURNING d.id, d.webhook_id, d.next_trigger, o.was",
                     )
@@ -94,7 +94,7 @@ impl Store {
                     .prepare_cached(
                         "WITH o AS (
                     SELECT id FROM deliveries
-                    WHERE id >= $2 AND id < $3 AND state = 'pending' AND next_attempt_at IS NULL
+                    WHERE id >= $2 AND id < $3 AND state = 'pending' AND next_attempt_at IS NULL AND NOT rate_queued
                     ORDER BY id
                     LIMIT $4
                     FOR UPDATE SKIP LOCKED

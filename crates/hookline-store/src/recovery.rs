@@ -278,7 +278,7 @@ impl Store {
                      VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
                      ON CONFLICT (tenant, event_id, webhook_id) DO UPDATE
                      SET attempt_count = deliveries.attempt_count + 1, state = EXCLUDED.state,
-                         next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL, awaits_probe = false,
+                         next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL, awaits_probe = false, rate_queued = false,
                          updated_at = EXCLUDED.updated_at
                      RETURNING id, attempt_count",
                 )

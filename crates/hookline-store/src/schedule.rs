@@ -175,7 +175,7 @@ impl Store {
         client
             .execute(
                 &client.prepare_cached("UPDATE deliveries SET state = $2, next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL,
-                                       awaits_probe = false, updated_at = $3
+                                       awaits_probe = false, rate_queued = false, updated_at = $3
                  WHERE id = $1").await?,
                 &[&id.as_uuid(), &state.as_str(), &now],
             )
@@ -230,7 +230,7 @@ impl Store {
                 &client
                     .prepare_cached(
                         "UPDATE deliveries SET next_attempt_at = $2
-                 WHERE id = ANY($1) AND state = 'pending' AND next_attempt_at IS NULL
+                 WHERE id = ANY($1) AND state = 'pending' AND next_attempt_at IS NULL AND NOT rate_queued
                  RETURNING id, webhook_id",
                     )
                     .await?,

@@ -4,12 +4,14 @@
 //!
 //! Two things are kept. A hard count of the requests sent in the current
 //! second, never above [`cap`]: whatever a worker's lateness, no second
-//! carries more. And a queue position (`next_free`, a generic cell rate
-//! algorithm's theoretical arrival time): a request that cannot go now is
-//! told when to come back, spaced `(1 s + MARGIN) / limit` after the
-//! previous one, so the ones waiting come back evenly and in turn. A
-//! request that comes back (`held`) goes as soon as its second has room:
-//! coming back late wastes nothing.
+//! carries more. And the queue's end (`next_free`, a generic cell rate
+//! algorithm's theoretical arrival time). A request that cannot go now
+//! waits in Postgres, not in the broker and not in memory: the store marks
+//! its delivery queued, and [`release`] hands the queued ones out in turn,
+//! a tick's worth at a time, spaced `(1 s + MARGIN) / limit` from the
+//! queue's end. A released request (`held`) goes as soon as its second has
+//! room: coming back late wastes nothing, and one that finds its second
+//! full is queued again at the front (the queue is in delivery order).
 
 use time::OffsetDateTime;
 
@@ -45,8 +47,8 @@ impl RateState {
 pub enum Admission {
     /// Send it now (counted).
     Send,
-    /// Come back at this time (its place in the queue).
-    ComeBack(OffsetDateTime),
+    /// Wait in the queue: [`release`] hands it a time.
+    Wait,
 }
 
 /// Requests a second may carry: from 10/s up, the limit less 5 % (at least
@@ -57,27 +59,49 @@ pub fn cap(limit: RateLimit) -> u32 {
     if limit >= 10 { limit - (limit / 20).max(1) } else { limit }
 }
 
-/// The time between two queued requests.
+/// The time between two queued requests, in whole microseconds (the
+/// database's precision, so the SQL and this rule agree to the tick).
 pub fn spacing(limit: RateLimit) -> time::Duration {
-    (time::Duration::SECOND + MARGIN) / limit.per_second()
+    let micros = (time::Duration::SECOND + MARGIN).whole_microseconds() / i128::from(limit.per_second());
+    time::Duration::microseconds(i64::try_from(micros).unwrap_or(i64::MAX))
 }
 
 /// The decision for one request at `now`, and the state after it. `held`:
-/// the request was told to come back (it has its place; it goes as soon as
-/// its second has room); a fresh one goes only when nobody waits before it.
+/// the request was released from the queue (it has its place; it goes as
+/// soon as its second has room); a fresh one goes only when nobody waits
+/// before it. A request that waits leaves the state as it was: its place is
+/// given by [`release`].
 pub fn admit(state: RateState, now: OffsetDateTime, limit: RateLimit, held: bool) -> (RateState, Admission) {
     let second = now.unix_timestamp();
     let used = if state.second == second { state.used } else { 0 };
-    let room = used < cap(limit);
-    if room && (held || state.next_free <= now) {
+    if used < cap(limit) && (held || state.next_free <= now) {
         let next_free = if held { state.next_free } else { state.next_free.max(now) + spacing(limit) };
         return (RateState { second, used: used + 1, next_free }, Admission::Send);
     }
-    // Its place in the queue; never in a second already full.
-    let mut back = state.next_free.max(now);
-    if !room && back.unix_timestamp() == second {
-        back = OffsetDateTime::from_unix_timestamp(second + 1).unwrap_or(back);
+    (state, Admission::Wait)
+}
+
+/// The times handed to up to `waiting` queued requests at `now`: every
+/// place from the queue's end (or `now`) on, `spacing` apart, that falls
+/// before `now + horizon`, in queue order; and the state after them (the
+/// queue's end moves past the last). Nothing when the queue's end is
+/// beyond the horizon.
+pub fn release(
+    state: RateState,
+    now: OffsetDateTime,
+    limit: RateLimit,
+    horizon: time::Duration,
+    waiting: u32,
+) -> (RateState, Vec<OffsetDateTime>) {
+    let end = now + horizon;
+    let mut at = state.next_free.max(now);
+    let mut times = Vec::new();
+    while at < end && times.len() < waiting as usize {
+        times.push(at);
+        at += spacing(limit);
     }
-    let state = RateState { second: state.second, used: state.used, next_free: back + spacing(limit) };
-    (state, Admission::ComeBack(back))
+    if times.is_empty() {
+        return (state, times);
+    }
+    (RateState { next_free: at, ..state }, times)
 }
