@@ -209,17 +209,26 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
             None => return defer(ctx, msg, "account at its share of the attempts", true).await,
         }
     }
-    // A rate-limited webhook's request waits for room in the broker, told
-    // when to come back; coming back it holds its place.
+    // A rate-limited webhook's request that cannot go now waits in
+    // Postgres, queued (`crate::rate`); released, it holds its place and
+    // goes as soon as its second has room. Fresh requests are queued without
+    // asking while this worker knows the limit full.
     if let Some(limit) = job.rate_limit {
         let held = msg.slot_ms().is_some();
-        match ctx.stored("asking the rate limit", || ctx.store.rate_admit(job.webhook_id, limit, held)).await {
-            Ok(Admission::Send) => {}
-            Ok(Admission::ComeBack(at)) => {
-                let wait = (at - OffsetDateTime::now_utc()).try_into().unwrap_or_default();
-                return defer_to(ctx, msg, "webhook at its rate limit", true, wait, Some(unix_ms(at))).await;
+        let wait = if !held && ctx.rate_waiting.is_full(job.webhook_id) {
+            true
+        } else {
+            match ctx.stored("asking the rate limit", || ctx.store.rate_admit(job.webhook_id, limit, held)).await {
+                Ok(Admission::Send) => false,
+                Ok(Admission::Wait) => {
+                    ctx.rate_waiting.found_full(job.webhook_id, ctx.rate_tick);
+                    true
+                }
+                Err(settle) => return settle,
             }
-            Err(settle) => return settle,
+        };
+        if wait {
+            return wait_for_rate(ctx, msg, id).await;
         }
     }
     // An unhealthy webhook gets one request at a time across all workers.
@@ -234,6 +243,31 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let _held = (slot, share);
     let step = Step { trigger, takes_step: !matches!(fence, Fence::Manual(_)), probe };
     attempt(ctx, step, job, now, None).await
+}
+
+/// Queues a claimed delivery for its webhook's rate limit in Postgres (its
+/// message acked; the rate pump releases it). A manual attempt, which has
+/// no due time to fence it, waits in the broker for the next second
+/// instead, holding its place.
+async fn wait_for_rate(ctx: &Context, msg: DeliveryMessage, id: DeliveryId) -> Settle {
+    let Fence::Due(due) = msg.fence() else {
+        let now_ms = unix_ms(OffsetDateTime::now_utc());
+        let next_second = (now_ms / 1000 + 1) * 1000;
+        let wait = std::time::Duration::from_millis(u64::try_from(next_second - now_ms).unwrap_or(1000));
+        return defer_to(ctx, msg, "webhook at its rate limit", true, wait, Some(next_second)).await;
+    };
+    match ctx.stored("queueing a delivery for its rate limit", || ctx.store.queue_for_rate(id, Some(due))).await {
+        Ok(true) => {
+            ctx.metrics.deferrals.inc(&[]);
+            tracing::debug!("webhook at its rate limit; queued");
+            Settle::Ack
+        }
+        Ok(false) => {
+            ctx.metrics.fenced.inc(&[]);
+            Settle::Ack
+        }
+        Err(settle) => settle,
+    }
 }
 
 /// Takes the probe of `job`'s unhealthy webhook: the status is read again

@@ -254,22 +254,16 @@ pub(crate) async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId)
     Settle::Ack
 }
 
-/// [`hand_off`] of a delivery of a rate-limited webhook told to come back
-/// `at`: its message is due then and holds its place in the queue. Without
-/// a time (the limit could not be asked), a plain hand-off: the queue path
-/// asks again.
-async fn hand_off_until(ctx: &Context, delivery: hookline_core::DeliveryId, at: Option<OffsetDateTime>) -> Settle {
-    let Some(at) = at else { return hand_off(ctx, delivery).await };
-    let handing = || ctx.store.hand_off(std::slice::from_ref(&delivery), at);
-    let steps = match ctx.stored("handing a delivery to the queue", handing).await {
-        Ok(steps) => steps,
-        Err(settle) => return settle,
-    };
-    let messages: Vec<_> = steps.iter().map(|s| crate::startup::step_message(s).holding_slot(unix_ms(s.at))).collect();
-    if let Err(e) = ctx.publish_messages(&messages).await {
-        ctx.publish_failed("handing a delivery to the queue", &e);
+/// Queues a fresh event's delivery for its webhook's rate limit in Postgres
+/// (`crate::rate`): no due time and no message; the rate pump releases it.
+async fn queue_fresh(ctx: &Context, delivery: hookline_core::DeliveryId) -> Settle {
+    match ctx.stored("queueing a delivery for its rate limit", || ctx.store.queue_for_rate(delivery, None)).await {
+        Ok(_) => {
+            ctx.metrics.deferrals.inc(&[]);
+            Settle::Ack
+        }
+        Err(settle) => settle,
     }
-    Settle::Ack
 }
 
 /// A fresh event's deliveries, attempted straight from the event message
@@ -289,6 +283,11 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
     let attempts = deliveries.into_iter().map(|d| {
         async move {
             ctx.known.note(d.webhook_id, &event.tenant, d.status);
+            // This worker found the webhook's rate limit full within a
+            // tick: queued at once, no slot, share or turn on the limiter.
+            if d.rate_limit.is_some() && ctx.rate_waiting.is_full(d.webhook_id) {
+                return (queue_fresh(ctx, d.id).await, false);
+            }
             // An unhealthy webhook gets one request at a time (its probe);
             // without it, and for an account at its share or a busy
             // webhook, the delivery goes back through the broker.
@@ -304,17 +303,22 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
             let Ok(permit) = ctx.attempts.acquire().await else { return (Settle::Requeue, false) };
             // A rate-limited webhook's delivery goes now if its limit has
             // room (asked with the permit in hand, so the request follows at
-            // once); else it waits in the queue, told when to come back.
+            // once); else it is queued in Postgres. Should the limit not be
+            // answered, the deliveries queue asks again.
             if let Some(limit) = d.rate_limit {
                 let asking = || ctx.store.rate_admit(d.webhook_id, limit, false);
-                let back = match ctx.stored("asking the rate limit", asking).await {
+                let wait = match ctx.stored("asking the rate limit", asking).await {
                     Ok(Admission::Send) => None,
-                    Ok(Admission::ComeBack(at)) => Some(Some(at)),
-                    Err(_) => Some(None),
+                    Ok(Admission::Wait) => {
+                        ctx.rate_waiting.found_full(d.webhook_id, ctx.rate_tick);
+                        Some(true)
+                    }
+                    Err(_) => Some(false),
                 };
-                if let Some(at) = back {
+                if let Some(queue) = wait {
                     drop((permit, slot, share));
-                    return (hand_off_until(ctx, d.id, at).await, false);
+                    let settle = if queue { queue_fresh(ctx, d.id).await } else { hand_off(ctx, d.id).await };
+                    return (settle, false);
                 }
             }
             let mut probe = false;

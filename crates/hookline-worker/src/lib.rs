@@ -46,6 +46,7 @@ pub mod known;
 pub mod metrics;
 pub mod operational;
 pub mod outbound;
+pub mod rate;
 pub mod reconcile;
 pub mod recovery;
 pub mod retention;

@@ -120,6 +120,8 @@ pub struct WorkerMetrics {
     /// Events removed past the retention window (their deliveries and
     /// attempts went with them).
     pub retention_removed: Counter,
+    /// Deliveries released from their webhook's rate-limit queue.
+    pub rate_released: Counter,
 }
 
 impl WorkerMetrics {
@@ -197,6 +199,11 @@ impl WorkerMetrics {
                 r,
                 "hookline_retention_events_removed_total",
                 "Events removed past HOOKLINE_RETENTION, with their deliveries and attempts.",
+            ),
+            rate_released: Counter::register(
+                r,
+                "hookline_rate_released_total",
+                "Deliveries released from their webhook's rate-limit queue in Postgres, each with its time.",
             ),
             in_flight: Gauge::register(r, "hookline_deliveries_in_flight", "Delivery messages being handled."),
             attempt_duration: Histogram::register(

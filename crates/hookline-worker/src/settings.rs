@@ -78,6 +78,10 @@ pub struct Settings {
     /// How often a worker looks for webhook health changes to announce as
     /// operational events (`HOOKLINE_OPERATIONAL_POLL_MS`).
     pub operational_poll: Duration,
+    /// How often a worker releases deliveries queued for their webhook's
+    /// rate limit (`HOOKLINE_RATE_TICK_MS`); each release covers a tick and a
+    /// second ahead.
+    pub rate_tick: Duration,
     /// How long a change between `healthy` and `unhealthy` must hold before
     /// it is announced (`HOOKLINE_OPERATIONAL_SETTLE_MS`); one undone sooner
     /// is never announced, so a flapping webhook is not an event storm.
@@ -115,6 +119,7 @@ impl Default for Settings {
             recovery_poll: Duration::from_secs(5),
             recover_rate_per_sec: 10,
             operational_poll: Duration::from_millis(500),
+            rate_tick: Duration::from_millis(100),
             operational_settle: Duration::from_secs(1),
             retention: Retention::default(),
             telemetry: TelemetrySettings::default(),
@@ -156,6 +161,7 @@ impl Settings {
             recovery_poll: vars.millis("HOOKLINE_RECOVERY_POLL_MS", ms(d.recovery_poll))?,
             recover_rate_per_sec: vars.positive("HOOKLINE_RECOVER_RATE_PER_SEC", d.recover_rate_per_sec)?,
             operational_poll: vars.millis("HOOKLINE_OPERATIONAL_POLL_MS", ms(d.operational_poll))?,
+            rate_tick: vars.millis("HOOKLINE_RATE_TICK_MS", ms(d.rate_tick))?,
             operational_settle: vars.millis("HOOKLINE_OPERATIONAL_SETTLE_MS", ms(d.operational_settle))?,
             retention: retention(vars, d.retention)?,
             telemetry: telemetry_from_vars(vars)?,
@@ -174,6 +180,9 @@ impl Settings {
         }
         if settings.operational_poll.is_zero() {
             return Err(ConfigError::new("HOOKLINE_OPERATIONAL_POLL_MS", "must be greater than zero"));
+        }
+        if settings.rate_tick.is_zero() || settings.rate_tick > Duration::from_secs(1) {
+            return Err(ConfigError::new("HOOKLINE_RATE_TICK_MS", "must be between 1 and 1000"));
         }
         if settings.connect_timeout.is_zero() {
             return Err(ConfigError::new("HOOKLINE_CONNECT_TIMEOUT_MS", "must be greater than zero"));
@@ -282,6 +291,8 @@ mod tests {
             ("HOOKLINE_RECOVERY_POLL_MS", "0"),
             ("HOOKLINE_RECOVER_RATE_PER_SEC", "0"),
             ("HOOKLINE_OPERATIONAL_POLL_MS", "0"),
+            ("HOOKLINE_RATE_TICK_MS", "0"),
+            ("HOOKLINE_RATE_TICK_MS", "1001"),
             ("HOOKLINE_OPERATIONAL_SETTLE_MS", "soon"),
             ("HOOKLINE_RETENTION", "a month"),
             ("HOOKLINE_RETENTION", "-1d"),

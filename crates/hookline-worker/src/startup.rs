@@ -37,6 +37,10 @@ pub struct Context {
     pub known: crate::known::Known,
     /// Events being dispatched early here.
     pub(crate) underway: crate::early::Underway,
+    /// Webhooks whose rate limit this worker found full within a tick.
+    pub rate_waiting: crate::rate::Waiting,
+    /// The rate pump's tick (`HOOKLINE_RATE_TICK_MS`).
+    pub rate_tick: Duration,
     /// Private ranges deliveries may go to anyway.
     pub allowed_networks: hookline_core::AllowList,
     /// What this worker counts (served at `/metrics`).
@@ -240,6 +244,8 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         shares: crate::fairness::Shares::new(settings.tenant_share()),
         known: crate::known::Known::default(),
         underway: crate::early::Underway::default(),
+        rate_waiting: crate::rate::Waiting::default(),
+        rate_tick: settings.rate_tick,
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
         batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),
@@ -318,6 +324,7 @@ impl Worker {
             shutdown.clone(),
         ));
         let retention = tokio::spawn(crate::retention::run(ctx.clone(), settings.retention, shutdown.clone()));
+        let rate_pump = tokio::spawn(crate::rate::run(ctx.clone(), settings.rate_tick, shutdown.clone()));
 
         // In-flight work outlives a lost connection (its acks then fail and
         // the broker redelivers); the tracker spans every session.
@@ -344,6 +351,7 @@ impl Worker {
         let _ = prober.await;
         let _ = relay.await;
         let _ = retention.await;
+        let _ = rate_pump.await;
         tracker.close();
         if tokio::time::timeout(settings.drain_timeout, tracker.wait()).await.is_err() {
             tracing::warn!(drain_timeout = ?settings.drain_timeout, "in-flight deliveries did not finish; handing them back");

@@ -1,0 +1,154 @@
+//! The rate limit's queue in Postgres, from the worker's side.
+//!
+//! A delivery of a rate-limited webhook that cannot go now is queued in
+//! Postgres (`Store::queue_for_rate`) and its message acked: it waits as a
+//! row, not as a message hopping through the delay tiers, and it holds no
+//! worker slot. Every `HOOKLINE_RATE_TICK_MS` each worker's pump releases
+//! the queued deliveries whose places fall within the next tick and second
+//! (`Store::release_rate_queued`: one statement for every limited webhook,
+//! each webhook's row locked by one worker at a time) and publishes each
+//! one's message at its time, holding its place, so it arrives due and
+//! goes at once. A released delivery has a due time in Postgres like any
+//! step: if the worker stops or its publish fails, reconciliation
+//! publishes it. The pump is what moves a queued delivery on; every worker
+//! runs one, so the queue moves while any worker is up.
+//!
+//! Once a worker has seen a webhook's limit full, it queues that webhook's
+//! fresh deliveries straight away for a tick ([`Waiting`]), without asking
+//! the limiter's row: a burst of thousands costs one cheap update each, not
+//! a turn on one locked row each.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use hookline_core::{WebhookId, fence::unix_ms};
+use time::OffsetDateTime;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::startup::Context;
+
+/// Most deliveries of one webhook released by one tick.
+const PER_WEBHOOK: i64 = 2_000;
+
+/// How far ahead of now places are handed out, beyond one tick: a pump
+/// that runs late (a loaded machine) by less than this loses no places,
+/// since the queue's end is then still ahead of now.
+const AHEAD: Duration = Duration::from_secs(1);
+
+/// Webhooks whose limit a worker found full lately: their fresh deliveries
+/// are queued without asking the limiter for a tick.
+#[derive(Debug, Default)]
+pub struct Waiting {
+    until: Mutex<HashMap<WebhookId, Instant>>,
+}
+
+impl Waiting {
+    /// Whether `webhook`'s limit was found full within the last tick.
+    pub fn is_full(&self, webhook: WebhookId) -> bool {
+        let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match until.get(&webhook) {
+            Some(t) if *t > Instant::now() => true,
+            Some(_) => {
+                until.remove(&webhook);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// `webhook`'s limit was found full: queue its fresh deliveries for `tick`.
+    pub fn found_full(&self, webhook: WebhookId, tick: Duration) {
+        let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        until.insert(webhook, Instant::now() + tick);
+    }
+}
+
+/// Releases queued deliveries every `tick` until `shutdown` is cancelled.
+pub(crate) async fn run(ctx: Arc<Context>, tick: Duration, shutdown: CancellationToken) {
+    let mut every = tokio::time::interval(tick);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let horizon = time::Duration::try_from(tick + AHEAD).unwrap_or(time::Duration::SECOND);
+    let mut failing = false;
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = every.tick() => {}
+        }
+        let steps = match ctx.store.release_rate_queued(horizon, PER_WEBHOOK).await {
+            Ok(steps) => {
+                failing = false;
+                steps
+            }
+            Err(e) => {
+                // Said once per outage; the next tick tries again.
+                if !failing {
+                    tracing::warn!(error.message = %e, "releasing rate-limited deliveries failed");
+                }
+                failing = true;
+                continue;
+            }
+        };
+        if steps.is_empty() {
+            continue;
+        }
+        ctx.metrics.rate_released.add(&[], u64::try_from(steps.len()).unwrap_or(u64::MAX));
+        tokio::spawn(publish_in_time(ctx.clone(), steps, shutdown.clone()));
+    }
+}
+
+/// Publishes each released step's message at its due time (steps in due
+/// order), holding its place in the queue. Cut short by `shutdown`, it
+/// queues the rest again (at the front: the queue is in delivery order);
+/// what it cannot is overdue in Postgres and reconciled.
+async fn publish_in_time(ctx: Arc<Context>, steps: Vec<hookline_store::Due>, shutdown: CancellationToken) {
+    let mut rest = steps.as_slice();
+    while let Some(first) = rest.first() {
+        let wait = first.at - OffsetDateTime::now_utc();
+        if let Ok(wait) = Duration::try_from(wait)
+            && !wait.is_zero()
+        {
+            tokio::select! {
+                () = shutdown.cancelled() => {
+                    for step in rest {
+                        if ctx.store.queue_for_rate(step.id, Some(unix_ms(step.at))).await.is_err() {
+                            break;
+                        }
+                    }
+                    return;
+                }
+                () = tokio::time::sleep(wait) => {}
+            }
+        }
+        // Everything due by now (or within a millisecond) goes in one batch.
+        let now = OffsetDateTime::now_utc() + time::Duration::MILLISECOND;
+        let n = rest.iter().take_while(|s| s.at <= now).count().max(1);
+        let (due, later) = rest.split_at(n);
+        rest = later;
+        let messages: Vec<_> =
+            due.iter().map(|s| crate::startup::step_message(s).holding_slot(unix_ms(s.at))).collect();
+        if let Err(e) = ctx.publish_messages(&messages).await {
+            ctx.publish_failed("publishing released rate-limited deliveries", &e);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_limit_is_remembered_for_a_tick() {
+        let waiting = Waiting::default();
+        let w = WebhookId::from_uuid(uuid::Uuid::now_v7());
+        assert!(!waiting.is_full(w));
+        waiting.found_full(w, Duration::from_millis(100));
+        assert!(waiting.is_full(w));
+        assert!(!waiting.is_full(WebhookId::from_uuid(uuid::Uuid::now_v7())), "per webhook");
+        tokio::time::advance(Duration::from_millis(101)).await;
+        assert!(!waiting.is_full(w), "forgotten after the tick");
+    }
+}
