@@ -60,6 +60,12 @@ SELECT send FROM f";
 /// skipped. A webhook whose limit was removed has its queue handed out at
 /// once, `$3` at a time. Returns the released deliveries with their due
 /// times (whole milliseconds: the messages' fences).
+///
+/// Every look at `deliveries` goes through an index whatever the planner
+/// guesses of the table: the queue's partial index, ordered and limited,
+/// and the primary key for the update (an `EXISTS` and a join on the picked
+/// ids each became a sequential scan of every delivery, ten times a second
+/// per worker, while the table had no statistics).
 const RELEASE: &str = "
 WITH n AS (
     SELECT COALESCE($1::timestamptz, clock_timestamp()) AS now,
@@ -70,7 +76,8 @@ WITH n AS (
            CASE WHEN h.rate_limit IS NULL THEN 0 ELSE 1080000 / h.rate_limit END AS spacing
     FROM webhook_rate r JOIN webhooks h ON h.id = r.webhook_id, n
     WHERE (h.rate_limit IS NULL OR r.next_free < n.now + $2::bigint * interval '1 microsecond')
-      AND EXISTS (SELECT 1 FROM deliveries d WHERE d.webhook_id = r.webhook_id AND d.rate_queued)
+      AND (SELECT d.id FROM deliveries d WHERE d.webhook_id = r.webhook_id AND d.rate_queued
+           ORDER BY d.id LIMIT 1) IS NOT NULL
     FOR UPDATE OF r SKIP LOCKED
 ), k AS (
     SELECT w.*,
@@ -97,7 +104,7 @@ WITH n AS (
                           END,
         claimed_until = NULL
     FROM pick p
-    WHERE d.id = p.id
+    WHERE d.id = p.id AND d.id = ANY (ARRAY(SELECT id FROM pick))
     RETURNING d.id, d.webhook_id, d.next_trigger, d.next_attempt_at, d.state
 ), ends AS (
     UPDATE webhook_rate r SET next_free = q.start + q.taken * q.spacing * interval '1 microsecond'
@@ -173,6 +180,35 @@ impl Store {
             )
             .await?;
         Ok(queued == 1)
+    }
+
+    /// [`Store::queue_for_rate`] for many deliveries in one statement (one
+    /// commit): whether each was queued, in the order given. A delivery may
+    /// appear once per call.
+    pub async fn queue_all_for_rate(&self, items: &[(DeliveryId, Option<i64>)]) -> Result<Vec<bool>> {
+        let client = self.pool.get().await?;
+        let ids: Vec<uuid::Uuid> = items.iter().map(|(id, _)| id.as_uuid()).collect();
+        let dues: Vec<Option<i64>> = items.iter().map(|(_, due)| *due).collect();
+        let rows = client
+            .query(
+                &client
+                    .prepare_cached(
+                        "UPDATE deliveries d SET rate_queued = true, next_attempt_at = NULL, claimed_until = NULL
+                         FROM UNNEST($1::uuid[], $2::bigint[]) AS q (id, due_ms)
+                         WHERE d.id = q.id AND NOT d.rate_queued AND d.state IN ('pending', 'retrying')
+                           AND CASE WHEN q.due_ms IS NULL
+                                    THEN d.state = 'pending' AND d.next_attempt_at IS NULL
+                                    ELSE floor(extract(epoch FROM d.next_attempt_at) * 1000)::bigint = q.due_ms
+                               END
+                         RETURNING d.id",
+                    )
+                    .await?,
+                &[&ids, &dues],
+            )
+            .await?;
+        let queued: std::collections::HashSet<uuid::Uuid> =
+            rows.iter().map(|r| r.try_get(0)).collect::<std::result::Result<_, _>>()?;
+        Ok(ids.iter().map(|id| queued.contains(id)).collect())
     }
 
     /// Hands out queued deliveries whose places fall within `horizon` of

@@ -169,6 +169,10 @@ pub struct Batches {
     /// Fresh events whose every first attempt succeeded, with those
     /// attempts: each attempt's number ([`record_delivered`]).
     pub delivered: Batcher<Delivered, Vec<Option<i32>>>,
+    /// Deliveries queued for their webhook's rate limit, each with the due
+    /// time its message was fenced by (`None`: fresh): whether each was
+    /// queued ([`queue_for_rate`]).
+    pub queued: Batcher<(hookline_core::DeliveryId, Option<i64>), bool>,
 }
 
 impl Batches {
@@ -187,7 +191,9 @@ impl Batches {
         });
         let s = store.clone();
         let delivered = Batcher::spawn(LANES, MAX_BATCH, move |items| record_delivered(s.clone(), items));
-        Self { events, successes, dispatched, lookups, delivered }
+        let s = store.clone();
+        let queued = Batcher::spawn(LANES, MAX_BATCH, move |items| queue_for_rate(s.clone(), items));
+        Self { events, successes, dispatched, lookups, delivered, queued }
     }
 }
 
@@ -212,6 +218,23 @@ async fn record_successes(store: Store, items: Arc<[Success]>) -> StoreResult<Ve
         let written = retry_conflicts(|| store.record_successes(&attempts, &marks, now)).await?;
         for (i, number) in round.into_iter().zip(written) {
             results[i] = number;
+        }
+    }
+    Ok(results)
+}
+
+/// [`Store::queue_all_for_rate`] for a batch: a delivery twice in it (a
+/// duplicate message) is written in a later round.
+async fn queue_for_rate(
+    store: Store,
+    items: Arc<[(hookline_core::DeliveryId, Option<i64>)]>,
+) -> StoreResult<Vec<bool>> {
+    let mut results = vec![false; items.len()];
+    for round in rounds(&items, |(id, _)| *id) {
+        let batch: Vec<_> = round.iter().map(|&i| items[i]).collect();
+        let queued = retry_conflicts(|| store.queue_all_for_rate(&batch)).await?;
+        for (i, q) in round.into_iter().zip(queued) {
+            results[i] = q;
         }
     }
     Ok(results)

@@ -256,7 +256,7 @@ async fn wait_for_rate(ctx: &Context, msg: DeliveryMessage, id: DeliveryId) -> S
         let wait = std::time::Duration::from_millis(u64::try_from(next_second - now_ms).unwrap_or(1000));
         return defer_to(ctx, msg, "webhook at its rate limit", true, wait, Some(next_second)).await;
     };
-    match ctx.stored("queueing a delivery for its rate limit", || ctx.store.queue_for_rate(id, Some(due))).await {
+    match ctx.stored("queueing a delivery for its rate limit", || ctx.batches.queued.submit((id, Some(due)))).await {
         Ok(true) => {
             ctx.metrics.deferrals.inc(&[]);
             tracing::debug!("webhook at its rate limit; queued");

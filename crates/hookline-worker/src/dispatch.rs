@@ -257,7 +257,7 @@ pub(crate) async fn hand_off(ctx: &Context, delivery: hookline_core::DeliveryId)
 /// Queues a fresh event's delivery for its webhook's rate limit in Postgres
 /// (`crate::rate`): no due time and no message; the rate pump releases it.
 async fn queue_fresh(ctx: &Context, delivery: hookline_core::DeliveryId) -> Settle {
-    match ctx.stored("queueing a delivery for its rate limit", || ctx.store.queue_for_rate(delivery, None)).await {
+    match ctx.stored("queueing a delivery for its rate limit", || ctx.batches.queued.submit((delivery, None))).await {
         Ok(_) => {
             ctx.metrics.deferrals.inc(&[]);
             Settle::Ack
