@@ -138,7 +138,13 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     let shared = trigger != Trigger::Manual;
     let mut slot = None;
     let mut share = None;
-    if let Some(webhook) = msg.webhook_id().map(WebhookId::from_uuid) {
+    // A delivery released from its webhook's rate-limit queue takes them
+    // after its claim: should it not get them, it goes back to the front of
+    // that queue (which needs the claim), not around the delay tiers. The
+    // queue hands out places at the limit whether or not the ones before
+    // went, so released deliveries going round the tiers would pile up.
+    let released = msg.slot_ms().is_some();
+    if !released && let Some(webhook) = msg.webhook_id().map(WebhookId::from_uuid) {
         match take_slot(ctx, webhook).await {
             Some(permit) => slot = Some(permit),
             None => return defer(ctx, msg, "webhook at its in-flight cap", false).await,
@@ -200,12 +206,14 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     if slot.is_none() {
         match take_slot(ctx, job.webhook_id).await {
             Some(permit) => slot = Some(permit),
+            None if released => return wait_for_rate(ctx, msg, id).await,
             None => return defer(ctx, msg, "webhook at its in-flight cap", true).await,
         }
     }
     if shared && share.is_none() {
         match take_share(ctx, job.webhook_id, &job.tenant).await {
             Some(taken) => share = Some(taken),
+            None if released => return wait_for_rate(ctx, msg, id).await,
             None => return defer(ctx, msg, "account at its share of the attempts", true).await,
         }
     }
