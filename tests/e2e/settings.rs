@@ -140,6 +140,15 @@ async fn arrived(receiver: &Receiver, n: usize, since: Instant, within: Duration
     since.elapsed()
 }
 
+/// Requests received in each calendar second (Unix).
+fn per_second(got: &[hookline_testkit::Received]) -> std::collections::BTreeMap<i64, usize> {
+    let mut per_second = std::collections::BTreeMap::new();
+    for request in got {
+        *per_second.entry(request.at.unix_timestamp()).or_default() += 1;
+    }
+    per_second
+}
+
 /// Deliveries waiting for a rate limit are rows in Postgres, not messages:
 /// with every worker stopped mid-queue they are still queued, and a worker
 /// started afterwards delivers each of them once, at the limit.
@@ -172,10 +181,7 @@ async fn the_rate_queue_outlives_the_workers() {
     let ids: std::collections::HashSet<_> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
     assert_eq!(got.len(), events, "every delivery arrives after {took:?}");
     assert_eq!(ids.len(), events, "each once");
-    let mut per_second: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
-    for request in &got {
-        *per_second.entry(request.at.unix_timestamp()).or_default() += 1;
-    }
+    let per_second = per_second(&got);
     assert!(per_second.values().all(|n| *n <= 5), "at most 5 in any second: {per_second:?}");
     app.stop().await;
 }
@@ -255,10 +261,7 @@ async fn rate_limit_holds_across_two_workers() {
     let got = limited.requests();
     let ids: std::collections::HashSet<_> = got.iter().filter_map(|r| r.header("webhook-id")).collect();
 
-    let mut per_second: std::collections::BTreeMap<i64, usize> = std::collections::BTreeMap::new();
-    for request in &got {
-        *per_second.entry(request.at.unix_timestamp()).or_default() += 1;
-    }
+    let per_second = per_second(&got);
     let mut counts: Vec<usize> = per_second.values().copied().collect();
     counts.sort_unstable();
     // The first and last seconds are partial.

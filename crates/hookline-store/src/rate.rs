@@ -163,23 +163,7 @@ impl Store {
     /// claim. `false` when the delivery is no longer what the caller saw
     /// (the message is stale, or the delivery gone).
     pub async fn queue_for_rate(&self, delivery: DeliveryId, due_ms: Option<i64>) -> Result<bool> {
-        let client = self.pool.get().await?;
-        let queued = client
-            .execute(
-                &client
-                    .prepare_cached(
-                        "UPDATE deliveries d SET rate_queued = true, next_attempt_at = NULL, claimed_until = NULL
-                         WHERE d.id = $1 AND NOT d.rate_queued AND d.state IN ('pending', 'retrying')
-                           AND CASE WHEN $2::bigint IS NULL
-                                    THEN d.state = 'pending' AND d.next_attempt_at IS NULL
-                                    ELSE floor(extract(epoch FROM d.next_attempt_at) * 1000)::bigint = $2
-                               END",
-                    )
-                    .await?,
-                &[&delivery.as_uuid(), &due_ms],
-            )
-            .await?;
-        Ok(queued == 1)
+        Ok(self.queue_all_for_rate(&[(delivery, due_ms)]).await?.first().copied().unwrap_or(false))
     }
 
     /// [`Store::queue_for_rate`] for many deliveries in one statement (one

@@ -222,14 +222,13 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     // goes as soon as its second has room. Fresh requests are queued without
     // asking while this worker knows the limit full.
     if let Some(limit) = job.rate_limit {
-        let held = msg.slot_ms().is_some();
-        let wait = if !held && ctx.rate_waiting.is_full(job.webhook_id) {
+        let wait = if !released && ctx.rate_waiting.is_full(job.webhook_id) {
             true
         } else {
-            match ctx.stored("asking the rate limit", || ctx.store.rate_admit(job.webhook_id, limit, held)).await {
+            match ctx.stored("asking the rate limit", || ctx.store.rate_admit(job.webhook_id, limit, released)).await {
                 Ok(Admission::Send) => false,
                 Ok(Admission::Wait) => {
-                    ctx.rate_waiting.found_full(job.webhook_id, ctx.rate_tick);
+                    ctx.rate_waiting.found_full(job.webhook_id);
                     true
                 }
                 Err(settle) => return settle,

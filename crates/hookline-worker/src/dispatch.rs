@@ -310,7 +310,7 @@ async fn attempt_fresh(ctx: &Context, event: &NewEvent, deliveries: Vec<FreshDel
                 let wait = match ctx.stored("asking the rate limit", asking).await {
                     Ok(Admission::Send) => None,
                     Ok(Admission::Wait) => {
-                        ctx.rate_waiting.found_full(d.webhook_id, ctx.rate_tick);
+                        ctx.rate_waiting.found_full(d.webhook_id);
                         Some(true)
                     }
                     Err(_) => Some(false),

@@ -41,12 +41,19 @@ const AHEAD: Duration = Duration::from_secs(1);
 
 /// Webhooks whose limit a worker found full lately: their fresh deliveries
 /// are queued without asking the limiter for a tick.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Waiting {
+    /// The rate pump's tick (`HOOKLINE_RATE_TICK_MS`).
+    tick: Duration,
     until: Mutex<HashMap<WebhookId, Instant>>,
 }
 
 impl Waiting {
+    /// Remembering a full limit for `tick`.
+    pub fn new(tick: Duration) -> Self {
+        Self { tick, until: Mutex::default() }
+    }
+
     /// Whether `webhook`'s limit was found full within the last tick.
     pub fn is_full(&self, webhook: WebhookId) -> bool {
         let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -60,10 +67,10 @@ impl Waiting {
         }
     }
 
-    /// `webhook`'s limit was found full: queue its fresh deliveries for `tick`.
-    pub fn found_full(&self, webhook: WebhookId, tick: Duration) {
+    /// `webhook`'s limit was found full: queue its fresh deliveries for a tick.
+    pub fn found_full(&self, webhook: WebhookId) {
         let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        until.insert(webhook, Instant::now() + tick);
+        until.insert(webhook, Instant::now() + self.tick);
     }
 }
 
@@ -113,11 +120,8 @@ async fn publish_in_time(ctx: Arc<Context>, steps: Vec<hookline_store::Due>, shu
         {
             tokio::select! {
                 () = shutdown.cancelled() => {
-                    for step in rest {
-                        if ctx.store.queue_for_rate(step.id, Some(unix_ms(step.at))).await.is_err() {
-                            break;
-                        }
-                    }
+                    let back: Vec<_> = rest.iter().map(|s| (s.id, Some(unix_ms(s.at)))).collect();
+                    let _ = ctx.store.queue_all_for_rate(&back).await;
                     return;
                 }
                 () = tokio::time::sleep(wait) => {}
@@ -142,10 +146,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_full_limit_is_remembered_for_a_tick() {
-        let waiting = Waiting::default();
+        let waiting = Waiting::new(Duration::from_millis(100));
         let w = WebhookId::from_uuid(uuid::Uuid::now_v7());
         assert!(!waiting.is_full(w));
-        waiting.found_full(w, Duration::from_millis(100));
+        waiting.found_full(w);
         assert!(waiting.is_full(w));
         assert!(!waiting.is_full(WebhookId::from_uuid(uuid::Uuid::now_v7())), "per webhook");
         tokio::time::advance(Duration::from_millis(101)).await;

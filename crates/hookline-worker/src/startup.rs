@@ -39,8 +39,6 @@ pub struct Context {
     pub(crate) underway: crate::early::Underway,
     /// Webhooks whose rate limit this worker found full within a tick.
     pub rate_waiting: crate::rate::Waiting,
-    /// The rate pump's tick (`HOOKLINE_RATE_TICK_MS`).
-    pub rate_tick: Duration,
     /// Private ranges deliveries may go to anyway.
     pub allowed_networks: hookline_core::AllowList,
     /// What this worker counts (served at `/metrics`).
@@ -244,8 +242,7 @@ pub async fn build(settings: &Settings) -> Result<Worker, StartupError> {
         shares: crate::fairness::Shares::new(settings.tenant_share()),
         known: crate::known::Known::default(),
         underway: crate::early::Underway::default(),
-        rate_waiting: crate::rate::Waiting::default(),
-        rate_tick: settings.rate_tick,
+        rate_waiting: crate::rate::Waiting::new(settings.rate_tick),
         allowed_networks: settings.allowed_networks.clone(),
         metrics: crate::metrics::WorkerMetrics::default(),
         batches: crate::batch::Batches::spawn(&store, crate::dispatch::dispatch_lease(settings.request_timeout)),
