@@ -16,7 +16,9 @@
 //! without a hanging one beside them. `hookline-bench retention` measures
 //! the fan-out-1 load while retention removes a large backlog of old rows
 //! against the same load with the backlog kept, and the tables' sizes
-//! around the removal. `hookline-bench receive` is the receiver's own
+//! around the removal. `hookline-bench rate-limit` measures the same load
+//! while a rate-limited webhook's burst drains beside it, against the load
+//! after the same burst went through unlimited. `hookline-bench receive` is the receiver's own
 //! process (started by the others).
 //!
 //! A scenario's measured webhooks may have slow endpoints beside them
@@ -39,12 +41,14 @@
 //! - `baseline`: raw RabbitMQ publish+consume.
 //! - `retention`: the backlog beside the load, and `hookline-bench
 //!   retention`.
+//! - `ratelimit`: `hookline-bench rate-limit`.
 
 mod baseline;
 mod cpu;
 mod load;
 mod measure;
 mod outcome;
+mod ratelimit;
 mod receiver;
 mod report;
 mod retention;
@@ -121,6 +125,29 @@ enum Cli {
         #[arg(long, default_value_t = 1_000_000)]
         backlog: u64,
         /// Events of the load.
+        #[arg(long, default_value_t = 30_000)]
+        events: usize,
+        /// Runs of each arm, interleaved.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Where the receiver runs.
+        #[arg(long, value_enum, default_value_t = Placement::Process)]
+        receiver: Placement,
+        /// Where the results and the logs go.
+        #[arg(long, default_value = "target/bench")]
+        out: PathBuf,
+    },
+    /// The others' throughput while a rate-limited webhook's burst drains
+    /// at its limit, against the same load after the same burst went
+    /// through unlimited.
+    RateLimit {
+        /// The limited webhook's `rateLimit` (requests per second).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Events of the limited webhook's burst.
+        #[arg(long, default_value_t = 5_000)]
+        limited_events: usize,
+        /// Events of the measured load (fan-out 1, full speed).
         #[arg(long, default_value_t = 30_000)]
         events: usize,
         /// Runs of each arm, interleaved.
@@ -339,6 +366,17 @@ async fn main() -> anyhow::Result<()> {
         }
         Cli::Retention { backlog, events, runs, receiver, out } => {
             retention::compare(retention::CompareArgs { backlog, events, runs, placement: receiver, out }).await
+        }
+        Cli::RateLimit { limit, limited_events, events, runs, receiver, out } => {
+            ratelimit::compare(ratelimit::Args {
+                per_sec: limit,
+                limited_events,
+                events,
+                runs,
+                placement: receiver,
+                out,
+            })
+            .await
         }
         Cli::Receive { port, fail_every, hang_ms } => {
             receive(port, Behaviour { fail_every, hang: Duration::from_millis(hang_ms) }).await

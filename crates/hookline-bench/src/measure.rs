@@ -12,10 +12,10 @@ use std::{
 use crate::{
     cpu::{self, Servers, Snapshot},
     load::{EventSpec, drive},
-    outcome::{CpuSeconds, Outcome, Rows, SlowCounts, Usage, percentiles},
+    outcome::{CpuSeconds, LimitedCounts, Outcome, Rows, SlowCounts, Usage, percentiles},
     receiver::{Behaviour, Placement, Receiver, unix_nanos},
     retention::{self, Backlog},
-    scenario::Scenario,
+    scenario::{Limited, Pace, Scenario, Source},
     stack::{KEY, Stack, StackOptions},
 };
 
@@ -33,19 +33,32 @@ pub(crate) struct RunOptions {
     pub(crate) backlog: Option<Backlog>,
 }
 
-async fn create_webhook(
-    http: &reqwest::Client,
-    stack: &Stack,
-    name: &str,
-    url: &str,
-    filter: &str,
-    tenant: Option<&str>,
-) -> anyhow::Result<()> {
+/// The receiver's webhook number for the rate-limited webhook: after the
+/// measured (`0..fanout`) and slow ones, before the backlog's (`+ 999`).
+const LIMITED_OFFSET: u32 = 998;
+
+/// The rate-limited burst's event indexes (and ids, `e{index}`) start here,
+/// far from the measured events'.
+const LIMITED_FIRST_EVENT: u64 = 1_000_000_000;
+
+struct NewWebhook<'a> {
+    name: &'a str,
+    url: &'a str,
+    filter: &'a str,
+    tenant: Option<&'a str>,
+    rate_limit: Option<u32>,
+}
+
+async fn create_webhook(http: &reqwest::Client, stack: &Stack, webhook: NewWebhook<'_>) -> anyhow::Result<()> {
+    let NewWebhook { name, url, filter, tenant, rate_limit } = webhook;
     let mut body = serde_json::json!({
         "name": name, "url": url, "token": "bench-token-0123456789", "events": [filter]
     });
     if let Some(tenant) = tenant {
         body["tenant"] = tenant.into();
+    }
+    if let Some(limit) = rate_limit {
+        body["rateLimit"] = limit.into();
     }
     let response = http.post(format!("http://{}/v1/webhooks", stack.api)).bearer_auth(KEY).json(&body).send().await?;
     anyhow::ensure!(response.status() == 201, "create webhook: {}", response.status());
@@ -117,13 +130,18 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
     for w in 0..fanout {
         let filter = if separate { format!("h{w}.created") } else { scenario.filter.to_owned() };
         let url = if scenario.slow { receiver.slow_url(w) } else { receiver.url(w) };
-        create_webhook(&http, &stack, &format!("w{w}"), &url, &filter, scenario.tenant).await?;
+        let name = format!("w{w}");
+        let webhook = NewWebhook { name: &name, url: &url, filter: &filter, tenant: scenario.tenant, rate_limit: None };
+        create_webhook(&http, &stack, webhook).await?;
     }
     let beside_webhooks = fanout..fanout + scenario.beside.as_ref().map_or(0, |b| b.webhooks);
     if let Some(beside) = &scenario.beside {
         for w in beside_webhooks.clone() {
             let url = receiver.slow_url(w);
-            create_webhook(&http, &stack, &format!("beside{w}"), &url, beside.filter, beside.tenant).await?;
+            let name = format!("beside{w}");
+            let webhook =
+                NewWebhook { name: &name, url: &url, filter: beside.filter, tenant: beside.tenant, rate_limit: None };
+            create_webhook(&http, &stack, webhook).await?;
         }
     }
 
@@ -131,9 +149,23 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         Some(backlog) => {
             // Its rows belong to a webhook of their own, subscribed to
             // nothing the load sends (`beside…`: left out of the checks).
-            create_webhook(&http, &stack, "beside-backlog", &receiver.url(fanout + 999), "backlog.none", None).await?;
+            let url = receiver.url(fanout + 999);
+            let webhook = NewWebhook {
+                name: "beside-backlog",
+                url: &url,
+                filter: "backlog.none",
+                tenant: None,
+                rate_limit: None,
+            };
+            create_webhook(&http, &stack, webhook).await?;
             Some(retention::prepare(&stack, backlog).await?)
         }
+        None => None,
+    };
+
+    let limited_webhook = fanout + LIMITED_OFFSET;
+    let limited_before_load = match scenario.limited {
+        Some(limited) => Some(send_limited_burst(&http, &stack, &receiver, scenario, limited, limited_webhook).await?),
         None => None,
     };
 
@@ -244,6 +276,12 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
     }
     let after = pids.snapshot();
     let window_seconds = window_started.elapsed().as_secs_f64();
+    let limited = match (scenario.limited, limited_before_load) {
+        (Some(limited), Some(before_load)) if limited.limit => {
+            Some(wait_for_limited(&receiver, limited, limited_webhook, before_load, scenario).await?)
+        }
+        _ => None,
+    };
     let producer = pids.usage(pids.producer, &before, &after);
     let workers: Vec<Usage> = pids.workers.iter().map(|&pid| pids.usage(pid, &before, &after)).collect();
     let receiver_usage = pids.receiver.is_some().then(|| pids.usage(pids.receiver, &before, &after));
@@ -306,7 +344,93 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         rabbitmq_raw_per_sec: options.raw_rate,
         fraction_of_raw: deliveries_per_sec / options.raw_rate.max(1e-9),
         retention,
+        limited,
     })
+}
+
+/// Creates the rate-limited webhook, sends its burst and waits until every
+/// delivery of it is recorded (delivered, or queued at the limit; all
+/// delivered when it has no limit); returns how many had been delivered by
+/// then.
+async fn send_limited_burst(
+    http: &reqwest::Client,
+    stack: &Stack,
+    receiver: &Receiver,
+    scenario: &Scenario,
+    limited: Limited,
+    webhook: u32,
+) -> anyhow::Result<u64> {
+    let url = receiver.url(webhook);
+    let new = NewWebhook {
+        name: "beside-limited",
+        url: &url,
+        filter: "limited.created",
+        tenant: scenario.tenant,
+        rate_limit: limited.limit.then_some(limited.per_sec),
+    };
+    create_webhook(http, stack, new).await?;
+    let burst = Scenario {
+        pace: Pace::FullSpeed { concurrency: 64 },
+        source: Source::Http,
+        ..Scenario::new("limited burst", limited.events)
+    };
+    drive(stack, &burst, limited.events, |k| EventSpec {
+        event_type: "limited.created".to_owned(),
+        index: LIMITED_FIRST_EVENT + k as u64,
+        tenant: scenario.tenant,
+    })
+    .await?;
+    let db = stack.db().await?;
+    let recorded = "SELECT count(*) FROM deliveries d JOIN webhooks w ON w.id = d.webhook_id \
+                    WHERE w.name = 'beside-limited'";
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let n = usize::try_from(count(&db, recorded).await?).unwrap_or(0);
+        if n >= limited.events {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{}: {n} of the limited burst's {} deliveries recorded after 60 s",
+            scenario.title(),
+            limited.events
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !limited.limit {
+        // Not limited: the load starts once the burst is all delivered.
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while receiver.successes(webhook..webhook + 1).await? < limited.events as u64 {
+            anyhow::ensure!(Instant::now() < deadline, "{}: the burst was not delivered in 60 s", scenario.title());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    receiver.successes(webhook..webhook + 1).await
+}
+
+/// Waits until the rate-limited burst has drained (every delivery answered,
+/// or no progress for 30 s) and counts it.
+async fn wait_for_limited(
+    receiver: &Receiver,
+    limited: Limited,
+    webhook: u32,
+    delivered_before_load: u64,
+    scenario: &Scenario,
+) -> anyhow::Result<LimitedCounts> {
+    let want = limited.events as u64;
+    let mut last_progress = (receiver.successes(webhook..webhook + 1).await?, Instant::now());
+    while last_progress.0 < want && last_progress.1.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = receiver.successes(webhook..webhook + 1).await?;
+        if now != last_progress.0 {
+            last_progress = (now, Instant::now());
+        }
+    }
+    if last_progress.0 < want {
+        eprintln!("  {}: the limited burst stalled at {} of {want}", scenario.title(), last_progress.0);
+    }
+    let arrivals = receiver.arrivals().await?;
+    Ok(LimitedCounts::count(&arrivals, webhook, limited.per_sec, want, delivered_before_load))
 }
 
 /// Waits until `want` pairs of `webhooks` were delivered; returns whether

@@ -102,6 +102,8 @@ pub(crate) struct Outcome {
     /// Deliveries to slow endpoints (those beside, else the measured ones
     /// when they are slow), counted when the run stopped waiting.
     pub(crate) slow: Option<SlowCounts>,
+    /// The rate-limited webhook's burst, once drained.
+    pub(crate) limited: Option<LimitedCounts>,
     /// The raw quorum-queue rate measured before this run's round.
     pub(crate) rabbitmq_raw_per_sec: f64,
     pub(crate) fraction_of_raw: f64,
@@ -136,6 +138,68 @@ impl SlowCounts {
             counts.answered += u64::from(arrival.delivered_at.is_some());
             counts.duplicates += u64::from(arrival.requests.saturating_sub(1));
         }
+        counts
+    }
+}
+
+/// The rate-limited webhook's burst ([`crate::scenario::Limited`]), counted
+/// once it had drained (or stopped making progress).
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub(crate) struct LimitedCounts {
+    pub(crate) per_sec: u32,
+    pub(crate) expected: u64,
+    /// (event, webhook) pairs answered.
+    pub(crate) delivered: u64,
+    /// Requests beyond the first per pair.
+    pub(crate) duplicates: u64,
+    /// Delivered before the measured load started (the burst was queued
+    /// by then).
+    pub(crate) delivered_before_load: u64,
+    /// The most requests that arrived within one wall-clock second (the
+    /// receiver's clock, Unix seconds).
+    pub(crate) max_in_a_second: u64,
+    /// The median over the full seconds between the first request and
+    /// the last.
+    pub(crate) median_in_a_second: u64,
+    /// Seconds with more than `per_sec` requests.
+    pub(crate) seconds_over_limit: u64,
+    /// From the first request to the last, in seconds.
+    pub(crate) drain_seconds: f64,
+}
+
+impl LimitedCounts {
+    /// Counts the requests to `webhook` among `arrivals`.
+    pub(crate) fn count(
+        arrivals: &HashMap<(u64, u32), Arrival>,
+        webhook: u32,
+        per_sec: u32,
+        expected: u64,
+        delivered_before_load: u64,
+    ) -> Self {
+        let mut counts = Self { per_sec, expected, delivered_before_load, ..Self::default() };
+        let mut per_second: std::collections::BTreeMap<u64, u64> = std::collections::BTreeMap::new();
+        let (mut first, mut last) = (u64::MAX, 0);
+        for arrival in arrivals.iter().filter(|((_, w), _)| *w == webhook).map(|(_, a)| a) {
+            counts.duplicates += u64::from(arrival.requests.saturating_sub(1));
+            if let Some(at) = arrival.delivered_at {
+                counts.delivered += 1;
+                *per_second.entry(at / 1_000_000_000).or_default() += 1;
+                (first, last) = (first.min(at), last.max(at));
+            }
+        }
+        counts.max_in_a_second = per_second.values().copied().max().unwrap_or(0);
+        counts.seconds_over_limit = per_second.values().filter(|&&n| n > u64::from(per_sec)).count() as u64;
+        // Full seconds only (the first and the last are partial), those
+        // with no request counted as 0.
+        let mut full: Vec<u64> = match (per_second.keys().next(), per_second.keys().next_back()) {
+            (Some(&from), Some(&to)) if to > from + 1 => {
+                (from + 1..to).map(|s| per_second.get(&s).copied().unwrap_or(0)).collect()
+            }
+            _ => Vec::new(),
+        };
+        full.sort_unstable();
+        counts.median_in_a_second = full.get(full.len() / 2).copied().unwrap_or(0);
+        counts.drain_seconds = if counts.delivered > 0 { (last - first) as f64 / 1e9 } else { 0.0 };
         counts
     }
 }

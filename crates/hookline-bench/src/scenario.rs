@@ -42,6 +42,20 @@ impl Beside {
     }
 }
 
+/// A webhook beside the measured ones limited to `per_sec` requests a
+/// second (`rateLimit`), sent a burst of `events` events of its own
+/// (`limited.created`) before the measured load starts: the load is
+/// measured while that burst drains at the limit. Without `limit` (the arm
+/// to compare with) the webhook has no limit and the load starts once the
+/// whole burst is delivered: the same events written before the load, and
+/// nothing of them left during it.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub(crate) struct Limited {
+    pub(crate) per_sec: u32,
+    pub(crate) events: usize,
+    pub(crate) limit: bool,
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub(crate) struct Scenario {
     pub(crate) name: &'static str,
@@ -72,6 +86,8 @@ pub(crate) struct Scenario {
     pub(crate) slow: bool,
     /// Slow webhooks beside the measured ones.
     pub(crate) beside: Option<Beside>,
+    /// A rate-limited webhook draining its burst beside the measured load.
+    pub(crate) limited: Option<Limited>,
     /// Run the scenario first without `beside` (at the measured events'
     /// share of the rate) and report the p99 ratio.
     pub(crate) compare_alone: bool,
@@ -103,6 +119,7 @@ impl Scenario {
             hang_ms: 10_000,
             slow: false,
             beside: None,
+            limited: None,
             compare_alone: false,
             time_box_secs: None,
             workers: 1,
@@ -121,7 +138,8 @@ impl Scenario {
         title.split('-').filter(|part| !part.is_empty()).collect::<Vec<_>>().join("-")
     }
 
-    /// The same scenario without the load beside: only the measured events,
+    /// The same scenario without the load beside (slow or rate-limited):
+    /// only the measured events,
     /// at their share of a fixed rate.
     pub(crate) fn alone(&self) -> Self {
         let beside = self.beside.as_ref().map_or(0, |b| b.events);
@@ -132,7 +150,7 @@ impl Scenario {
             }
             full => full,
         };
-        Self { phase: "alone", beside: None, pace, ..self.clone() }
+        Self { phase: "alone", beside: None, limited: None, pace, ..self.clone() }
     }
 }
 
