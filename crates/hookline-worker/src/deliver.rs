@@ -108,6 +108,36 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
         Ok(msg) => msg,
         Err(e) => return ctx.park(&message, &format!("malformed delivery message: {e}")).await,
     };
+    handle_message(ctx, msg, Timing::WaitUntilDue).await
+}
+
+/// Whether a delivery waits for its message's due time before going.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Timing {
+    /// Yes: through a delay tier, or here for the last milliseconds.
+    WaitUntilDue,
+    /// No: it is one of a clump of places released from its webhook's
+    /// rate-limit queue that go together (`crate::rate`), all within the
+    /// same second as their places.
+    Now,
+}
+
+/// Attempts a delivery released from its webhook's rate-limit queue in this
+/// worker, without a broker message (`crate::rate`): the path its message
+/// would take, from the claim on, without waiting for its place's time.
+/// Whatever keeps it from going now (the database down, the worker
+/// stopping) leaves it as Postgres has it: released with its due time, so
+/// reconciliation publishes it.
+pub(crate) async fn handle_released(ctx: &Context, msg: DeliveryMessage) {
+    let _in_flight = crate::metrics::InFlightGuard::new(&ctx.metrics.in_flight);
+    let span =
+        tracing::info_span!("delivery", delivery_id = Empty, webhook_id = Empty, trigger = Empty, outcome = Empty,);
+    if handle_message(ctx, msg, Timing::Now).instrument(span).await != Settle::Ack {
+        tracing::debug!("released delivery not handled now; reconciliation publishes it at its due time");
+    }
+}
+
+async fn handle_message(ctx: &Context, msg: DeliveryMessage, timing: Timing) -> Settle {
     let id = DeliveryId::from_uuid(msg.delivery_id());
     let trigger = msg.trigger();
     let fence = msg.fence();
@@ -119,7 +149,9 @@ async fn handle_in_span(ctx: &Context, message: Message) -> Settle {
     // milliseconds (less than the smallest tier) are waited out here, with
     // the message still unacked, so attempts start on time and in order.
     let now_ms = unix_ms(OffsetDateTime::now_utc());
-    if let Some(due) = msg.not_before_ms() {
+    if timing == Timing::WaitUntilDue
+        && let Some(due) = msg.not_before_ms()
+    {
         ctx.lateness.observe(now_ms - due);
         if tier_for(due - now_ms).is_some() {
             return publish_later(ctx, "re-scheduling a delivery", &msg, now_ms).await;

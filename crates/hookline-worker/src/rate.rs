@@ -6,12 +6,15 @@
 //! worker slot. Every `HOOKLINE_RATE_TICK_MS` each worker's pump releases
 //! the queued deliveries whose places fall within the next tick and second
 //! (`Store::release_rate_queued`: one statement for every limited webhook,
-//! each webhook's row locked by one worker at a time) and publishes each
-//! one's message at its time, holding its place, so it arrives due and
-//! goes at once. A released delivery has a due time in Postgres like any
-//! step: if the worker stops or its publish fails, reconciliation
-//! publishes it. The pump is what moves a queued delivery on; every worker
-//! runs one, so the queue moves while any worker is up.
+//! each webhook's row locked by one worker at a time) and attempts them
+//! itself at their times, holding their places, a clump of places at a
+//! time: no broker message, and one group commit for a clump's outcomes
+//! (sent one message each through the broker, a drained delivery cost
+//! about 15 times the CPU of a fresh one, measured in docs/BENCHMARKS.md).
+//! A released delivery has a due time in Postgres like any step: if the
+//! worker stops or dies before it is attempted, reconciliation publishes
+//! it. The pump is what moves a queued delivery on; every worker runs one,
+//! so the queue moves while any worker is up.
 //!
 //! Once a worker has seen a webhook's limit full, it queues that webhook's
 //! fresh deliveries straight away for a tick ([`Waiting`]), without asking
@@ -27,7 +30,7 @@ use std::{
 use hookline_core::{WebhookId, fence::unix_ms};
 use time::OffsetDateTime;
 use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
 
 use crate::startup::Context;
 
@@ -74,8 +77,15 @@ impl Waiting {
     }
 }
 
-/// Releases queued deliveries every `tick` until `shutdown` is cancelled.
-pub(crate) async fn run(ctx: Arc<Context>, tick: Duration, shutdown: CancellationToken) {
+/// Released places that fall within the same window of this many
+/// milliseconds go together (a divisor of 1,000, so a window never spans
+/// two seconds and no request goes in an earlier second than its place).
+const CLUMP_MS: i64 = 100;
+
+/// Releases queued deliveries every `tick` until `shutdown` is cancelled;
+/// what it releases is attempted on `tracker`'s tasks (which a stopping
+/// worker waits for).
+pub(crate) async fn run(ctx: Arc<Context>, tick: Duration, tracker: TaskTracker, shutdown: CancellationToken) {
     let mut every = tokio::time::interval(tick);
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let horizon = time::Duration::try_from(tick + AHEAD).unwrap_or(time::Duration::SECOND);
@@ -103,15 +113,24 @@ pub(crate) async fn run(ctx: Arc<Context>, tick: Duration, shutdown: Cancellatio
             continue;
         }
         ctx.metrics.rate_released.add(&[], u64::try_from(steps.len()).unwrap_or(u64::MAX));
-        tokio::spawn(publish_in_time(ctx.clone(), steps, shutdown.clone()));
+        tracker.spawn(send_in_time(ctx.clone(), steps, tracker.clone(), shutdown.clone()));
     }
 }
 
-/// Publishes each released step's message at its due time (steps in due
-/// order), holding its place in the queue. Cut short by `shutdown`, it
-/// queues the rest again (at the front: the queue is in delivery order);
-/// what it cannot is overdue in Postgres and reconciled.
-async fn publish_in_time(ctx: Arc<Context>, steps: Vec<hookline_store::Due>, shutdown: CancellationToken) {
+/// Attempts the released steps (in due order) in this worker, a clump at a
+/// time ([`CLUMP_MS`]) from the first place of each clump, holding their
+/// places: no broker message, and the clump's attempts are recorded
+/// together (group commit) instead of one commit each. Each attempt takes
+/// one of the worker's attempt permits (`HOOKLINE_WORKER_CONCURRENCY`).
+/// Cut short by `shutdown`, it queues the rest again (at the front: the
+/// queue is in delivery order); what it cannot is overdue in Postgres and
+/// reconciled.
+async fn send_in_time(
+    ctx: Arc<Context>,
+    steps: Vec<hookline_store::Due>,
+    tracker: TaskTracker,
+    shutdown: CancellationToken,
+) {
     let mut rest = steps.as_slice();
     while let Some(first) = rest.first() {
         let wait = first.at - OffsetDateTime::now_utc();
@@ -127,15 +146,18 @@ async fn publish_in_time(ctx: Arc<Context>, steps: Vec<hookline_store::Due>, shu
                 () = tokio::time::sleep(wait) => {}
             }
         }
-        // Everything due by now (or within a millisecond) goes in one batch.
-        let now = OffsetDateTime::now_utc() + time::Duration::MILLISECOND;
-        let n = rest.iter().take_while(|s| s.at <= now).count().max(1);
+        // This clump, and any earlier one that is late.
+        let window = unix_ms(first.at).div_euclid(CLUMP_MS);
+        let n = rest.iter().take_while(|s| unix_ms(s.at).div_euclid(CLUMP_MS) <= window).count().max(1);
         let (due, later) = rest.split_at(n);
         rest = later;
-        let messages: Vec<_> =
-            due.iter().map(|s| crate::startup::step_message(s).holding_slot(unix_ms(s.at))).collect();
-        if let Err(e) = ctx.publish_messages(&messages).await {
-            ctx.publish_failed("publishing released rate-limited deliveries", &e);
+        for step in due {
+            let msg = crate::startup::step_message(step).holding_slot(unix_ms(step.at));
+            let ctx = ctx.clone();
+            tracker.spawn(async move {
+                let Ok(_permit) = ctx.attempts.acquire().await else { return };
+                crate::deliver::handle_released(&ctx, msg).await;
+            });
         }
     }
 }

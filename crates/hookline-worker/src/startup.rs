@@ -321,11 +321,12 @@ impl Worker {
             shutdown.clone(),
         ));
         let retention = tokio::spawn(crate::retention::run(ctx.clone(), settings.retention, shutdown.clone()));
-        let rate_pump = tokio::spawn(crate::rate::run(ctx.clone(), settings.rate_tick, shutdown.clone()));
-
         // In-flight work outlives a lost connection (its acks then fail and
-        // the broker redelivers); the tracker spans every session.
+        // the broker redelivers); the tracker spans every session, and the
+        // rate pump's attempts.
         let tracker = TaskTracker::new();
+        let rate_pump =
+            tokio::spawn(crate::rate::run(ctx.clone(), settings.rate_tick, tracker.clone(), shutdown.clone()));
         loop {
             if let Err(e) = consume_session(&settings, &ctx, &connection, &topology, &tracker, &shutdown).await {
                 tracing::warn!(error.message = %e, "consuming failed");
