@@ -13,6 +13,10 @@
 //!
 //! Each message is handled in a `delivery` span whose parent is the trace
 //! context the message carries; the attempt's span is its child.
+//!
+//! Deliveries released from a rate-limit queue take the same path from a
+//! message built in this worker, never published ([`handle_released`],
+//! called by `crate::rate`).
 
 use hookline_broker::{DeliveryMessage, Message, topology::tier_for};
 use hookline_core::{
