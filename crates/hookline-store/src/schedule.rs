@@ -103,7 +103,7 @@ impl Store {
         // the row exists, which is whenever the claim can have written.
         let claim = client
             .prepare_cached(&format!(
-                    "WITH c AS (
+                "WITH c AS (
                         UPDATE deliveries d SET claimed_until = $6
                         WHERE d.id = $1 AND (d.claimed_until IS NULL OR d.claimed_until <= $5) AND {ADMITS}
                         RETURNING d.id

@@ -117,6 +117,15 @@ pub(crate) async fn run(ctx: Arc<Context>, tick: Duration, tracker: TaskTracker,
     }
 }
 
+/// How many of the places (Unix ms, in order) go now, at the first one's
+/// time: those in the first one's window of [`CLUMP_MS`] (and any before it
+/// that are late). At least one.
+fn clump(mut places: impl Iterator<Item = i64>) -> usize {
+    let Some(first) = places.next() else { return 1 };
+    let window = first.div_euclid(CLUMP_MS);
+    1 + places.take_while(|at| at.div_euclid(CLUMP_MS) <= window).count()
+}
+
 /// Attempts the released steps (in due order) in this worker, a clump at a
 /// time ([`CLUMP_MS`]) from the first place of each clump, holding their
 /// places: no broker message, and the clump's attempts are recorded
@@ -146,10 +155,7 @@ async fn send_in_time(
                 () = tokio::time::sleep(wait) => {}
             }
         }
-        // This clump, and any earlier one that is late.
-        let window = unix_ms(first.at).div_euclid(CLUMP_MS);
-        let n = rest.iter().take_while(|s| unix_ms(s.at).div_euclid(CLUMP_MS) <= window).count().max(1);
-        let (due, later) = rest.split_at(n);
+        let (due, later) = rest.split_at(clump(rest.iter().map(|s| unix_ms(s.at))));
         rest = later;
         for step in due {
             let msg = crate::startup::step_message(step).holding_slot(unix_ms(step.at));
@@ -165,6 +171,27 @@ async fn send_in_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A clump is one window of its first place: places 21.6 ms apart
+    /// (50/s) go four or five at a time, never across a second.
+    #[test]
+    fn clumps_stay_within_their_window_and_second() {
+        let places: Vec<i64> = (0..200).map(|i| 1_000_000_980 + i * 216 / 10).collect();
+        let mut rest = places.as_slice();
+        while !rest.is_empty() {
+            let n = clump(rest.iter().copied());
+            let (now, later) = rest.split_at(n);
+            assert!((1..=5).contains(&n), "{n} in one clump");
+            assert_eq!(now[0] / 1000, now[n - 1] / 1000, "a clump never spans two seconds");
+            assert_eq!(now[0] / CLUMP_MS, now[n - 1] / CLUMP_MS);
+            if let Some(next) = later.first() {
+                assert!(next / CLUMP_MS > now[0] / CLUMP_MS, "the next clump is a later window");
+            }
+            rest = later;
+        }
+        assert_eq!(clump([5, 3, 120].into_iter()), 2, "late places go with the clump");
+        assert_eq!(clump(std::iter::empty()), 1);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn a_full_limit_is_remembered_for_a_tick() {
