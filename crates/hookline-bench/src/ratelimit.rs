@@ -6,7 +6,9 @@
 //! The limited webhook (`rateLimit` = `--limit`) is sent `--limited-events`
 //! events at full speed, and the measured load (fan-out 1, `--events`
 //! events at full speed, to webhooks of its own) starts once every one of
-//! the burst's deliveries is recorded: delivered, or queued at the limit.
+//! the burst's deliveries is recorded and settled: delivered, queued at the
+//! limit, or released from the queue (not while the burst's messages are
+//! still on their way to the queue).
 //! The load is therefore measured while the queue drains beside it, which
 //! at the defaults (50/s, 5,000 events) takes about 100 s: longer than the
 //! load. The burst's own ingest is not in the measured window; what is, is
