@@ -42,6 +42,9 @@ const PER_WEBHOOK: i64 = 2_000;
 /// since the queue's end is then still ahead of now.
 const AHEAD: Duration = Duration::from_secs(1);
 
+/// How many webhooks [`Waiting`] holds before it drops those that ran out.
+const PRUNE_AT: usize = 256;
+
 /// Webhooks whose limit a worker found full lately: their fresh deliveries
 /// are queued without asking the limiter for a tick.
 #[derive(Debug)]
@@ -71,9 +74,21 @@ impl Waiting {
     }
 
     /// `webhook`'s limit was found full: queue its fresh deliveries for a tick.
+    /// Entries that ran out are dropped once there are [`PRUNE_AT`] of
+    /// them, so webhooks limited once do not stay in the map.
     pub fn found_full(&self, webhook: WebhookId) {
         let mut until = self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        until.insert(webhook, Instant::now() + self.tick);
+        let now = Instant::now();
+        if until.len() >= PRUNE_AT {
+            until.retain(|_, t| *t > now);
+        }
+        until.insert(webhook, now + self.tick);
+    }
+
+    /// Webhooks remembered (for tests).
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.until.lock().unwrap_or_else(std::sync::PoisonError::into_inner).len()
     }
 }
 
@@ -171,6 +186,22 @@ async fn send_in_time(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Webhooks whose tick ran out are dropped once the map is large,
+    /// without a lookup of each.
+    #[tokio::test(start_paused = true)]
+    async fn expired_entries_are_pruned() {
+        let waiting = Waiting::new(Duration::from_millis(100));
+        for _ in 0..PRUNE_AT {
+            waiting.found_full(WebhookId::from_uuid(uuid::Uuid::now_v7()));
+        }
+        assert_eq!(waiting.len(), PRUNE_AT);
+        tokio::time::advance(Duration::from_millis(101)).await;
+        let w = WebhookId::from_uuid(uuid::Uuid::now_v7());
+        waiting.found_full(w);
+        assert_eq!(waiting.len(), 1, "only the live entry is left");
+        assert!(waiting.is_full(w));
+    }
 
     /// A clump is one window of its first place: places 21.6 ms apart
     /// (50/s) go four or five at a time, never across a second.
