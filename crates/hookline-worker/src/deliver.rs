@@ -94,12 +94,16 @@ async fn defer_to(
     publish_later(ctx, "deferring a delivery", &later, now_ms).await
 }
 
+/// The span one delivery is handled in; the handler records its fields.
+fn delivery_span() -> tracing::Span {
+    tracing::info_span!("delivery", delivery_id = Empty, webhook_id = Empty, trigger = Empty, outcome = Empty)
+}
+
 /// Handles one delivery message (first attempt, due retry, manual or
 /// recover) in a span that continues the message's trace.
 pub async fn handle(ctx: &Context, message: Message) -> Settle {
     let _in_flight = crate::metrics::InFlightGuard::new(&ctx.metrics.in_flight);
-    let span =
-        tracing::info_span!("delivery", delivery_id = Empty, webhook_id = Empty, trigger = Empty, outcome = Empty,);
+    let span = delivery_span();
     hookline_broker::trace::continue_trace(&span, &message.properties);
     handle_in_span(ctx, message).instrument(span).await
 }
@@ -134,9 +138,7 @@ enum Timing {
 /// reconciliation publishes it.
 pub(crate) async fn handle_released(ctx: &Context, msg: DeliveryMessage) {
     let _in_flight = crate::metrics::InFlightGuard::new(&ctx.metrics.in_flight);
-    let span =
-        tracing::info_span!("delivery", delivery_id = Empty, webhook_id = Empty, trigger = Empty, outcome = Empty,);
-    if handle_message(ctx, msg, Timing::Now).instrument(span).await != Settle::Ack {
+    if handle_message(ctx, msg, Timing::Now).instrument(delivery_span()).await != Settle::Ack {
         tracing::debug!("released delivery not handled now; reconciliation publishes it at its due time");
     }
 }

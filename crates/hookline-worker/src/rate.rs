@@ -8,9 +8,11 @@
 //! (`Store::release_rate_queued`: one statement for every limited webhook,
 //! each webhook's row locked by one worker at a time) and attempts them
 //! itself at their times, holding their places, a clump of places at a
-//! time: no broker message, and one group commit for a clump's outcomes
-//! (sent one message each through the broker, a drained delivery cost
-//! about 15 times the CPU of a fresh one, measured in docs/BENCHMARKS.md).
+//! time, with no broker message (sent one message each through the broker,
+//! a drained delivery cost about 15 times the CPU of a fresh one, measured
+//! in docs/BENCHMARKS.md). Each still takes its own claim, admission and
+//! record: a clump's claims and admissions take turns, so its records
+//! mostly reach the group commit one by one.
 //! A released delivery has a due time in Postgres like any step: if the
 //! worker stops or dies before it is attempted, reconciliation publishes
 //! it. The pump is what moves a queued delivery on; every worker runs one,
@@ -143,8 +145,7 @@ fn clump(mut places: impl Iterator<Item = i64>) -> usize {
 
 /// Attempts the released steps (in due order) in this worker, a clump at a
 /// time ([`CLUMP_MS`]) from the first place of each clump, holding their
-/// places: no broker message, and the clump's attempts are recorded
-/// together (group commit) instead of one commit each. Each attempt takes
+/// places, with no broker message. Each attempt takes
 /// one of the worker's attempt permits (`HOOKLINE_WORKER_CONCURRENCY`).
 /// Cut short by `shutdown`, it queues the rest again (at the front: the
 /// queue is in delivery order); what it cannot is overdue in Postgres and
