@@ -30,18 +30,41 @@ fn hour_window(worker: &mut hookline_worker::Settings) {
     };
 }
 
-/// Moves the received time of `events` (and their deliveries' creation)
-/// `ago` into the past.
-async fn backdate(app: &TestApp, events: &[String], ago: time::Duration) {
+/// Moves `events` `ago` into the past: their received time, and their
+/// deliveries' ids (UUIDv7, whose time places a delivery in its day's
+/// partition, V0014) and creation, with the attempts following their
+/// delivery. The partitions of that day are made first, as a worker makes
+/// the days ahead. Returns the deliveries' new ids, by event id.
+async fn backdate(app: &TestApp, events: &[String], ago: time::Duration) -> Vec<String> {
     let at = OffsetDateTime::now_utc() - ago;
-    let client = app.db.client().await;
-    let n =
-        client.execute("UPDATE events SET received_at = $2 WHERE id = ANY($1)", &[&events, &at]).await.expect("events");
-    assert_eq!(n, events.len() as u64, "every event is recorded");
+    let mut client = app.db.client().await;
     client
-        .execute("UPDATE deliveries SET created_at = $2 WHERE event_id = ANY($1)", &[&events, &at])
+        .execute("SELECT hookline_make_partitions($1::timestamptz::date, $1::timestamptz::date)", &[&at])
+        .await
+        .expect("partitions");
+    let tx = client.transaction().await.expect("tx");
+    // The id's first 48 bits are its milliseconds; the rest stays.
+    let moved = tx
+        .query(
+            "WITH m AS (
+                 SELECT id AS old, event_id,
+                        (lpad(to_hex((extract(epoch FROM $2::timestamptz) * 1000)::bigint), 12, '0')
+                         || substr(replace(id::text, '-', ''), 13))::uuid AS new
+                 FROM deliveries WHERE event_id = ANY($1)
+             ), a AS (
+                 UPDATE attempts SET delivery_id = m.new FROM m WHERE attempts.delivery_id = m.old
+             ), d AS (
+                 UPDATE deliveries SET id = m.new, created_at = $2 FROM m WHERE deliveries.id = m.old
+             )
+             SELECT new::text FROM m ORDER BY event_id",
+            &[&events, &at],
+        )
         .await
         .expect("deliveries");
+    let n = tx.execute("UPDATE events SET received_at = $2 WHERE id = ANY($1)", &[&events, &at]).await.expect("events");
+    assert_eq!(n, events.len() as u64, "every event is recorded");
+    tx.commit().await.expect("commit");
+    moved.iter().map(|r| r.get(0)).collect()
 }
 
 async fn count(app: &TestApp, table: &str) -> i64 {
@@ -90,22 +113,31 @@ async fn metrics(addr: std::net::SocketAddr) -> String {
     reqwest::get(format!("http://{addr}/metrics")).await.expect("metrics").text().await.expect("text")
 }
 
-/// Events older than the window go with their deliveries and attempts (and
-/// `GET` of such a delivery is `404`); events inside it stay with theirs,
-/// however close to the cutoff; the worker counts what it removed.
+/// Events older than the window go, and their deliveries and attempts
+/// with them: `GET` of such a delivery is `404` and the event log leaves it
+/// out at once, and its row goes when its day's partition is dropped (the
+/// day wholly past the window) or, in the day that straddles the cutoff,
+/// with that day. Events inside the window stay with theirs, however close
+/// to the cutoff; the worker counts what it removed.
 #[tokio::test]
 async fn removes_exactly_what_is_older_than_the_window() {
     let app = TestApp::spawn_with(|_, worker| hour_window(worker)).await;
     let receiver = Receiver::start().await;
     let hook = app.create_webhook(&webhook("w", &receiver.url(), &["license.*"])).await;
-    let (events, deliveries) = delivered(&app, &receiver, &hook, "e", 6).await;
+    let (events, _) = delivered(&app, &receiver, &hook, "e", 6).await;
     assert_eq!((count(&app, "deliveries").await, count(&app, "attempts").await), (6, 6));
 
-    // e0..e2: past the window; e3: 55 minutes old, inside it; e4, e5: new.
-    backdate(&app, &events[..3], time::Duration::hours(2)).await;
-    backdate(&app, &events[3..4], time::Duration::minutes(55)).await;
+    // e0, e1: two days old, a day wholly past the window; e2: 65 minutes
+    // old, past the window in a day that straddles it; e3: 55 minutes old,
+    // inside it; e4, e5: new.
+    let mut gone = backdate(&app, &events[..2], time::Duration::days(2)).await;
+    gone.extend(backdate(&app, &events[2..3], time::Duration::minutes(65)).await);
+    let mut kept = backdate(&app, &events[3..4], time::Duration::minutes(55)).await;
+    kept.extend(backdate(&app, &events[4..], time::Duration::ZERO).await);
     rows(&app, "events", 3).await;
-    assert_eq!((count(&app, "deliveries").await, count(&app, "attempts").await), (3, 3), "removed with them");
+    // The two days old are dropped with their day; e2's row waits for its.
+    rows(&app, "deliveries", 4).await;
+    rows(&app, "attempts", 4).await;
     let left: Vec<String> = app
         .db
         .client()
@@ -117,17 +149,21 @@ async fn removes_exactly_what_is_older_than_the_window() {
         .map(|r| r.get(0))
         .collect();
     assert_eq!(left, ["e3", "e4", "e5"]);
-    for id in &deliveries[..3] {
+    for id in &gone {
         let gone = app.get(&format!("/v1/deliveries/{id}")).await;
         assert_eq!(gone.status, 404, "{id}: {}", gone.body);
         assert_eq!(gone.body["code"], "not_found");
     }
-    for id in &deliveries[3..] {
+    for id in &kept {
         let kept = app.get(&format!("/v1/deliveries/{id}")).await;
         assert_eq!(kept.status, 200, "{id}");
         assert_eq!(kept.body["attempts"].as_array().expect("attempts").len(), 1);
     }
-    assert_eq!(app.deliveries(&hook).await.len(), 3, "the event log shows what is left");
+    let mut listed: Vec<String> =
+        app.deliveries(&hook).await.iter().map(|d| d["id"].as_str().expect("id").to_owned()).collect();
+    listed.sort();
+    kept.sort();
+    assert_eq!(listed, kept, "the event log shows what is left");
     assert_eq!(removed_total(&metrics(app.worker_addr).await), 3.0);
     app.stop().await;
 }
@@ -145,9 +181,10 @@ async fn one_worker_removes_at_a_time() {
     let receiver = Receiver::start().await;
     let hook = app.create_webhook(&webhook("w", &receiver.url(), &["license.*"])).await;
     let (events, _) = delivered(&app, &receiver, &hook, "e", 20).await;
-    backdate(&app, &events, time::Duration::hours(2)).await;
+    backdate(&app, &events, time::Duration::days(2)).await;
     rows(&app, "events", 0).await;
-    assert_eq!((count(&app, "deliveries").await, count(&app, "attempts").await), (0, 0));
+    rows(&app, "deliveries", 0).await;
+    rows(&app, "attempts", 0).await;
     let mut removed = [removed_total(&metrics(app.worker_addr).await), removed_total(&metrics(second_addr).await)];
     removed.sort_by(f64::total_cmp);
     // Twenty events in batches of two: a single run took them all.
@@ -167,8 +204,8 @@ async fn zero_keeps_everything() {
     .await;
     let receiver = Receiver::start().await;
     let hook = app.create_webhook(&webhook("w", &receiver.url(), &["license.*"])).await;
-    let (events, deliveries) = delivered(&app, &receiver, &hook, "e", 3).await;
-    backdate(&app, &events, time::Duration::days(400)).await;
+    let (events, _) = delivered(&app, &receiver, &hook, "e", 3).await;
+    let deliveries = backdate(&app, &events, time::Duration::days(400)).await;
     // Many intervals of an hour window's worker.
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(
@@ -211,7 +248,7 @@ async fn recover_reports_the_expired_part_of_its_window() {
     let settled = app.settled_deliveries(&hook, 4).await;
     assert!(settled.iter().all(|d| d["state"] == "failed"), "{settled:?}");
     let before = OffsetDateTime::now_utc();
-    backdate(&app, &ids[..2], time::Duration::hours(2)).await;
+    let _ = backdate(&app, &ids[..2], time::Duration::hours(2)).await;
     rows(&app, "events", 2).await;
 
     let since = format_timestamp(before - time::Duration::hours(3));

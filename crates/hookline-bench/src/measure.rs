@@ -305,8 +305,10 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         attempts: count(&db, "SELECT count(*) FROM attempts").await?,
         bytes: count(
             &db,
-            "SELECT (pg_total_relation_size('events') + pg_total_relation_size('deliveries') \
-             + pg_total_relation_size('attempts'))::bigint",
+            // The partitioned tables' sizes are their partitions'.
+            "SELECT (pg_total_relation_size('events') \
+             + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('deliveries')) \
+             + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('attempts')))::bigint",
         )
         .await?,
     };

@@ -6,7 +6,8 @@
 //!
 //! The backlog is written straight into Postgres with `generate_series`,
 //! after the stack has started and before the load: `--backlog` events
-//! received 40 days ago (one millisecond apart), each with one delivered
+//! received 40 days ago (one millisecond apart, into that day's partitions,
+//! made for it as a worker makes the days ahead), each with one delivered
 //! delivery and one successful attempt, like the rows the load writes, for
 //! a webhook of their own (`beside-backlog`, subscribed to nothing the load
 //! sends, so the run's checks leave it out). The tables are then vacuumed
@@ -21,8 +22,9 @@
 //! be turned on for the whole server, which the other work on the machine
 //! shares). So from the backlog's commit to the last size reading, the
 //! benchmark does what autovacuum would, in both arms: every minute (the
-//! default `autovacuum_naptime`) it runs a plain `VACUUM` on each of the
-//! three tables past one of autovacuum's thresholds (dead rows above 50
+//! default `autovacuum_naptime`) it runs a plain `VACUUM` on each table
+//! (events, and each partition of deliveries and attempts, as autovacuum
+//! treats them) past one of autovacuum's thresholds (dead rows above 50
 //! plus 2 % of its rows, the scale factor V0012 sets; rows inserted since
 //! its last vacuum above 1,000 plus 20 % of its rows), at autovacuum's cost
 //! limits (`vacuum_cost_delay` 2 ms, `vacuum_cost_limit` 200).
@@ -117,8 +119,10 @@ impl Sizes {
     async fn read(db: &tokio_postgres::Client) -> anyhow::Result<Self> {
         let row = db
             .query_one(
-                "SELECT pg_total_relation_size('events'), pg_total_relation_size('deliveries'),
-                        pg_total_relation_size('attempts')",
+                // The partitioned tables' sizes are their partitions'.
+                "SELECT pg_total_relation_size('events'),
+                        (SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('deliveries')),
+                        (SELECT sum(pg_total_relation_size(relid))::bigint FROM pg_partition_tree('attempts'))",
                 &[],
             )
             .await?;
@@ -184,7 +188,7 @@ async fn vacuum_pass(db: &tokio_postgres::Client) -> anyhow::Result<u32> {
     let due = db
         .query(
             "SELECT s.relname::text FROM pg_stat_user_tables s JOIN pg_class c ON c.oid = s.relid
-             WHERE s.relname IN ('events', 'deliveries', 'attempts')
+             WHERE (s.relname = 'events' OR s.relname ~ '^(deliveries|attempts)_(p[0-9]{8}|default)$')
                AND (s.n_dead_tup > 50 + 0.02 * greatest(c.reltuples, 0)
                     OR s.n_ins_since_vacuum > 1000 + 0.2 * greatest(c.reltuples, 0))
              ORDER BY s.relname",
@@ -233,6 +237,14 @@ async fn insert(
     prefix: &str,
 ) -> anyhow::Result<()> {
     let n = i64::try_from(n).context("backlog too large")?;
+    // Their days' partitions, as a worker makes today's and the next
+    // week's (V0014): the backlog's day is 40 days back.
+    db.execute(
+        "SELECT hookline_make_partitions((now() - $1::text::interval)::date, (now() - $1::text::interval)::date + 1)",
+        &[&ago],
+    )
+    .await
+    .context("making the backlog's partitions")?;
     let tx = db.transaction().await?;
     for sql in BACKLOG {
         use tokio_postgres::types::Type;

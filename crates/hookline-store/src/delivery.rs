@@ -188,6 +188,8 @@ const DELIVERY_COLUMNS: &str = "d.id, d.tenant, d.event_id, d.event_type, d.webh
 
 impl Store {
     /// Deliveries matching `filter`, newest first, before the cursor `before`.
+    /// A delivery whose event retention removed is not listed: its row may
+    /// outlive the event until its day's partition is dropped.
     pub async fn list_deliveries(
         &self,
         filter: &DeliveryFilter,
@@ -206,6 +208,7 @@ impl Store {
                        AND ($5::uuid IS NULL OR d.id < $5)
                        AND ($7::timestamptz IS NULL OR d.created_at >= $7)
                        AND ($8::timestamptz IS NULL OR d.created_at < $8)
+                       AND EXISTS (SELECT 1 FROM events e WHERE e.tenant = d.tenant AND e.id = d.event_id)
                      ORDER BY d.id DESC LIMIT $6"
                 ),
                 &[

@@ -112,7 +112,7 @@ impl Store {
                                             created_at, updated_at)
                     SELECT i.delivery_id, i.tenant, i.event_id, i.webhook_id, i.event_type, 'delivered', 1, $1, $1
                     FROM i
-                    ON CONFLICT (tenant, event_id, webhook_id) DO UPDATE
+                    ON CONFLICT (id) DO UPDATE
                     SET attempt_count = deliveries.attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
                         next_trigger = NULL, claimed_until = NULL, awaits_probe = false, rate_queued = false, updated_at = $1
                     RETURNING deliveries.id, deliveries.tenant, deliveries.event_id, deliveries.webhook_id,

@@ -74,7 +74,7 @@ pub use health_change::{Announced, ChangeKind, ClaimedChange, HealthChange};
 pub use overdue::Replay;
 pub use probe::{Parked, Probe};
 pub use recovery::{ProbeMade, ProbeRecorded, ProbeTarget, ReplayPace};
-pub use retention::{Removed, RetentionRun};
+pub use retention::{DROP_LOCK_TIMEOUT, Dropped, Removed, RetentionRun};
 pub use schedule::{Claim, Due};
 pub use secret::{EncryptionKeys, InvalidEncryptionKeys};
 pub use settings::PgSettings;

@@ -276,7 +276,7 @@ impl Store {
                     "INSERT INTO deliveries (id, tenant, event_id, webhook_id, event_type, state, attempt_count,
                                              created_at, updated_at)
                      VALUES ($1, $2, $3, $4, $5, $6, 1, $7, $8)
-                     ON CONFLICT (tenant, event_id, webhook_id) DO UPDATE
+                     ON CONFLICT (id) DO UPDATE
                      SET attempt_count = deliveries.attempt_count + 1, state = EXCLUDED.state,
                          next_attempt_at = NULL, next_trigger = NULL, claimed_until = NULL, awaits_probe = false, rate_queued = false,
                          updated_at = EXCLUDED.updated_at

@@ -305,14 +305,29 @@ impl Store {
     }
 
     /// Deletes a webhook and its event log; false when it did not exist.
+    /// Its deliveries go through their key's cascade; their attempts have
+    /// no key to cascade through (a partition referenced by one could not
+    /// be dropped cheaply: V0014), so they are deleted in the same
+    /// transaction, first.
     pub async fn delete_webhook(&self, id: WebhookId, tenant: Option<&TenantId>) -> Result<bool> {
-        let client = self.pool.get().await?;
-        let n = client
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let tenant = tenant.map(TenantId::as_str);
+        // Attempts first: the webhook's delete cascades to its deliveries,
+        // and the attempts are found through them.
+        tx.execute(
+            "DELETE FROM attempts a USING deliveries d, webhooks w
+             WHERE a.delivery_id = d.id AND d.webhook_id = w.id AND w.id = $1 AND ($2::text IS NULL OR w.tenant = $2)",
+            &[&id.as_uuid(), &tenant],
+        )
+        .await?;
+        let n = tx
             .execute(
                 "DELETE FROM webhooks WHERE id = $1 AND ($2::text IS NULL OR tenant = $2)",
-                &[&id.as_uuid(), &tenant.map(TenantId::as_str)],
+                &[&id.as_uuid(), &tenant],
             )
             .await?;
+        tx.commit().await?;
         Ok(n > 0)
     }
 }

@@ -1,34 +1,43 @@
 //! Retention: events older than `HOOKLINE_RETENTION` (default 30 days) are
-//! removed with their deliveries and attempts, by one worker at a time.
+//! removed, and with them their deliveries and attempts, by one worker at a
+//! time; every worker makes the partitions of the days ahead.
 //!
 //! Every `HOOKLINE_RETENTION_INTERVAL_MS` each worker tries to start a run
 //! (`Store::retention_run`: an advisory lock; a worker that does not get it
 //! waits for the next interval). A run records its cutoff (now minus the
-//! window), then removes the oldest events before it in batches of
-//! `HOOKLINE_RETENTION_BATCH`, each its own short transaction, until a batch
-//! comes back short. Between batches it pauses, so deliveries never wait
-//! behind it and autovacuum can make the freed space reusable as fast as it
-//! is freed: at least `HOOKLINE_RETENTION_PAUSE_MS`, and long enough that
-//! the run spends at most `HOOKLINE_RETENTION_BUSY_PERCENT` of its time
-//! deleting (a batch that took 40 ms is followed by 760 ms at 5 %). The
-//! pause scales with what a batch costs on this database at this moment,
-//! and it backs off further when the database is busy ([`Pacer`]): a batch
-//! that took three times as long as this worker's quickest is followed by a
-//! pause three times as long again, so under full load the run takes about
-//! a third of its share, and a quiet database clears a backlog at the full
-//! share. Each run logs one line and counts the events it removed
+//! window), drops the day partitions of deliveries and attempts that lie
+//! wholly before it (`RetentionRun::drop_expired`: no rows deleted, nothing
+//! left to vacuum; see the store's `retention` module), then removes the
+//! oldest events before it in batches of `HOOKLINE_RETENTION_BATCH`, each
+//! its own short transaction, until a batch comes back short. Events are
+//! the one table still deleted row by row (their key deduplicates across
+//! any time, which a partitioned table cannot enforce). Between batches it
+//! pauses, so deliveries never wait behind it and autovacuum can make the
+//! freed space reusable as fast as it is freed: at least
+//! `HOOKLINE_RETENTION_PAUSE_MS`, and long enough that the run spends at
+//! most `HOOKLINE_RETENTION_BUSY_PERCENT` of its time deleting (a batch
+//! that took 40 ms is followed by 760 ms at 5 %). The pause scales with
+//! what a batch costs on this database at this moment, and it backs off
+//! further when the database is busy ([`Pacer`]): a batch that took three
+//! times as long as this worker's quickest is followed by a pause three
+//! times as long again, so under full load the run takes about a third of
+//! its share, and a quiet database clears a backlog at the full share.
+//! Each run logs one line and counts the events it removed
 //! (`hookline_retention_events_removed_total`).
 //!
 //! What goes: every event received before the cutoff, whatever its
-//! deliveries' state. A delivery still `pending` or `retrying` (suspended
-//! for longer than the window) goes with it; a message that later arrives
-//! for it finds no row and is acked without a request, as for a deleted
-//! webhook. A redelivered event message is a duplicate only while its
-//! event is within the window.
+//! deliveries' state; a delivery is shown only with its event, so its
+//! deliveries are gone for every reader at once, and their rows with their
+//! day's partition. A delivery before the cutoff still `pending` or
+//! `retrying` (suspended for longer than the window) is deleted by the run
+//! itself, so it is never attempted; a message that later arrives for it
+//! finds no row and is acked without a request, as for a deleted webhook.
+//! A redelivered event message is a duplicate only while its event is
+//! within the window.
 
 use std::{sync::Arc, time::Duration};
 
-use hookline_store::{Removed, Store};
+use hookline_store::{Dropped, Removed, Store};
 use time::OffsetDateTime;
 use tokio_util::sync::CancellationToken;
 
@@ -133,6 +142,9 @@ pub struct Swept {
     pub events: u64,
     /// Batches run.
     pub batches: u32,
+    /// The days of deliveries and attempts dropped, and the rows before the
+    /// cutoff deleted one by one.
+    pub dropped: Dropped,
     /// The run's cutoff.
     pub cutoff: OffsetDateTime,
     /// Whether it stopped before removing everything before the cutoff
@@ -143,36 +155,70 @@ pub struct Swept {
 /// Applies retention until `shutdown` is cancelled: a first run at start,
 /// then one every interval. Does nothing when retention is off.
 pub(crate) async fn run(ctx: Arc<Context>, retention: Retention, shutdown: CancellationToken) {
+    let mut partitions_made_at: Option<tokio::time::Instant> = None;
     if !retention.is_on() {
         tracing::info!("retention is off (HOOKLINE_RETENTION=0): events, deliveries and attempts are kept");
-        return;
     }
     let mut pacer = Pacer::default();
     loop {
-        let started = tokio::time::Instant::now();
-        match sweep(&ctx.store, &retention, &mut pacer, OffsetDateTime::now_utc(), &shutdown, |n| {
-            ctx.metrics.retention_removed.add(&[], n);
-        })
-        .await
-        {
-            Ok(Some(swept)) => tracing::info!(
-                events_removed = swept.events,
-                batches = swept.batches,
-                cutoff = %hookline_core::format_timestamp(swept.cutoff),
-                took_ms = started.elapsed().as_millis(),
-                interrupted = swept.interrupted,
-                "retention run"
-            ),
-            Ok(None) => tracing::debug!("retention: another worker's run is under way"),
-            // The database is away, or a batch lost a lock race: the rows
-            // are still there for the next run.
-            Err(e) => tracing::warn!(error.message = %e, "retention run failed; trying again next interval"),
+        // Partitions ahead, whether or not anything is removed: without
+        // them every delivery would go to the default partition.
+        if partitions_made_at.is_none_or(|at| at.elapsed() >= PARTITION_CHECK) {
+            match make_partitions(&ctx.store, OffsetDateTime::now_utc()).await {
+                Ok(made) => {
+                    partitions_made_at = Some(tokio::time::Instant::now());
+                    if made > 0 {
+                        tracing::info!(days = made, "made the day partitions of deliveries and attempts ahead");
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error.message = %e, "making partitions ahead failed; trying again next interval")
+                }
+            }
         }
+        if retention.is_on() {
+            let started = tokio::time::Instant::now();
+            match sweep(&ctx.store, &retention, &mut pacer, OffsetDateTime::now_utc(), &shutdown, |n| {
+                ctx.metrics.retention_removed.add(&[], n);
+            })
+            .await
+            {
+                Ok(Some(swept)) => tracing::info!(
+                    events_removed = swept.events,
+                    batches = swept.batches,
+                    days_dropped = swept.dropped.days,
+                    days_deferred = swept.dropped.deferred,
+                    stragglers = swept.dropped.stragglers,
+                    cutoff = %hookline_core::format_timestamp(swept.cutoff),
+                    took_ms = started.elapsed().as_millis(),
+                    interrupted = swept.interrupted,
+                    "retention run"
+                ),
+                Ok(None) => tracing::debug!("retention: another worker's run is under way"),
+                // The database is away, or a batch lost a lock race: the rows
+                // are still there for the next run.
+                Err(e) => tracing::warn!(error.message = %e, "retention run failed; trying again next interval"),
+            }
+        }
+        let wait = if retention.is_on() { retention.interval } else { PARTITION_CHECK };
         tokio::select! {
             () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(retention.interval) => {}
+            () = tokio::time::sleep(wait) => {}
         }
     }
+}
+
+/// Days of partitions made ahead of today (UTC): a worker that stops for
+/// less than this leaves none of the days to come without partitions.
+pub const PARTITION_DAYS_AHEAD: i64 = 7;
+
+/// How often a worker checks that the days ahead have their partitions.
+const PARTITION_CHECK: Duration = Duration::from_secs(3600);
+
+/// Makes the partitions of today and the [`PARTITION_DAYS_AHEAD`] days
+/// after it that are missing; returns how many days it made.
+pub async fn make_partitions(store: &Store, now: OffsetDateTime) -> Result<u64, hookline_store::Error> {
+    store.make_partitions(now, now + time::Duration::days(PARTITION_DAYS_AHEAD)).await
 }
 
 /// One run at `now`, if no other worker's is under way (`None`): removes
@@ -192,7 +238,8 @@ pub async fn sweep(
     let limit = i64::from(retention.batch.max(1));
     let result = async {
         run.begin(cutoff, now).await?;
-        let mut swept = Swept { events: 0, batches: 0, cutoff, interrupted: false };
+        let dropped = run.drop_expired(cutoff).await?;
+        let mut swept = Swept { events: 0, batches: 0, dropped, cutoff, interrupted: false };
         let mut from = None;
         loop {
             let began = tokio::time::Instant::now();

@@ -55,22 +55,10 @@ fn free_port() -> u16 {
 /// none of the tokens involved appears in anything it printed.
 #[tokio::test]
 async fn tokens_never_appear_in_logs() {
-    use tokio::io::AsyncReadExt;
     let receiver = hookline_testkit::Receiver::start().await;
     let mut running = start_hookline("debug", true).await;
     let key = ADMIN_KEY;
-    let mut stdout = running.child.stdout.take().expect("stdout");
-    let mut stderr = running.child.stderr.take().expect("stderr");
-    let out = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text).await;
-        text
-    });
-    let err = tokio::spawn(async move {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text).await;
-        text
-    });
+    let (out, err) = running.logs.take().expect("captured");
     let http = reqwest::Client::new();
     let api = running.api.clone();
     let canaries = [
@@ -131,6 +119,10 @@ async fn tokens_never_appear_in_logs() {
 /// `hookline run` on a test database and namespace, with its API address.
 struct Running {
     child: tokio::process::Child,
+    /// What it prints to stdout and stderr, read from the start (when
+    /// captured): a pipe nobody reads fills up, and a process logging at
+    /// debug level would block on it before it is ready.
+    logs: Option<(tokio::task::JoinHandle<String>, tokio::task::JoinHandle<String>)>,
     api: String,
     _db: hookline_testkit::TestDb,
     _broker: hookline_testkit::TestBroker,
@@ -162,6 +154,23 @@ async fn start_hookline(rust_log: &str, capture: bool) -> Running {
         .kill_on_drop(true)
         .spawn()
         .expect("hookline starts");
+    let mut child = child;
+    let logs = capture.then(|| {
+        use tokio::io::AsyncReadExt;
+        let mut stdout = child.stdout.take().expect("stdout");
+        let mut stderr = child.stderr.take().expect("stderr");
+        let out = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stdout.read_to_string(&mut text).await;
+            text
+        });
+        let err = tokio::spawn(async move {
+            let mut text = String::new();
+            let _ = stderr.read_to_string(&mut text).await;
+            text
+        });
+        (out, err)
+    });
     let api = format!("http://127.0.0.1:{api_port}");
     let http = reqwest::Client::new();
     hookline_testkit::eventually(std::time::Duration::from_secs(60), || async {
@@ -174,7 +183,7 @@ async fn start_hookline(rust_log: &str, capture: bool) -> Running {
             .map_err(|e| e.to_string())
     })
     .await;
-    Running { child, api, _db: db, _broker: broker }
+    Running { child, logs, api, _db: db, _broker: broker }
 }
 
 /// Runs the CLI against `running`; `key` goes in `HOOKLINE_API_KEY`.
