@@ -165,6 +165,7 @@ impl Store {
         let c = AttemptColumns::of(attempts.iter());
         let mark_tenants: Vec<&str> = dispatched.iter().map(|e| e.tenant.as_str()).collect();
         let mark_ids: Vec<&str> = dispatched.iter().map(|e| e.id.as_str()).collect();
+        let (least, greatest) = crate::delivery::id_range(&c.deliveries);
         let rows = client
             .query(
                 &client
@@ -178,7 +179,7 @@ impl Store {
                     UPDATE deliveries
                     SET attempt_count = attempt_count + 1, state = 'delivered', next_attempt_at = NULL,
                         next_trigger = NULL, claimed_until = NULL, awaits_probe = false, rate_queued = false, updated_at = $10
-                    FROM i WHERE deliveries.id = i.delivery_id
+                    FROM i WHERE deliveries.id = i.delivery_id AND deliveries.id BETWEEN $13 AND $14
                     RETURNING deliveries.id, deliveries.webhook_id, deliveries.attempt_count
                  ), a AS (
                     INSERT INTO attempts (id, delivery_id, attempt_no, trigger, sent_at, received_at, duration_ms,
@@ -210,6 +211,8 @@ impl Store {
                     &now,
                     &mark_tenants,
                     &mark_ids,
+                    &least,
+                    &greatest,
                 ],
             )
             .await?;

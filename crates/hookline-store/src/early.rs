@@ -82,6 +82,14 @@ impl Store {
     /// recorded meanwhile by another copy of its message is left as that
     /// copy wrote it (that copy marks it dispatched); a delivery recorded
     /// meanwhile counts one more attempt. An event may appear once per call.
+    ///
+    /// "The same delivery" is the same id (V0014: the primary key is the
+    /// only unique one on the partitioned table). Every copy of one event
+    /// message derives the same ids; two copies of an event id accepted
+    /// twice (two `POST`s, each with its own acceptance time) do not, and
+    /// if both take this path at the same moment, each writes its own
+    /// delivery. Only this race can: an event seen recorded takes the
+    /// careful path, which writes deliveries only with the event it inserts.
     /// Returns each attempt's number, per event, in the order given
     /// (`None` for one not written).
     pub async fn record_delivered(&self, items: &[Delivered], now: OffsetDateTime) -> Result<Vec<Vec<Option<i32>>>> {

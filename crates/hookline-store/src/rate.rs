@@ -173,13 +173,15 @@ impl Store {
         let client = self.pool.get().await?;
         let ids: Vec<uuid::Uuid> = items.iter().map(|(id, _)| id.as_uuid()).collect();
         let dues: Vec<Option<i64>> = items.iter().map(|(_, due)| *due).collect();
+        let (least, greatest) = crate::delivery::id_range(&ids);
         let rows = client
             .query(
                 &client
                     .prepare_cached(
                         "UPDATE deliveries d SET rate_queued = true, next_attempt_at = NULL, claimed_until = NULL
                          FROM UNNEST($1::uuid[], $2::bigint[]) AS q (id, due_ms)
-                         WHERE d.id = q.id AND NOT d.rate_queued AND d.state IN ('pending', 'retrying')
+                         WHERE d.id = q.id AND d.id BETWEEN $3 AND $4
+                           AND NOT d.rate_queued AND d.state IN ('pending', 'retrying')
                            AND CASE WHEN q.due_ms IS NULL
                                     THEN d.state = 'pending' AND d.next_attempt_at IS NULL
                                     ELSE floor(extract(epoch FROM d.next_attempt_at) * 1000)::bigint = q.due_ms
@@ -187,7 +189,7 @@ impl Store {
                          RETURNING d.id",
                     )
                     .await?,
-                &[&ids, &dues],
+                &[&ids, &dues, &least, &greatest],
             )
             .await?;
         let queued: std::collections::HashSet<uuid::Uuid> =
