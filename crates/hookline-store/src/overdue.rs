@@ -156,12 +156,14 @@ impl Store {
         let ids: Vec<uuid::Uuid> = replays.iter().map(|r| r.due.id.as_uuid()).collect();
         let dues: Vec<OffsetDateTime> = replays.iter().map(|r| r.due.at).collect();
         let states: Vec<&str> = replays.iter().map(|r| r.previous.as_str()).collect();
+        let (least, greatest) = crate::delivery::id_range(&ids);
         Ok(client
             .execute(
                 &client.prepare_cached("UPDATE deliveries d SET state = u.previous, next_attempt_at = NULL, next_trigger = NULL, updated_at = $4
                  FROM UNNEST($1::uuid[], $2::timestamptz[], $3::text[]) AS u (id, due, previous)
-                 WHERE d.id = u.id AND d.state = 'pending' AND d.next_attempt_at = u.due AND d.next_trigger = 'recover'").await?,
-                &[&ids, &dues, &states, &now],
+                 WHERE d.id = u.id AND d.id BETWEEN $5 AND $6
+                   AND d.state = 'pending' AND d.next_attempt_at = u.due AND d.next_trigger = 'recover'").await?,
+                &[&ids, &dues, &states, &now, &least, &greatest],
             )
             .await?)
     }
@@ -178,6 +180,7 @@ pub(crate) async fn mark_replays(
 ) -> Result<Vec<Replay>> {
     let first = truncate_ms(first);
     let uuids: Vec<uuid::Uuid> = ids.iter().map(DeliveryId::as_uuid).collect();
+    let (least, greatest) = crate::delivery::id_range(&uuids);
     let dues: Vec<OffsetDateTime> =
         (0..ids.len()).map(|i| truncate_ms(first + spacing * i32::try_from(i).unwrap_or(i32::MAX))).collect();
     let rows = client
@@ -187,16 +190,16 @@ pub(crate) async fn mark_replays(
                     "WITH m AS (
                 SELECT d.id, d.state AS previous, m.due FROM deliveries d
                 JOIN UNNEST($1::uuid[], $2::timestamptz[]) AS m (id, due) ON m.id = d.id
-                WHERE d.state IN ('failed', 'suspended')
+                WHERE d.id BETWEEN $4 AND $5 AND d.state IN ('failed', 'suspended')
                 FOR UPDATE OF d
              )
              UPDATE deliveries d SET state = 'pending', next_attempt_at = m.due, next_trigger = 'recover',
                                      claimed_until = NULL, updated_at = $3
-             FROM m WHERE d.id = m.id
+             FROM m WHERE d.id = m.id AND d.id BETWEEN $4 AND $5
              RETURNING d.id, d.webhook_id, m.due, m.previous",
                 )
                 .await?,
-            &[&uuids, &dues, &now],
+            &[&uuids, &dues, &now, &least, &greatest],
         )
         .await?;
     let mut replays = rows
