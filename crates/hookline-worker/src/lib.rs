@@ -31,8 +31,9 @@
 //! - [`recovery`]: recovery probes of suspended webhooks that opted in.
 //! - [`operational`]: announces webhooks' health changes as `hookline.webhook.*`
 //!   events (the relay).
-//! - [`retention`]: removes events past `HOOKLINE_RETENTION` with their
-//!   deliveries and attempts, one worker at a time, in paced batches.
+//! - [`retention`]: removes events past `HOOKLINE_RETENTION` (paced batches)
+//!   and drops the day partitions of their deliveries and attempts, one
+//!   worker at a time; every worker makes the days ahead.
 //! - `consume`: the bounded consume loop and the one place messages are settled.
 
 pub mod attempt;

@@ -118,7 +118,7 @@ pub struct WorkerMetrics {
     /// Webhook health changes announced, by `kind` and `outcome`.
     pub operational_events: Counter<OperationalLabels>,
     /// Events removed past the retention window (their deliveries and
-    /// attempts went with them).
+    /// attempts go with their day's partitions).
     pub retention_removed: Counter,
     /// Deliveries released from their webhook's rate-limit queue.
     pub rate_released: Counter,
@@ -198,7 +198,7 @@ impl WorkerMetrics {
             retention_removed: Counter::register(
                 r,
                 "hookline_retention_events_removed_total",
-                "Events removed past HOOKLINE_RETENTION, with their deliveries and attempts.",
+                "Events removed past HOOKLINE_RETENTION (their deliveries and attempts go with their day partitions).",
             ),
             rate_released: Counter::register(
                 r,
