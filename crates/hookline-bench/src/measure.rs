@@ -303,14 +303,7 @@ pub(crate) async fn run_scenario(scenario: &Scenario, options: &RunOptions) -> a
         events: count(&db, "SELECT count(*) FROM events").await?,
         deliveries: count(&db, "SELECT count(*) FROM deliveries").await?,
         attempts: count(&db, "SELECT count(*) FROM attempts").await?,
-        bytes: count(
-            &db,
-            // The partitioned tables' sizes are their partitions'.
-            "SELECT (pg_total_relation_size('events') \
-             + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('deliveries')) \
-             + (SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('attempts')))::bigint",
-        )
-        .await?,
+        bytes: retention::Sizes::read(&db).await?.total(),
     };
     drop(db);
     let retention = match prepared {

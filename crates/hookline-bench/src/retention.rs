@@ -116,7 +116,7 @@ impl Sizes {
         self.events + self.deliveries + self.attempts
     }
 
-    async fn read(db: &tokio_postgres::Client) -> anyhow::Result<Self> {
+    pub(crate) async fn read(db: &tokio_postgres::Client) -> anyhow::Result<Self> {
         let row = db
             .query_one(
                 // The partitioned tables' sizes are their partitions'.

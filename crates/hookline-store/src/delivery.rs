@@ -138,8 +138,6 @@ pub struct DeliveryFilter {
     pub until: Option<OffsetDateTime>,
 }
 
-/// The smallest UUIDv7 of the millisecond `at` (the ids of deliveries made
-/// then are at or above it).
 /// The least and greatest of `ids` (both nil when there are none). A
 /// statement that joins deliveries or attempts to an array of ids also
 /// bounds the id by these: then Postgres skips the day partitions outside
@@ -151,6 +149,8 @@ pub(crate) fn id_range(ids: &[uuid::Uuid]) -> (uuid::Uuid, uuid::Uuid) {
     (least, greatest)
 }
 
+/// The smallest UUIDv7 of the millisecond `at` (the ids of deliveries made
+/// then are at or above it).
 pub(crate) fn uuid_v7_floor(at: OffsetDateTime) -> uuid::Uuid {
     let ms = u64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(0).min((1 << 48) - 1);
     uuid::Uuid::from_u128(u128::from(ms) << 80)

@@ -153,7 +153,8 @@ pub struct Swept {
 }
 
 /// Applies retention until `shutdown` is cancelled: a first run at start,
-/// then one every interval. Does nothing when retention is off.
+/// then one every interval; and makes the partitions ahead, at start and
+/// every [`PARTITION_CHECK`], whether retention is on or off.
 pub(crate) async fn run(ctx: Arc<Context>, retention: Retention, shutdown: CancellationToken) {
     let mut partitions_made_at: Option<tokio::time::Instant> = None;
     if !retention.is_on() {
